@@ -1,0 +1,37 @@
+# kvmops.hypervisor: `make demo` and `make test` each do their own set-up (testbed/setup.sh).
+SHELL := /bin/bash
+VENV ?= $(CURDIR)/.venv
+PYTEST := $(VENV)/bin/pytest
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
+LOCK := flock /run/kvmops-testbed.lock
+
+.PHONY: setup test unit integration lint sanity molecule demo bench collection-link
+
+setup:
+	@testbed/setup.sh
+
+collection-link:
+	@mkdir -p .build/collections/ansible_collections/kvmops
+	@ln -sfn $(CURDIR) .build/collections/ansible_collections/kvmops/hypervisor
+
+unit: setup collection-link
+	$(PYTEST) tests/unit -q
+
+integration: setup collection-link
+	$(PYTEST) tests/integration -q
+
+lint: setup
+	ansible-lint --offline
+
+sanity: setup
+	tools/sanity.sh
+
+test: setup collection-link
+	$(MAKE) --no-print-directory unit integration lint sanity
+
+demo: setup collection-link
+	@testbed/demo.sh
+
+bench: setup collection-link
+	@bench/run.sh

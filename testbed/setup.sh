@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Idempotent test-bed set-up: Debian packages, /dev/kvm permissions, libvirt daemons,
+# the default NAT network, the Python venv and the tiny guest assets.
+# A second run on a prepared machine takes about a second.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+venv=${KVMOPS_VENV:-$root/.venv}
+stamp_dir=${KVMOPS_CACHE:-/var/cache/kvmops-testbed}
+mkdir -p "$stamp_dir"
+
+log() { printf '[testbed] %s\n' "$*"; }
+
+# --- Debian packages ---------------------------------------------------------------
+# The libvirt/QEMU stack, what libvirt-python builds against, the system Python's
+# bindings (modules run on the target with /usr/bin/python3), the tiny guest's tools,
+# SELinux userspace + policy store (enforcement is impossible on this kernel),
+# OVMF for UEFI guests and virtinst for comparisons in the benchmarks.
+packages=(
+  libvirt-daemon-system libvirt-daemon-system-sysv libvirt-clients libvirt-daemon-driver-qemu
+  qemu-system-x86 qemu-utils libvirt-dev pkg-config gcc python3-dev python3-venv
+  python3-libvirt python3-lxml dnsmasq-base iproute2 iptables netcat-openbsd libxml2-utils
+  busybox-static cpio xorriso isolinux syslinux-common ovmf virtinst
+  selinux-utils policycoreutils policycoreutils-python-utils selinux-policy-default
+  openssh-client openssh-server make
+)
+missing=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' "${packages[@]}" 2>&1 | grep -v '^ii ' || true)
+if [ -n "$missing" ]; then
+  log "installing Debian packages"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+fi
+
+# --- /dev/kvm as udev would leave it ---------------------------------------------------
+# Without group access libvirt re-probes QEMU on every connection (3-8 s a call).
+if [ -c /dev/kvm ]; then
+  getent group kvm >/dev/null || groupadd -r kvm
+  chgrp kvm /dev/kvm && chmod 0660 /dev/kvm
+fi
+
+# --- libvirt daemons -----------------------------------------------------------------
+if [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then
+  systemctl start virtlogd libvirtd
+else
+  for svc in virtlogd libvirtd; do
+    service "$svc" status >/dev/null 2>&1 || service "$svc" start >/dev/null
+  done
+fi
+for _ in $(seq 1 100); do
+  virsh -c qemu:///system version >/dev/null 2>&1 && break
+  sleep 0.2
+done
+virsh -c qemu:///system net-info default 2>/dev/null | grep -q '^Active:.*yes' \
+  || virsh -c qemu:///system net-start default >/dev/null
+virsh -c qemu:///system net-autostart default >/dev/null
+
+# --- Python venv (controller side: ansible, tests, linters) ----------------------------
+req="$root/testbed/requirements.txt"
+req_hash=$(sha256sum "$req" | cut -c1-16)
+if [ ! -f "$venv/.req-$req_hash" ]; then
+  log "building the venv in $venv"
+  [ -x "$venv/bin/python" ] || /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip
+  "$venv/bin/pip" install -q -r "$req"
+  rm -f "$venv"/.req-*
+  touch "$venv/.req-$req_hash"
+fi
+
+# --- ansible-test's pip bootstrap, offline (see testbed notes) --------------------------
+"$here/ansible_test_pip_shim.sh"
+
+# --- tiny guest assets -------------------------------------------------------------
+"$here/build_tiny_guest.sh"
+log "ready"

@@ -1,0 +1,52 @@
+#!/bin/sh
+# /init of the tiny guest (busybox). Prints markers on the serial console so tests can
+# follow the boot. Kernel command line switches:
+#   kvmops.dhcp=1        get a DHCP lease on eth0 and print KVMOPS-IP: <addr>
+#   kvmops.installer=1   act as an installer: write KVMOPS-INSTALLED onto the first disk,
+#                        then power off (the end of an install phase)
+#   inst.ks=file:/NAME, ks=file:/NAME   print the first line of an injected kickstart
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin
+mkdir -p /proc /sys /dev /tmp /run
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null || mdev -s
+for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci \
+         virtio_blk failover net_failover virtio_net evdev button; do
+  [ -f "/lib/modules/$m.ko" ] && insmod "/lib/modules/$m.ko" 2>/dev/null
+done
+echo "KVMOPS-TINY-GUEST BOOTED"
+echo "KVMOPS-CMDLINE: $(cat /proc/cmdline)"
+# ACPI power button (virsh shutdown) -> clean power off.
+mkdir -p /etc/acpi/PWRF
+printf '#!/bin/sh\necho KVMOPS-POWEROFF\npoweroff -f\n' > /etc/acpi/PWRF/00000080
+chmod +x /etc/acpi/PWRF/00000080
+mkdir -p /var/log /var/run
+acpid -c /etc/acpi -l /dev/console
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in
+    inst.ks=file:*|ks=file:*)
+      f=${arg#*=file:}
+      if [ -f "$f" ]; then echo "KVMOPS-KS: $f: $(head -n 1 "$f")"; else echo "KVMOPS-KS-MISSING: $f"; fi ;;
+  esac
+done
+case " $(cat /proc/cmdline) " in
+  *" kvmops.dhcp=1 "*)
+    ip link set lo up; ip link set eth0 up
+    udhcpc -i eth0 -n -q -t 10 -T 1 -s /etc/udhcpc.script >/dev/null 2>&1 || echo "KVMOPS-DHCP-FAILED" ;;
+esac
+case " $(cat /proc/cmdline) " in
+  *" kvmops.installer=1 "*)
+    sleep 1
+    if [ -b /dev/vda ]; then disk=/dev/vda; elif [ -b /dev/sda ]; then disk=/dev/sda; else disk=; fi
+    if [ -n "$disk" ]; then
+      echo "KVMOPS-INSTALLED $(date +%s)" | dd of="$disk" bs=512 count=1 conv=sync,notrunc 2>/dev/null
+      sync
+      echo "KVMOPS-INSTALL-DONE $disk"
+    else
+      echo "KVMOPS-INSTALL-NO-DISK"
+    fi
+    poweroff -f ;;
+esac
+echo "KVMOPS-READY"
+while true; do sleep 3600; done

@@ -1,0 +1,84 @@
+"""Fixtures for integration tests against the real libvirtd (see testbed/setup.sh)."""
+import fcntl
+import os
+import re
+import shutil
+import uuid
+
+import pytest
+
+libvirt = pytest.importorskip('libvirt')
+
+from support import paths  # noqa: E402
+from support.ansible_run import run_module, run_playbook  # noqa: E402,F401
+from support.libvirt_helpers import remove_everything_named  # noqa: E402
+
+IMAGE_ROOT = '/var/lib/libvirt/images/kvmops-tests'
+
+
+@pytest.fixture(scope='session')
+def conn():
+    """One read-write connection for the whole session (tests verify independently of modules)."""
+    libvirt.registerErrorHandler(lambda ctx, err: None, None)
+    c = libvirt.open(paths.URI)
+    yield c
+    c.close()
+
+
+@pytest.fixture(autouse=True)
+def daemon_lock():
+    """Integration tests share libvirtd: each holds a shared lock on the test-bed lock file.
+
+    Also taken by other runs on the same machine (parallel sessions, molecule, benchmarks),
+    so a test that restarts libvirtd never pulls the daemon from under another one.
+    """
+    fd = os.open(paths.DAEMON_LOCK, os.O_CREAT | os.O_RDWR, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    yield fd
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+
+
+@pytest.fixture
+def daemon_exclusive(daemon_lock):
+    """For tests that restart libvirtd or edit qemu.conf: wait until nothing else uses it."""
+    fcntl.flock(daemon_lock, fcntl.LOCK_EX)  # flock converts our shared lock (not atomically)
+    yield
+    fcntl.flock(daemon_lock, fcntl.LOCK_SH)
+
+
+@pytest.fixture
+def prefix(request, conn):
+    """A unique name prefix; everything in libvirt carrying it is removed after the test."""
+    short = re.sub(r'[^a-z0-9]+', '-', request.node.name.lower())[:24].strip('-')
+    p = 'kvmops-t-%s-%s-' % (short, uuid.uuid4().hex[:6])
+    yield p
+    remove_everything_named(conn, p)
+
+
+@pytest.fixture
+def image_dir(prefix):
+    """A directory QEMU can reach (under /var/lib/libvirt/images), removed after the test."""
+    path = os.path.join(IMAGE_ROOT, prefix.rstrip('-'))
+    os.makedirs(path, mode=0o755)
+    os.chmod(IMAGE_ROOT, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope='session')
+def tiny():
+    """Paths of the tiny guest assets built by testbed/build_tiny_guest.sh."""
+    a = paths.ASSETS
+    assets = {
+        'kernel': os.path.join(a, 'vmlinuz'),
+        'initrd': os.path.join(a, 'initrd.img'),
+        'iso': os.path.join(a, 'tiny.iso'),
+        'tree_iso': os.path.join(a, 'tree.iso'),
+        'tree_rhel': os.path.join(a, 'trees', 'rhel'),
+        'tree_debian': os.path.join(a, 'trees', 'debian'),
+    }
+    missing = [p for p in assets.values() if not os.path.exists(p)]
+    if missing:
+        pytest.fail('tiny guest assets missing (run testbed/setup.sh): %s' % missing)
+    return assets

@@ -1,0 +1,91 @@
+"""Run a module or a playbook through real Ansible against localhost and parse the result."""
+import json
+import os
+import subprocess
+import tempfile
+
+from . import paths
+
+
+class AnsibleRunError(AssertionError):
+    pass
+
+
+def ansible_env(extra=None):
+    env = dict(os.environ)
+    env.update({
+        'ANSIBLE_COLLECTIONS_PATH': paths.COLLECTIONS_DIR,
+        'ANSIBLE_STDOUT_CALLBACK': 'ansible.posix.json',
+        'ANSIBLE_LOAD_CALLBACK_PLUGINS': '1',
+        'ANSIBLE_PYTHON_INTERPRETER': paths.TARGET_PYTHON,
+        'ANSIBLE_NOCOLOR': '1',
+        'ANSIBLE_RETRY_FILES_ENABLED': '0',
+        'ANSIBLE_LOCALHOST_WARNING': '0',
+        'ANSIBLE_INVENTORY_UNPARSED_WARNING': '0',
+        'ANSIBLE_DEPRECATION_WARNINGS': '0',
+        'PATH': os.path.join(paths.VENV, 'bin') + os.pathsep + env.get('PATH', ''),
+    })
+    env.update(extra or {})
+    return env
+
+
+def _run(cmd, env, timeout):
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=timeout)
+    try:
+        out = json.loads(proc.stdout)
+    except ValueError:
+        raise AnsibleRunError('ansible did not print JSON (rc=%s)\nstdout:\n%s\nstderr:\n%s'
+                              % (proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:]))
+    out['_rc'] = proc.returncode
+    out['_stderr'] = proc.stderr
+    return out
+
+
+def run_playbook(playbook, inventory='localhost,', extra_vars=None, check=False, diff=False,
+                 env=None, timeout=900, extra_args=()):
+    """Run ansible-playbook; return the json callback's document (plus _rc, _stderr)."""
+    cmd = [os.path.join(paths.VENV, 'bin', 'ansible-playbook'), '-i', inventory, playbook]
+    if inventory == 'localhost,':
+        cmd += ['-c', 'local']
+    if extra_vars:
+        fd, vars_file = tempfile.mkstemp(suffix='.json')
+        with os.fdopen(fd, 'w') as f:
+            json.dump(extra_vars, f)
+        cmd += ['-e', '@' + vars_file]
+    if check:
+        cmd.append('--check')
+    if diff:
+        cmd.append('--diff')
+    cmd += list(extra_args)
+    try:
+        return _run(cmd, ansible_env(env), timeout)
+    finally:
+        if extra_vars:
+            os.unlink(vars_file)
+
+
+def run_module(module, args, check=False, diff=False, env=None, timeout=600):
+    """Run one module task on localhost; return its result dict.
+
+    The arguments go through a temporary playbook (never the command line), so secrets in
+    tests are handled the way a user's playbook handles them.
+    """
+    if '.' not in module:
+        module = 'kvmops.hypervisor.' + module
+    play = [{'hosts': 'localhost', 'gather_facts': False,
+             'tasks': [{'name': 'under test', module: args}]}]
+    fd, path = tempfile.mkstemp(suffix='.yml')
+    with os.fdopen(fd, 'w') as f:
+        json.dump(play, f)
+    try:
+        doc = run_playbook(path, check=check, diff=diff, env=env, timeout=timeout)
+    finally:
+        os.unlink(path)
+    try:
+        result = doc['plays'][0]['tasks'][0]['hosts']['localhost']
+    except (KeyError, IndexError):
+        raise AnsibleRunError('no task result in ansible output: %s\nstderr:\n%s'
+                              % (json.dumps(doc)[:4000], doc['_stderr'][-4000:]))
+    result['_stderr'] = doc['_stderr']
+    return result

@@ -1,0 +1,78 @@
+"""Helpers for integration tests that talk to the real libvirtd."""
+import os
+import time
+
+import libvirt
+
+
+def wait_for_text(path, text, timeout=60.0, interval=0.2):
+    """Wait until text appears in the file at path (a guest's serial log); return the file."""
+    deadline = time.monotonic() + timeout
+    content = ''
+    while time.monotonic() < deadline:
+        if os.path.exists(path):
+            with open(path, 'r', errors='replace') as f:
+                content = f.read()
+            if text in content:
+                return content
+        time.sleep(interval)
+    raise AssertionError('%r did not appear in %s within %ss; last 2000 chars:\n%s'
+                         % (text, path, timeout, content[-2000:]))
+
+
+def wait_for_state(dom, state, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if dom.state()[0] == state:
+            return
+        time.sleep(0.2)
+    raise AssertionError('domain %s did not reach state %s within %ss (now %s)'
+                         % (dom.name(), state, timeout, dom.state()))
+
+
+def remove_domain(dom):
+    """Destroy and undefine a domain, whatever it carries (nvram, snapshots, checkpoints)."""
+    try:
+        if dom.isActive():
+            dom.destroy()
+    except libvirt.libvirtError:
+        pass
+    if not dom.isPersistent():
+        return
+    flags = (libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+             | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
+    try:
+        dom.undefineFlags(flags)
+    except libvirt.libvirtError:
+        dom.undefine()
+
+
+def remove_everything_named(conn, prefix):
+    """Remove every domain, volume, pool and network whose name starts with prefix."""
+    for dom in conn.listAllDomains():
+        if dom.name().startswith(prefix):
+            remove_domain(dom)
+    for pool in conn.listAllStoragePools():
+        try:
+            if pool.isActive():
+                pool.refresh(0)
+                for vol in pool.listAllVolumes():
+                    if vol.name().startswith(prefix):
+                        vol.delete(0)
+        except libvirt.libvirtError:
+            pass
+        if pool.name().startswith(prefix):
+            try:
+                if pool.isActive():
+                    pool.destroy()
+                pool.undefine()
+            except libvirt.libvirtError:
+                pass
+    for net in conn.listAllNetworks():
+        if net.name().startswith(prefix):
+            try:
+                if net.isActive():
+                    net.destroy()
+                net.undefine()
+            except libvirt.libvirtError:
+                pass

@@ -1,0 +1,24 @@
+"""Where the repository, the venv, the collection link and the tiny guest assets live."""
+import os
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VENV = os.environ.get('KVMOPS_VENV', os.path.join(REPO, '.venv'))
+# ansible_collections/kvmops/hypervisor -> the repository, so Ansible and imports find us.
+COLLECTIONS_DIR = os.path.join(REPO, '.build', 'collections')
+COLLECTION_LINK = os.path.join(COLLECTIONS_DIR, 'ansible_collections', 'kvmops', 'hypervisor')
+ASSETS = os.environ.get('KVMOPS_ASSETS', '/var/cache/kvmops-testbed/tiny')
+FIXTURES = os.path.join(REPO, 'tests', 'fixtures')
+# Modules run on the target with its system Python, as on a real host.
+TARGET_PYTHON = os.environ.get('KVMOPS_TARGET_PYTHON', '/usr/bin/python3')
+URI = os.environ.get('KVMOPS_URI', 'qemu:///system')
+DAEMON_LOCK = '/run/kvmops-testbed.lock'
+
+
+def ensure_collection_link():
+    if os.path.islink(COLLECTION_LINK) or os.path.exists(COLLECTION_LINK):
+        return
+    os.makedirs(os.path.dirname(COLLECTION_LINK), exist_ok=True)
+    try:
+        os.symlink(REPO, COLLECTION_LINK)
+    except FileExistsError:
+        pass
