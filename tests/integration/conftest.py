@@ -10,7 +10,6 @@ import pytest
 libvirt = pytest.importorskip('libvirt')
 
 from support import paths  # noqa: E402
-from support.ansible_run import run_module, run_playbook  # noqa: E402,F401
 from support.libvirt_helpers import remove_everything_named  # noqa: E402
 
 IMAGE_ROOT = '/var/lib/libvirt/images/kvmops-tests'

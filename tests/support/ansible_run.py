@@ -31,7 +31,7 @@ def ansible_env(extra=None):
 
 def _run(cmd, env, timeout):
     proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, timeout=timeout)
+                          universal_newlines=True, timeout=timeout, check=False)
     try:
         out = json.loads(proc.stdout)
     except ValueError:
