@@ -51,8 +51,11 @@ for _ in $(seq 1 100); do
   virsh -c qemu:///system version >/dev/null 2>&1 && break
   sleep 0.2
 done
-virsh -c qemu:///system net-info default 2>/dev/null | grep -q '^Active:.*yes' \
-  || virsh -c qemu:///system net-start default >/dev/null
+net_info=$(virsh -c qemu:///system net-info default 2>/dev/null || true)
+case "$net_info" in
+  *Active:*yes*) ;;
+  *) virsh -c qemu:///system net-start default >/dev/null ;;
+esac
 virsh -c qemu:///system net-autostart default >/dev/null
 
 # --- Python venv (controller side: ansible, tests, linters) ----------------------------
@@ -61,8 +64,11 @@ req_hash=$(sha256sum "$req" | cut -c1-16)
 if [ ! -f "$venv/.req-$req_hash" ]; then
   log "building the venv in $venv"
   [ -x "$venv/bin/python" ] || /usr/bin/python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --upgrade pip
-  "$venv/bin/pip" install -q -r "$req"
+  # pip's warnings about this machine's extra (absent) indexes go to the log, not the screen.
+  if ! { "$venv/bin/pip" install -q --upgrade pip && "$venv/bin/pip" install -q -r "$req"; } >"$venv/pip-install.log" 2>&1; then
+    cat "$venv/pip-install.log" >&2
+    exit 1
+  fi
   rm -f "$venv"/.req-*
   touch "$venv/.req-$req_hash"
 fi
