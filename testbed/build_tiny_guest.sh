@@ -18,8 +18,9 @@ mkdir -p "$out"
 
 kpkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/{print $2; exit}')
 if [ -z "$kpkg" ]; then apt-get update -qq; kpkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/{print $2; exit}'); fi
-(cd "$work" && apt-get download -qq "$kpkg" >/dev/null)
-dpkg-deb -x "$work"/linux-image-*.deb "$work/k"
+chmod 0755 "$work"; mkdir -p "$work/dl" && chown _apt "$work/dl" 2>/dev/null || true  # apt downloads as _apt
+(cd "$work/dl" && apt-get download -qq "$kpkg" >/dev/null)
+dpkg-deb -x "$work"/dl/linux-image-*.deb "$work/k"
 kver=$(ls "$work/k/lib/modules")
 install -m 0644 "$work"/k/boot/vmlinuz-* "$work/vmlinuz"
 
