@@ -79,8 +79,16 @@ cp "$work/initrd.img" "$deb/netboot/debian-installer/amd64/initrd.gz"
 echo "kvmops tiny guest netboot (Debian layout)" > "$deb/MANIFEST"
 xorriso -as mkisofs -quiet -o "$work/tree.iso" -V KVMOPS_TREE -J -R "$rhel" 2>/dev/null
 
-rm -rf "$out"/{trees,vmlinuz,initrd.img,tiny.iso,tree.iso} "$out"/.built-*
-cp -a "$work/vmlinuz" "$work/initrd.img" "$work/tiny.iso" "$work/tree.iso" "$work/trees" "$out/"
+# Swap in file by file (rename is atomic), so guests that other tests are booting keep
+# working while the assets are rebuilt.
+for f in vmlinuz initrd.img tiny.iso tree.iso; do
+  cp "$work/$f" "$out/.$f.new" && mv -f "$out/.$f.new" "$out/$f"
+done
+rm -rf "$out/.trees.new" "$out/.trees.old"
+cp -a "$work/trees" "$out/.trees.new"
+[ -d "$out/trees" ] && mv "$out/trees" "$out/.trees.old"
+mv "$out/.trees.new" "$out/trees"
+rm -rf "$out/.trees.old" "$out"/.built-*
 chmod -R a+rX "$out"
 echo "$kpkg" > "$out/kernel-package"
 touch "$out/.built-$inputs_hash"
