@@ -279,6 +279,7 @@ def read_kvm_device(root, accounts):
     if ident is None:
         return dev
     name, uid, primary_gid = ident
+    dev['qemu_user'] = name
     if uid == 0:
         dev['qemu_access'], dev['qemu_access_via'] = True, 'root'
         return dev
@@ -485,7 +486,11 @@ def decide(facts):
             if facts['hypervisor']:
                 blockers.append('This host is itself a virtual machine (the CPU carries the '
                                 '"hypervisor" flag) and its hypervisor does not pass VT-x/AMD-V '
-                                'through: nested virtualization is off there.')
+                                'through: enable nested virtualization on the outer hypervisor, '
+                                'or choose an instance type that exposes it.')
+            else:
+                blockers.append('If the CPU supports VT-x/AMD-V, enable it in the firmware '
+                                '(BIOS/UEFI) setup and power-cycle the host.')
             checks.append(_check('hardware virtualization', FAIL,
                                  'no vmx/svm flag in /proc/cpuinfo (%d logical CPUs)' % n))
         else:
@@ -619,14 +624,19 @@ def decide(facts):
 
     usable = not blockers
     if usable:
-        parts = []
+        items = []
         if ext:
-            parts.append('the CPU has %s on %d of %d logical CPUs' % (ext, facts['virt_flag_count'], n))
+            items.append('the CPU has %s on %d of %d logical CPUs' % (ext, facts['virt_flag_count'], n))
         if vendor:
-            parts.append('%s is loaded' % vendor)
-        parts.append('/dev/kvm is accessible')
-        summary = ', '.join(parts)
-        reasons = [summary[0].upper() + summary[1:] + ': guests can use KVM (domain type "kvm").']
+            items.append('the %s module is loaded' % vendor)
+        items.append('/dev/kvm is accessible to QEMU')
+        sentence = items[-1] if len(items) == 1 else ', '.join(items[:-1]) + ' and ' + items[-1]
+        if sentence.startswith('the '):
+            sentence = 'The ' + sentence[4:]
+        reasons = [sentence + ': guests can use KVM (domain type "kvm").']
+        if not ext and arch not in X86_ARCHES and arch != 's390x':
+            reasons.append('%s CPUs have no virtualization flag in /proc/cpuinfo, so /dev/kvm and '
+                           'the kernel decide.' % (arch or 'These'))
         if facts['hypervisor']:
             reasons.append('This host is itself a virtual machine: its KVM guests run nested, '
                            'slower than on bare metal.')
