@@ -1,0 +1,441 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: kvmops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: selinux_virt_dir
+short_description: Make a custom image directory usable by libvirt guests on SELinux hosts
+version_added: 1.0.0
+author:
+  - kvmops team (@kvmops)
+description:
+  - Keeps guest images in a directory other than C(/var/lib/libvirt/images) without C(Permission denied)
+    on SELinux hosts, the way the classic walk-through does it by hand
+    (C(semanage fcontext -a -t virt_image_t '/vm-images(/.*)?'), C(restorecon -R -v /vm-images),
+    C(setsebool -P virt_use_nfs 1)).
+  - Adds a local file-context rule C(<path>(/.*\)?) with type O(setype) (or an equivalence rule, see
+    O(equivalent_to)), sets SELinux booleans persistently, then relabels the directory with one
+    C(restorecon -R) call and returns the files it relabelled.
+  - Drives the SELinux command-line tools (C(semanage), C(restorecon), C(matchpathcon), C(getenforce)), never the
+    Python bindings, so it works with whatever Python interpreter Ansible picked on the host.
+  - Reads the local rules once per run and changes only what differs. All changes to the policy
+    store (rule first, then booleans) are made in one C(semanage import) transaction, so a failure
+    leaves the store as it was; the relabel runs after it. A failure says which step failed and what
+    was already done.
+  - B(SELinux enforcing or permissive) - rule, booleans and relabel.
+    B(Disabled, userspace installed) - the rule and booleans are recorded in the policy store so they
+    hold once SELinux is enabled; the relabel is skipped with a warning and RV(selinux=disabled).
+    B(No SELinux userspace) (a typical Debian/Ubuntu host using AppArmor) - nothing SELinux is
+    changed, RV(selinux=absent) and the security drivers libvirt reports are returned; O(required=true) makes that a failure.
+  - When the path is on an NFS or CIFS mount, the matching boolean (C(virt_use_nfs), C(virt_use_samba))
+    is turned on (see O(auto_booleans)) and the relabel is skipped, because files there cannot carry
+    SELinux labels.
+options:
+  path:
+    description:
+      - Absolute path of the image directory, for example C(/vm-images).
+      - The rule covers the directory and everything below it. Dots are escaped in the rule's regular
+        expression; a path with other regular-expression characters (C(* + ? ^ $ | \ ( \) [ ] { })), quotes,
+        whitespace or newlines, a path that is not normalised (C(//), C(/./), C(/../)), C(/) itself
+        and system directories such as C(/var), C(/etc) or C(/usr) are refused before anything changes.
+    type: path
+    required: true
+  state:
+    description:
+      - V(present) adds or fixes the rule, sets the booleans and relabels.
+      - V(absent) removes the local rule for O(path) (type rule or equivalence) and relabels the
+        directory back to what the remaining rules say. It never deletes the directory or its files.
+    type: str
+    choices: [present, absent]
+    default: present
+  setype:
+    description:
+      - SELinux type for the directory and its files. Defaults to C(virt_image_t) (disk images that
+        guests write) when O(equivalent_to) is not set.
+      - Use C(virt_content_t) for read-only media such as installation ISOs.
+      - Mutually exclusive with O(equivalent_to).
+    type: str
+  equivalent_to:
+    description:
+      - Instead of a type, label O(path) like this directory
+        (C(semanage fcontext -a -e /var/lib/libvirt/images /vm-images)), so files below O(path) get the labels
+        the policy gives the same files below O(equivalent_to).
+      - Mutually exclusive with O(setype).
+    type: path
+  create:
+    description:
+      - Create the directory (and its parents) if it is missing, with O(mode), O(owner) and O(group).
+      - With V(false) and a missing directory, the rule is still recorded and nothing is relabelled.
+      - Only used with O(state=present).
+    type: bool
+    default: true
+  mode:
+    description:
+      - Permissions of the directory, as for M(ansible.builtin.file) (for example C('0755') or C(u=rwx,g=rx,o=rx)).
+      - The libvirt QEMU user must be able to enter the directory.
+    type: raw
+  owner:
+    description: Owner of the directory.
+    type: str
+  group:
+    description: Group of the directory.
+    type: str
+  relabel:
+    description:
+      - Run C(restorecon -R -v) on O(path) after the rule is in place (one recursive call, never one
+        per file), and return the relabelled paths (RV(relabelled), capped) and their number (RV(relabelled_count)).
+      - A relabel that changes files makes the task V(changed), so re-running the module fixes files
+        that were moved in with the wrong label.
+      - In check mode C(restorecon -n -v) reports what would be relabelled.
+    type: bool
+    default: true
+  booleans:
+    description:
+      - SELinux booleans to set persistently, for example C({virt_use_nfs: true, virt_use_samba: true}).
+      - Applied with both states; O(state=absent) never resets booleans by itself (other directories may need them).
+      - Unknown boolean names fail before anything changes.
+    type: dict
+  auto_booleans:
+    description:
+      - When O(path) is on an NFS mount turn on C(virt_use_nfs), on a CIFS/SMB mount C(virt_use_samba), and say
+        so in RV(notes). The mount is found in C(/proc/self/mountinfo) (longest matching mount point).
+      - A value given for the same boolean in O(booleans) wins (with a warning if it is V(false)).
+    type: bool
+    default: true
+  required:
+    description:
+      - Fail when the host has no SELinux userspace or policy store, instead of returning RV(selinux=absent).
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - kvmops.hypervisor.libvirt
+  - kvmops.hypervisor.attributes
+  - kvmops.hypervisor.attributes.actiongroup_kvm
+  - kvmops.hypervisor.attributes.idempotent
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Reads the rules and booleans and runs C(restorecon -n -v). When the rule itself would change,
+        the files that would be relabelled cannot be known yet and RV(relabelled_count) is V(null).
+  diff_mode:
+    support: full
+    details: Shows the directory, the local rules for O(path) and the managed booleans before and after.
+  idempotent:
+    support: full
+notes:
+  - O(uri) is used only to report which security drivers libvirt uses (RV(libvirt_security_models))
+    when SELinux is disabled or absent; the module works without libvirt.
+  - Each change to the policy store rebuilds the policy (about a second); the module makes at most one
+    change transaction per run.
+  - SELinux booleans are global to the host; O(state=absent) leaves them as they are.
+requirements:
+  - On SELinux hosts C(semanage) (policycoreutils-python-utils), C(restorecon) (policycoreutils) and
+    C(matchpathcon)/C(getenforce) (libselinux-utils on RHEL/Fedora, selinux-utils on Debian/Ubuntu).
+seealso:
+  - module: community.general.sefcontext
+    description: Generic SELinux file-context rules (needs the SELinux Python bindings in the module's interpreter).
+  - module: ansible.posix.seboolean
+    description: Generic SELinux booleans.
+'''
+
+EXAMPLES = r'''
+# The walk-through, step by step by hand:
+#   mkdir /vm-images
+#   semanage fcontext -a -t virt_image_t '/vm-images(/.*)?'
+#   restorecon -R -v /vm-images
+#   semanage fcontext -l | grep vm-images        # check the rule
+#   setsebool -P virt_use_nfs 1                  # images on NFS
+#   setsebool -P virt_use_samba 1                # images on Samba/CIFS
+# and the same as one idempotent task:
+- name: Keep guest images in /vm-images (labelled virt_image_t, relabelled)
+  kvmops.hypervisor.selinux_virt_dir:
+    path: /vm-images
+    setype: virt_image_t
+    mode: '0711'
+    owner: root
+    group: root
+    booleans:
+      virt_use_nfs: true
+      virt_use_samba: true
+  register: vm_images
+
+- name: Show the check the walk-through does with semanage fcontext -l and ls -Z
+  ansible.builtin.debug:
+    msg: >-
+      rule {{ vm_images.rule.regex }} -> {{ vm_images.rule.setype }},
+      matchpathcon says {{ vm_images.matchpathcon }},
+      {{ vm_images.relabelled_count }} path(s) relabelled, SELinux {{ vm_images.selinux }}
+
+- name: Read-only installation media (ISOs) in their own directory
+  kvmops.hypervisor.selinux_virt_dir:
+    path: /srv/iso
+    setype: virt_content_t
+
+- name: Label /vm-images exactly like /var/lib/libvirt/images (semanage fcontext -a -e)
+  kvmops.hypervisor.selinux_virt_dir:
+    path: /vm-images
+    equivalent_to: /var/lib/libvirt/images
+
+- name: Images on an NFS mount; virt_use_nfs is turned on automatically
+  kvmops.hypervisor.selinux_virt_dir:
+    path: /mnt/nfs/vm-images
+    create: false
+
+- name: Hosts must have SELinux (fail on AppArmor hosts instead of reporting selinux=absent)
+  kvmops.hypervisor.selinux_virt_dir:
+    path: /vm-images
+    required: true
+
+- name: Remove the rule and relabel back (the directory and the images stay)
+  kvmops.hypervisor.selinux_virt_dir:
+    path: /vm-images
+    state: absent
+'''
+
+RETURN = r'''
+path:
+  description: The directory, normalised (no trailing slash).
+  returned: always
+  type: str
+  sample: /vm-images
+selinux:
+  description:
+    - V(enforcing) or V(permissive) (everything applied), V(disabled) (SELinux userspace installed but
+      the kernel has SELinux off; rules and booleans recorded, no relabel) or V(absent) (no SELinux
+      userspace or policy store; nothing SELinux changed).
+  returned: always
+  type: str
+  sample: enforcing
+rule:
+  description:
+    - The rule for O(path) after the run - C(regex) and C(setype) for a type rule,
+      C(path) and C(equivalent_to) for an equivalence rule. V(null) with O(state=absent) or RV(selinux=absent).
+  returned: always
+  type: dict
+  sample: {regex: '/vm-images(/.*)?', setype: virt_image_t}
+rule_source:
+  description:
+    - V(local) for a local rule (what C(semanage fcontext -l -C) lists); V(policy) when the distribution's
+      policy already labels O(path) with O(setype) (for example C(/var/lib/libvirt/images)), so no local rule was added.
+  returned: always
+  type: str
+  sample: local
+matchpathcon:
+  description:
+    - The context the policy store gives O(path) (C(matchpathcon <path>)) after the run; in check mode, before it.
+  returned: when matchpathcon is installed
+  type: str
+  sample: system_u:object_r:virt_image_t:s0
+booleans:
+  description:
+    - The managed booleans, each with its persistent value C(before) and C(after) the run (and
+      C(running_before), the running value, when SELinux is enabled).
+  returned: always
+  type: dict
+  sample: {virt_use_nfs: {before: false, after: true}}
+relabelled:
+  description: Paths that restorecon relabelled (or would, in check mode), at most the first 100.
+  returned: always
+  type: list
+  elements: str
+  sample: [/vm-images, /vm-images/guest1.img]
+relabelled_count:
+  description:
+    - How many paths were (or would be) relabelled in total; V(null) in check mode when the rule would
+      change first, so restorecon cannot tell yet.
+  returned: always
+  type: int
+  sample: 2
+relabel_skipped:
+  description: Why no relabel ran (SELinux disabled, O(relabel=false), path missing, network file system), or V(null).
+  returned: always
+  type: str
+  sample: 'SELinux is disabled: restorecon would do nothing'
+network_fs:
+  description: The NFS/CIFS mount holding O(path) (C(kind), C(fstype), C(mount_point), C(source)), or V(null).
+  returned: always
+  type: dict
+  sample: {kind: nfs, fstype: nfs4, mount_point: /mnt/nfs, source: 'filer:/export'}
+semanage_commands:
+  description: The C(semanage import) lines of the store change (made, or that would be made in check mode).
+  returned: always
+  type: list
+  elements: str
+  sample: ["fcontext -a -f a -t virt_image_t '/vm-images(/.*)?'", "boolean -m --on virt_use_nfs"]
+notes:
+  description: What the module decided and why, for example booleans turned on because of an NFS mount.
+  returned: always
+  type: list
+  elements: str
+libvirt_security_models:
+  description:
+    - The security drivers libvirt reports in its host capabilities (for example V(selinux), V(apparmor),
+      V(dac), V(none)), when SELinux is disabled or absent and libvirt answers on O(uri); else V(null).
+  returned: always
+  type: list
+  elements: str
+  sample: [apparmor, dac]
+'''
+
+import os
+import re
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.parsing.convert_bool import boolean as to_bool
+
+from ansible_collections.kvmops.hypervisor.plugins.module_utils import _libvirt_conn
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._selinux import (
+    C_LOCALE, SELinuxCLI, SELinuxError, StepError, VirtDirManager, validate_path)
+
+_NAME = re.compile(r'^[A-Za-z0-9_]+$')
+
+
+class Directory(object):
+    """The image directory: created with mode/owner/group when asked (check mode aware)."""
+
+    def __init__(self, module, path, create):
+        self.module = module
+        self.path = path
+        self.create = create
+
+    @property
+    def exists(self):
+        return os.path.isdir(self.path)
+
+    def describe(self):
+        if not self.exists:
+            return 'absent'
+        st = os.stat(self.path)
+        try:
+            import pwd
+            import grp
+            owner = pwd.getpwuid(st.st_uid).pw_name
+            group = grp.getgrgid(st.st_gid).gr_name
+        except (ImportError, KeyError):
+            owner, group = st.st_uid, st.st_gid
+        return 'present (mode %04o, owner %s, group %s)' % (st.st_mode & 0o7777, owner, group)
+
+    def ensure(self):
+        m = self.module
+        changed = False
+        if not self.exists:
+            if not self.create:
+                return False
+            if m.check_mode:
+                return True
+            os.makedirs(self.path)
+            changed = True
+        p = m.params
+        if p['owner'] is not None:
+            changed = m.set_owner_if_different(self.path, p['owner'], changed)
+        if p['group'] is not None:
+            changed = m.set_group_if_different(self.path, p['group'], changed)
+        if p['mode'] is not None:
+            changed = m.set_mode_if_different(self.path, p['mode'], changed)
+        return changed
+
+
+def libvirt_security_models(uri):
+    """Security drivers from libvirt's host capabilities, or None when libvirt does not answer."""
+    if not _libvirt_conn.HAS_LIBVIRT:
+        return None
+    try:
+        conn = _libvirt_conn.open_connection(uri, read_only=True)
+    except _libvirt_conn.LibvirtConnectionError:
+        return None
+    try:
+        caps = conn.getCapabilities()
+    except Exception:  # pylint: disable=broad-except
+        return None
+    finally:
+        conn.close()
+    host = caps.split('</host>')[0]
+    return re.findall(r'<secmodel>\s*<model>([^<]+)</model>', host)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type='path', required=True),
+            state=dict(type='str', choices=['present', 'absent'], default='present'),
+            setype=dict(type='str'),
+            equivalent_to=dict(type='path'),
+            create=dict(type='bool', default=True),
+            mode=dict(type='raw'),
+            owner=dict(type='str'),
+            group=dict(type='str'),
+            relabel=dict(type='bool', default=True),
+            booleans=dict(type='dict'),
+            auto_booleans=dict(type='bool', default=True),
+            required=dict(type='bool', default=False),
+            uri=dict(type='str', default='qemu:///system'),
+        ),
+        mutually_exclusive=[('setype', 'equivalent_to')],
+        supports_check_mode=True,
+    )
+    p = module.params
+
+    # Bad input fails here, before anything is read or changed.
+    try:
+        path = validate_path(p['path'])
+        equivalent_to = None
+        if p['equivalent_to'] is not None:
+            equivalent_to = validate_path(p['equivalent_to'], option='equivalent_to')
+            if equivalent_to == path or equivalent_to.startswith(path + '/') \
+                    or path.startswith(equivalent_to + '/'):
+                raise ValueError('equivalent_to (%s) must not be path (%s), inside it or contain '
+                                 'it.' % (equivalent_to, path))
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    if p['setype'] is not None and not _NAME.match(p['setype']):
+        module.fail_json(msg='setype must be an SELinux type name such as virt_image_t or '
+                             'virt_content_t, got %r.' % p['setype'])
+    booleans = {}
+    for name, value in (p['booleans'] or {}).items():
+        if not _NAME.match(str(name)):
+            module.fail_json(msg='booleans: %r is not an SELinux boolean name (letters, digits, '
+                                 'underscores), e.g. virt_use_nfs.' % (name,))
+        try:
+            booleans[name] = to_bool(value, strict=True)
+        except TypeError:
+            module.fail_json(msg='booleans: the value of %s must be true or false, got %r.'
+                                 % (name, value))
+    if os.path.lexists(path) and not os.path.isdir(path):
+        module.fail_json(msg='%s exists and is not a directory. Point path at a directory, or move '
+                             'the file away.' % path)
+
+    params = dict(path=path, state=p['state'], setype=p['setype'], equivalent_to=equivalent_to,
+                  relabel=p['relabel'], booleans=booleans, auto_booleans=p['auto_booleans'],
+                  required=p['required'])
+
+    def run(argv, data=None):
+        return module.run_command(argv, data=data, binary_data=data is not None,
+                                  environ_update=C_LOCALE)
+
+    directory = Directory(module, path, p['create']) if p['state'] == 'present' else None
+    cli = SELinuxCLI(run, module.get_bin_path)
+    manager = VirtDirManager(cli, params, module.check_mode, directory=directory)
+    try:
+        result = manager.run()
+    except StepError as exc:
+        module.fail_json(msg=exc.msg, step=exc.step, done=exc.done, commands=cli.calls)
+    except SELinuxError as exc:
+        module.fail_json(msg=exc.msg, commands=cli.calls)
+
+    result['libvirt_security_models'] = None
+    if result['selinux'] in ('disabled', 'absent'):
+        result['libvirt_security_models'] = libvirt_security_models(p['uri'])
+    for warning in manager.warnings:
+        module.warn(warning)
+    if not module._diff:
+        result.pop('diff', None)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
