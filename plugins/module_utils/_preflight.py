@@ -1,0 +1,243 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Can QEMU reach the guest's files? The guide's "Permission denied", checked before defining.
+
+Private to the collection: no API promise. Reads only.
+
+QEMU runs as the user and group set in qemu.conf (Debian: libvirt-qemu, RHEL/Fedora: qemu).
+libvirt relabels and chowns the image files themselves (dynamic_ownership), but it never
+touches their directories: every directory on the way must let that user search it (x).
+With SELinux enabled the file (or, for a new image, its directory) must carry a type that
+svirt may use (virt_image_t, virt_content_t, ...), else QEMU gets "Permission denied" even
+as root.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import errno
+import grp
+import os
+import pwd
+import re
+import stat
+
+QEMU_CONF = '/etc/libvirt/qemu.conf'
+SELINUX_OK_TYPES = ('virt_image_t', 'virt_content_t', 'svirt_image_t', 'virt_var_lib_t',
+                    'svirt_tmp_t', 'iso9660_t', 'public_content_t', 'public_content_rw_t')
+FIX_HINT = ("move it under /var/lib/libvirt/images (ISOs and kernels: /var/lib/libvirt/boot), "
+            "or %s")
+
+
+class PreflightError(Exception):
+    """QEMU could not reach a path: the message names path, obstacle and fix."""
+
+
+def _conf_value(text, key):
+    """(value, active): active True when set by an uncommented line, else the commented
+    default (the distribution's build-time value), else (None, False)."""
+    active = None
+    commented = None
+    for line in text.splitlines():
+        m = re.match(r'^\s*(#?)\s*%s\s*=\s*"([^"]*)"' % re.escape(key), line)
+        if m:
+            if m.group(1):
+                if commented is None:
+                    commented = m.group(2)
+            else:
+                active = m.group(2)
+    if active is not None:
+        return active, True
+    return commented, False
+
+
+def _conf_int(text, key):
+    for line in text.splitlines():
+        m = re.match(r'^\s*%s\s*=\s*([0-9]+)' % re.escape(key), line)
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def qemu_identity(conf_path=QEMU_CONF, conf_text=None):
+    """{'user', 'group', 'uid', 'gids', 'source', 'dynamic_ownership'} of QEMU processes."""
+    if conf_text is None:
+        try:
+            with open(conf_path) as f:
+                conf_text = f.read()
+        except (IOError, OSError):
+            conf_text = ''
+    user, user_active = _conf_value(conf_text, 'user')
+    group, group_active = _conf_value(conf_text, 'group')
+    source = conf_path if user_active else 'the default of the libvirt build'
+    if not user_active:
+        # The commented default carries the build-time value on Debian (libvirt-qemu) and
+        # RHEL (qemu); upstream's generic text said "root" although distributions use qemu.
+        if user in (None, 'root', '@QEMU_USER@'):
+            user = _first_existing_user(('qemu', 'libvirt-qemu')) or 'root'
+            group = None
+    dyn = _conf_int(conf_text, 'dynamic_ownership')
+    ident = {'user': user, 'group': group, 'uid': None, 'gids': set(), 'source': source,
+             'dynamic_ownership': dyn != 0}
+    try:
+        pw = _lookup_user(user)
+    except KeyError:
+        return ident
+    ident['uid'] = pw.pw_uid
+    gids = {pw.pw_gid}
+    if group and (group_active or group not in ('root', '@QEMU_GROUP@')):
+        try:
+            gids.add(_lookup_group(group).gr_gid)
+        except KeyError:
+            pass
+    else:
+        ident['group'] = grp.getgrgid(pw.pw_gid).gr_name
+    for g in grp.getgrall():
+        if pw.pw_name in g.gr_mem:
+            gids.add(g.gr_gid)
+    ident['gids'] = gids
+    return ident
+
+
+def _first_existing_user(names):
+    for n in names:
+        try:
+            pwd.getpwnam(n)
+            return n
+        except KeyError:
+            continue
+    return None
+
+
+def _lookup_user(user):
+    if user.startswith('+') and user[1:].isdigit():
+        return pwd.getpwuid(int(user[1:]))
+    return pwd.getpwnam(user)
+
+
+def _lookup_group(group):
+    if group.startswith('+') and group[1:].isdigit():
+        return grp.getgrgid(int(group[1:]))
+    return grp.getgrnam(group)
+
+
+def _may(st, ident, bit):
+    """Whether uid/gids get permission bit (4 r, 2 w, 1 x) on st (classic DAC, no ACLs)."""
+    mode = st.st_mode
+    if st.st_uid == ident['uid']:
+        return bool(mode & (bit << 6))
+    if st.st_gid in ident['gids']:
+        return bool(mode & (bit << 3))
+    return bool(mode & bit)
+
+
+def _owner(st):
+    try:
+        u = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        u = str(st.st_uid)
+    try:
+        g = grp.getgrgid(st.st_gid).gr_name
+    except KeyError:
+        g = str(st.st_gid)
+    return '%s:%s' % (u, g)
+
+
+def check_dac(path, what, ident, exists=True):
+    """Raise PreflightError when ident cannot search every directory on the way to path."""
+    if ident.get('uid') in (None, 0):
+        return  # QEMU as root (or unknown user): classic permissions are no obstacle
+    who = ident['user'] + (':%s' % ident['group'] if ident.get('group') else '')
+    parts = os.path.dirname(path).split('/')
+    current = '/'
+    dirs = ['/']
+    for part in parts:
+        if part:
+            current = os.path.join(current, part)
+            dirs.append(current)
+    for d in dirs:
+        try:
+            st = os.stat(d)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return  # reported elsewhere (missing directory)
+            raise
+        if not _may(st, ident, 1):
+            raise PreflightError(
+                "Permission denied ahead: QEMU runs as %s (from %s) and cannot reach %s (%s): "
+                "the directory %s is mode %04o owned by %s and gives %s no search (x) "
+                "permission. Fix: %s." % (
+                    who, ident['source'], path, what, d, stat.S_IMODE(st.st_mode), _owner(st),
+                    ident['user'], FIX_HINT % ("let QEMU traverse the directory: chmod o+x %s "
+                                              "(or a group ACL: setfacl -m u:%s:x %s)"
+                                              % (d, ident['user'], d))))
+    if exists and not ident.get('dynamic_ownership', True) and os.path.exists(path):
+        st = os.stat(path)
+        if not _may(st, ident, 4):
+            raise PreflightError(
+                "Permission denied ahead: dynamic_ownership = 0 in qemu.conf, so libvirt does "
+                "not chown %s (%s) for QEMU, and %s cannot read it (mode %04o, owner %s). Fix: "
+                "chown it to %s or enable dynamic_ownership." % (
+                    path, what, ident['user'], stat.S_IMODE(st.st_mode), _owner(st),
+                    ident['user']))
+
+
+def selinux_enabled(root='/'):
+    return os.path.exists(os.path.join(root, 'sys/fs/selinux/enforce'))
+
+
+def selinux_type(path):
+    """The SELinux type of path ('virt_image_t'), or None when it has no label."""
+    try:
+        raw = os.getxattr(path, 'security.selinux')
+    except (OSError, AttributeError):
+        return None
+    label = raw.decode('utf-8', 'replace').rstrip('\x00')
+    fields = label.split(':')
+    return fields[2] if len(fields) >= 3 else None
+
+
+def check_selinux(path, what, exists=True):
+    target = path if exists and os.path.exists(path) else os.path.dirname(path)
+    t = selinux_type(target)
+    if t is None or t in SELINUX_OK_TYPES:
+        return
+    directory = os.path.dirname(path)
+    raise PreflightError(
+        "Permission denied ahead: SELinux is enabled and %s carries the type %s, which QEMU "
+        "(svirt_t) may not use for %s (%s). Fix: %s." % (
+            target, t, path, what, FIX_HINT % (
+                "label its directory for libvirt with kvmops.hypervisor.selinux_virt_dir "
+                "(path: %s; semanage fcontext -a -t virt_image_t '%s(/.*)?' && restorecon -R "
+                "%s)" % (directory, directory, directory))))
+
+
+def check_paths(items, ident=None, selinux=None):
+    """items: [(path, what, exists)]; raise PreflightError for the first unreachable one."""
+    if ident is None:
+        ident = qemu_identity()
+    if selinux is None:
+        selinux = selinux_enabled()
+    for path, what, exists in items:
+        check_dac(path, what, ident, exists)
+        if selinux:
+            check_selinux(path, what, exists)
+    return ident
+
+
+def paths_of(spec, plans=None):
+    """The (path, what, exists) items QEMU must reach for this spec."""
+    items = []
+    for tag in ('kernel', 'initrd'):
+        if spec.get(tag):
+            items.append((spec[tag], tag, True))
+    for i, d in enumerate(spec.get('disks') or []):
+        if d.get('path'):
+            what = 'disks[%d], %s' % (i, 'ISO image' if d['device'] == 'cdrom' else 'disk image')
+            exists = os.path.exists(d['path'])
+            items.append((d['path'], what, exists))
+            if d.get('backing_store'):
+                items.append((d['backing_store'], 'disks[%d].backing_store' % i, True))
+    # A serial log file is written by virtlogd (root), not by QEMU: nothing to check.
+    return items

@@ -1,0 +1,535 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: kvmops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: virt_install_domain
+short_description: Declarative libvirt guests in virt-install's vocabulary, kept in sync
+version_added: 1.0.0
+description:
+  - Creates, updates, starts, stops and removes a libvirt domain (a KVM/QEMU guest) from
+    options named like C(virt-install)'s, so the guide's commands translate line by line.
+  - The domain XML is built by the module (lxml) and sent to libvirtd through libvirt-python
+    over O(uri); C(virt-install) is not needed on the hypervisor, and no secret ever appears on
+    a command line.
+  - An existing domain is compared with the options after libvirt's normalisation, and only
+    what the options ask for is compared. Everything libvirt generated (UUID, MAC and PCI
+    addresses, controllers) is kept, so a second run with the same options reports no change.
+    Options left unset are not managed on an existing domain; their defaults apply only to
+    what the module creates.
+  - Missing disk images are created (raw sparse, qcow2, or a copy-on-write clone of a base
+    image); an existing image is never overwritten, reformatted or shrunk.
+  - Before anything is defined the module checks that the QEMU user (from qemu.conf) can reach
+    every disk, ISO, kernel and initrd (directory search permissions, and the SELinux type when
+    SELinux is enabled), and fails with the path, the obstacle and the fix.
+author:
+  - kvmops team (@kvmops)
+extends_documentation_fragment:
+  - kvmops.hypervisor.libvirt
+  - kvmops.hypervisor.attributes
+  - kvmops.hypervisor.attributes.actiongroup_kvm
+  - kvmops.hypervisor.attributes.idempotent
+attributes:
+  check_mode:
+    support: full
+    details: Check mode creates nothing at all (no disk files, volumes, definitions or starts).
+  diff_mode:
+    support: full
+    details: Shows the affected elements of the persistent XML before and after (passwords masked).
+  idempotent:
+    support: full
+options:
+  name:
+    description: Name of the domain (C(--name)).
+    type: str
+    required: true
+  state:
+    description:
+      - V(running) defines the domain when needed and starts it (virt-install's behaviour).
+      - V(stopped) defines it when needed and shuts it down cleanly (ACPI, bounded by O(shutdown_timeout)).
+      - V(present) defines or updates it and leaves its power state alone.
+      - V(absent) stops it, undefines it (with its UEFI NVRAM) and keeps its disks unless O(remove_storage).
+    type: str
+    choices: [running, stopped, present, absent]
+    default: running
+  memory:
+    description:
+      - Memory in MiB (C(--ram)/C(--memory)), or a string with a unit such as V(2GiB) or V(512MiB).
+      - New domains get 1024 MiB when unset. A changed value is applied to the persistent
+        definition; a running guest then reports RV(restart_required).
+    type: raw
+  vcpus:
+    description: Number of virtual CPUs (C(--vcpus)); new domains get 1 when unset.
+    type: int
+  cpu:
+    description:
+      - CPU model (C(--cpu)) - V(host-passthrough), V(host-model) or a model name such as
+        V(Skylake-Server). V(host) (the guide's C(--cpu=host)) means V(host-model).
+      - Unset leaves libvirt's default. Under QEMU emulation (virt_type qemu) host-passthrough is not available.
+    type: str
+  virt_type:
+    description:
+      - Domain type (C(--virt-type)). V(auto) uses V(kvm) only when this host can really run
+        KVM guests (see M(kvmops.hypervisor.kvm_capability_facts)), else V(qemu) emulation; the
+        decision and its reasons are returned in RV(virt_type).
+      - On an existing domain only an explicit V(kvm) or V(qemu) is compared.
+    type: str
+    choices: [auto, kvm, qemu]
+    default: auto
+  arch:
+    description: Guest architecture (C(--arch)); defaults to the host's. Cannot change on an existing domain.
+    type: str
+  machine:
+    description: Machine type (C(--machine)) such as V(q35) or V(pc); aliases are compared with the canonical type libvirt stores.
+    type: str
+  firmware:
+    description:
+      - V(bios) or V(uefi) (C(--boot uefi)); UEFI uses libvirt's firmware auto-selection (OVMF).
+      - New domains get V(bios) when unset.
+    type: str
+    choices: [bios, uefi]
+  autostart:
+    description: Start the domain when the host boots (C(--autostart)). Unset leaves it as it is.
+    type: bool
+  kernel:
+    description:
+      - Direct kernel boot as the guest's permanent configuration (C(--boot kernel=)), the path of
+        the kernel on the hypervisor. With O(initrd) and O(cmdline) it is managed as one unit.
+    type: path
+  initrd:
+    description: Initrd for direct kernel boot (C(--boot initrd=)).
+    type: path
+  cmdline:
+    description: Kernel command line for direct kernel boot (C(--boot kernel_args=)), e.g. V(console=ttyS0).
+    type: str
+  os_variant:
+    description:
+      - V(generic), V(linux) or V(windows), or a libosinfo short id (C(--os-variant)) such as
+        V(centos7.0) or V(win2k12r2) that maps onto one of them by prefix. The guide's
+        C(--os-type=windows) maps here.
+      - V(linux) - virtio disks and NICs. V(windows) - SATA disks, e1000e NIC, localtime clock,
+        Hyper-V enlightenments (with KVM), USB tablet. V(generic) - SATA disks, e1000 NIC.
+      - The defaults apply to new domains, and to disks and NICs listed without O(disks[].bus) or O(networks[].model).
+    type: str
+    default: generic
+  disks:
+    description:
+      - The domain's disks and CD-ROMs (C(--disk)), in order. Given, the list is the complete
+        set of disks in the definition (images of disks dropped from it are kept). Unset leaves
+        the disks of an existing domain alone.
+    type: list
+    elements: dict
+    suboptions:
+      path:
+        description: Absolute path of the image file (or ISO for a CD-ROM).
+        type: str
+      pool:
+        description: Storage pool holding O(disks[].volume) (instead of O(disks[].path)).
+        type: str
+      volume:
+        description: Volume name in O(disks[].pool); created when missing.
+        type: str
+      size:
+        description:
+          - Size in GiB like virt-install (may be fractional), used when the image is created.
+          - A size larger than an existing image is reported as a warning and in RV(disks); images are never resized.
+        type: float
+      format:
+        description: Image format; V(raw) for new images (as in the guide). An existing image's format is detected and must match.
+        type: str
+        choices: [raw, qcow2]
+      sparse:
+        description: Create a sparse image (no allocation). V(false) preallocates.
+        type: bool
+        default: true
+      backing_store:
+        description: Base image of a qcow2 copy-on-write clone (created in O(1), the base is never written).
+        type: str
+      bus:
+        description: Disk bus; the default comes from O(os_variant).
+        type: str
+        choices: [virtio, sata, scsi, ide, usb]
+      cache:
+        description: Cache mode of the disk.
+        type: str
+        choices: [default, none, writethrough, writeback, directsync, unsafe]
+      device:
+        description: V(disk) or V(cdrom).
+        type: str
+        choices: [disk, cdrom]
+        default: disk
+      readonly:
+        description: Attach read-only (always true for a CD-ROM).
+        type: bool
+  networks:
+    description:
+      - Network interfaces (C(--network)), in order. Unset creates one NIC on libvirt's
+        V(default) network for a new domain and leaves an existing domain's NICs alone.
+      - Without O(networks[].mac) the MAC libvirt generated is kept forever.
+    type: list
+    elements: dict
+    suboptions:
+      network:
+        description: A libvirt network such as V(default) (C(--network network=default)).
+        type: str
+      bridge:
+        description: A host bridge such as V(br0) (C(--network bridge=br0), the guide's C(bridge:br0)).
+        type: str
+      direct:
+        description: A host interface for macvtap (C(--network type=direct,source=eth0)).
+        type: str
+      mode:
+        description: macvtap mode for O(networks[].direct).
+        type: str
+        choices: [bridge, vepa, private, passthrough]
+      model:
+        description: NIC model such as V(virtio) or V(e1000e); the default comes from O(os_variant).
+        type: str
+      mac:
+        description: Fixed MAC address.
+        type: str
+  graphics:
+    description:
+      - Graphical console (C(--graphics)). Unset gives a new domain VNC with libvirt's defaults
+        and leaves an existing domain's graphics alone.
+    type: dict
+    suboptions:
+      type:
+        description: V(none) (serial console only, like C(--graphics none)), V(vnc) or V(spice).
+        type: str
+        choices: [none, vnc, spice]
+        default: vnc
+      listen:
+        description:
+          - Listen address. Unset leaves it to qemu.conf (vnc_listen, 127.0.0.1 by default).
+            Listening on a public address without TLS is insecure; prefer an SSH tunnel.
+        type: str
+      port:
+        description: Fixed port (5900-65535), or V(-1) for autoport (the default for new domains).
+        type: int
+      password:
+        description:
+          - Console password, written into the XML (never on a command line, never returned).
+          - VNC uses only the first 8 bytes of it; the module warns when it is longer.
+        type: str
+      keymap:
+        description: Keymap such as V(en-us) or V(de).
+        type: str
+  serial:
+    description:
+      - V(pty) (default for new domains) or an absolute path of a log file that receives the
+        guest's serial console (written by virtlogd, truncated when the guest starts).
+    type: str
+  remove_storage:
+    description: With O(state=absent), also delete the domain's writable disk images and volumes (never CD-ROMs or read-only images).
+    type: bool
+    default: false
+  update:
+    description:
+      - V(true) redefines the persistent definition of an existing domain that differs from the
+        options; a running domain then reports RV(restart_required).
+      - V(false) only reports the differences (as a warning and in RV(differences)).
+    type: bool
+    default: true
+  restart:
+    description: Apply an updated definition to a running domain right away by a clean shutdown (bounded by O(shutdown_timeout)) and a start.
+    type: bool
+    default: false
+  shutdown_timeout:
+    description: Seconds to wait for a clean ACPI shutdown before failing (the guest is never powered off by force).
+    type: int
+    default: 120
+notes:
+  - Requires libvirt-python and python3-lxml on the managed host, and qemu-img to create qcow2 images.
+  - Installing an operating system from a tree, an ISO or PXE is the job of the install options (part 2).
+  - The module never resizes or converts images.
+seealso:
+  - module: kvmops.hypervisor.kvm_capability_facts
+  - module: kvmops.hypervisor.selinux_virt_dir
+  - module: kvmops.hypervisor.vnc_listen
+requirements:
+  - python3-lxml
+'''
+
+EXAMPLES = r'''
+# The guide's Linux guest:
+#   virt-install --network bridge:br0 --name vm1 --ram=1024 --vcpus=1 \
+#     --disk path=/vm-images/vm1.img,size=10 --graphics none \
+#     --location=http://mirror.example.org/centos/7/os/x86_64/ \
+#     --extra-args="console=tty0 console=ttyS0,115200"
+# translated (the install source itself is the install option's job):
+- name: CentOS 7 guest vm1 on the host bridge, serial console only
+  kvmops.hypervisor.virt_install_domain:
+    name: vm1
+    memory: 1024
+    vcpus: 1
+    os_variant: centos7.0
+    disks:
+      - path: /vm-images/vm1.img
+        size: 10
+        format: raw
+    networks:
+      - bridge: br0
+    graphics:
+      type: none
+
+# The guide's Windows guest:
+#   virt-install --name=windows1 --ram=2048 --cpu=host --vcpus=2 --os-type=windows \
+#     --os-variant=win2k12r2 --disk path=/vm-images/windows1.img,size=40 \
+#     --cdrom=/root/win2012.iso --network bridge:br0 --graphics vnc
+# /root is not reachable by QEMU: the module fails before creating anything and says so.
+# Keep the ISO under /var/lib/libvirt/boot instead.
+- name: Windows 2012 guest windows1 with VNC on 127.0.0.1
+  kvmops.hypervisor.virt_install_domain:
+    name: windows1
+    memory: 2GiB
+    cpu: host
+    vcpus: 2
+    os_variant: windows
+    disks:
+      - path: /vm-images/windows1.img
+        size: 40
+      - path: /var/lib/libvirt/boot/win2012.iso
+        device: cdrom
+    networks:
+      - bridge: br0
+    graphics:
+      type: vnc
+      password: "{{ vault_vnc_password }}"
+
+# Direct kernel boot with the serial console in a log file (how the tests boot a tiny guest)
+- name: Tiny guest under QEMU emulation
+  kvmops.hypervisor.virt_install_domain:
+    name: tiny1
+    memory: 256MiB
+    virt_type: qemu
+    kernel: /var/lib/libvirt/boot/vmlinuz
+    initrd: /var/lib/libvirt/boot/initrd.img
+    cmdline: console=ttyS0
+    serial: /var/lib/libvirt/images/tiny1-console.log
+    networks: []
+    graphics:
+      type: none
+
+# Grow the memory of an existing guest and restart it cleanly to apply it
+- name: vm1 gets 4 GiB and 2 vCPUs
+  kvmops.hypervisor.virt_install_domain:
+    name: vm1
+    memory: 4GiB
+    vcpus: 2
+    restart: true
+
+# A qcow2 copy-on-write clone of a base image, UEFI, on libvirt's default network
+- name: Clone of a golden image
+  kvmops.hypervisor.virt_install_domain:
+    name: web1
+    memory: 2048
+    os_variant: linux
+    firmware: uefi
+    disks:
+      - path: /var/lib/libvirt/images/web1.qcow2
+        backing_store: /var/lib/libvirt/images/base/debian12.qcow2
+    networks:
+      - network: default
+
+# Remove a guest (UEFI NVRAM included) and its disk images
+- name: vm1 is gone
+  kvmops.hypervisor.virt_install_domain:
+    name: vm1
+    state: absent
+    remove_storage: true
+'''
+
+RETURN = r'''
+name:
+  description: Name of the domain.
+  returned: always
+  type: str
+  sample: vm1
+uuid:
+  description: UUID of the domain (null when absent, or in check mode before it exists).
+  returned: always
+  type: str
+  sample: 88bfee97-579e-4c1b-b714-c9151a062936
+state:
+  description: Power state after the run - running, stopped, paused, crashed, suspended or absent.
+  returned: always
+  type: str
+  sample: running
+xml:
+  description: The persistent (inactive) XML after the run, without secrets; in check mode for a new domain, the XML that would be defined (password masked).
+  returned: always
+  type: str
+vnc:
+  description: The VNC console - listen address, port and display (port and display only while running).
+  returned: always
+  type: dict
+  sample: {"listen": "127.0.0.1", "port": 5900, "display": ":0"}
+serial:
+  description: Path of the serial console - the pty (/dev/pts/N) while running, or the log file.
+  returned: always
+  type: str
+  sample: /var/lib/libvirt/images/vm1-console.log
+restart_required:
+  description: The persistent definition changed while the domain runs; a cold restart applies it (or use O(restart)).
+  returned: always
+  type: bool
+differences:
+  description: What differed from the options (item, before, after), passwords masked.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"item": "memory", "before": "256 MiB", "after": "512 MiB"}]
+actions:
+  description: What the run did (or would do in check mode).
+  returned: always
+  type: list
+  elements: str
+  sample: ["created disk /var/lib/libvirt/images/vm1.img", "defined", "started"]
+disks:
+  description:
+    - One entry per disk in O(disks) - action (create, exists, none), format, size_gib, and
+      growth_requested_gib or shrink_refused_gib when the requested size differs from an existing image.
+  returned: always
+  type: list
+  elements: dict
+virt_type:
+  description: The domain type decision - requested, domain_type (kvm or qemu) and the reasons.
+  returned: when the domain is created or compared
+  type: dict
+  sample: {"requested": "auto", "domain_type": "qemu", "reasons": ["No vmx/svm flag in /proc/cpuinfo."]}
+removed_storage:
+  description: Disk images and volumes removed with O(remove_storage).
+  returned: when images were removed
+  type: list
+  elements: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt_conn import (
+    LibvirtConnectionError, fail_on_missing_libvirt, open_connection)
+from ansible_collections.kvmops.hypervisor.plugins.module_utils import _domain_spec as dspec
+
+try:
+    from ansible_collections.kvmops.hypervisor.plugins.module_utils import _domain_manager as dman
+    HAS_LXML = dman.etree is not None
+except ImportError:  # pragma: no cover
+    dman = None
+    HAS_LXML = False
+
+
+def argument_spec():
+    """The module's options; part 2 extends this dict (install, extra_args, wait)."""
+    return dict(
+        name=dict(type='str', required=True),
+        uri=dict(type='str', default='qemu:///system'),
+        state=dict(type='str', default='running',
+                   choices=['running', 'stopped', 'present', 'absent']),
+        memory=dict(type='raw'),
+        vcpus=dict(type='int'),
+        cpu=dict(type='str'),
+        virt_type=dict(type='str', default='auto', choices=['auto', 'kvm', 'qemu']),
+        arch=dict(type='str'),
+        machine=dict(type='str'),
+        firmware=dict(type='str', choices=['bios', 'uefi']),
+        autostart=dict(type='bool'),
+        kernel=dict(type='path'),
+        initrd=dict(type='path'),
+        cmdline=dict(type='str'),
+        os_variant=dict(type='str', default='generic'),
+        disks=dict(type='list', elements='dict', options=dict(
+            path=dict(type='str'),
+            pool=dict(type='str'),
+            volume=dict(type='str'),
+            size=dict(type='float'),
+            format=dict(type='str', choices=['raw', 'qcow2']),
+            sparse=dict(type='bool', default=True),
+            backing_store=dict(type='str'),
+            bus=dict(type='str', choices=['virtio', 'sata', 'scsi', 'ide', 'usb']),
+            cache=dict(type='str', choices=['default', 'none', 'writethrough', 'writeback',
+                                            'directsync', 'unsafe']),
+            device=dict(type='str', default='disk', choices=['disk', 'cdrom']),
+            readonly=dict(type='bool'),
+        )),
+        networks=dict(type='list', elements='dict', options=dict(
+            network=dict(type='str'),
+            bridge=dict(type='str'),
+            direct=dict(type='str'),
+            mode=dict(type='str', choices=['bridge', 'vepa', 'private', 'passthrough']),
+            model=dict(type='str'),
+            mac=dict(type='str'),
+        )),
+        graphics=dict(type='dict', options=dict(
+            type=dict(type='str', default='vnc', choices=['none', 'vnc', 'spice']),
+            listen=dict(type='str'),
+            port=dict(type='int'),
+            password=dict(type='str', no_log=True),
+            keymap=dict(type='str'),
+        )),
+        serial=dict(type='str'),
+        remove_storage=dict(type='bool', default=False),
+        update=dict(type='bool', default=True),
+        restart=dict(type='bool', default=False),
+        shutdown_timeout=dict(type='int', default=120),
+    )
+
+
+def build_spec(module):
+    """Normalise the params (fails the module on bad input, before anything is touched)."""
+    params = dict(module.params)
+    for key in ('disks', 'networks'):
+        if params.get(key) is not None:
+            params[key] = [dict((k, v) for k, v in item.items() if v is not None)
+                           for item in params[key]]
+    try:
+        spec = dspec.normalize(params)
+    except dspec.SpecError as exc:
+        module.fail_json(msg=str(exc))
+    g = spec.get('graphics')
+    if g and g['type'] == 'vnc' and g.get('password') and len(g['password'].encode()) > 8:
+        module.warn('graphics.password is longer than 8 bytes: VNC authentication uses only '
+                    'the first 8, so the rest adds no security. Keep VNC on 127.0.0.1 and use '
+                    'an SSH tunnel, or use spice with TLS.')
+    return spec
+
+
+def make_manager(module, conn, spec):
+    """The DomainManager for this run; part 2 may return a subclass here."""
+    return dman.DomainManager(
+        conn, spec, check_mode=module.check_mode, diff_mode=module._diff,
+        run_command=lambda cmd: module.run_command(cmd),
+        qemu_img=module.get_bin_path('qemu-img'), warn=module.warn)
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    fail_on_missing_libvirt(module)
+    if not HAS_LXML:
+        from ansible.module_utils.basic import missing_required_lib
+        module.fail_json(msg=missing_required_lib('lxml') + ' (Debian/Ubuntu: python3-lxml, '
+                         'RHEL/Fedora: python3-lxml)')
+    spec = build_spec(module)
+    try:
+        conn = open_connection(module.params['uri'])
+    except LibvirtConnectionError as exc:
+        module.fail_json(msg=str(exc))
+    try:
+        manager = make_manager(module, conn, spec)
+        try:
+            result = manager.run()
+        except dman.DomainError as exc:
+            module.fail_json(msg=str(exc), name=spec['name'], actions=manager.actions,
+                             changed=manager.changed)
+    finally:
+        conn.close()
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
