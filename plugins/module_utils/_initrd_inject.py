@@ -161,18 +161,15 @@ def inject(initrd_path, files, directory=None, check_mode=False):
     return dest, True
 
 
-def remove_injected(directory):
-    """Remove every injected initrd in directory (after the install phase); list removed."""
-    removed = []
+def remove_injected(path):
+    """Remove one injected copy (after its install phase ended): True if it was removed.
+
+    Only files named initrd-inject-* are ever removed, so a wrong path cannot delete an
+    original initrd."""
+    if not path or not os.path.basename(path).startswith('initrd-inject-'):
+        return False
     try:
-        names = os.listdir(directory)
+        os.unlink(path)
     except OSError:
-        return removed
-    for name in names:
-        if name.startswith('initrd-inject-'):
-            try:
-                os.unlink(os.path.join(directory, name))
-                removed.append(name)
-            except OSError:
-                pass
-    return removed
+        return False
+    return True

@@ -371,7 +371,7 @@ def parse_iso_listing(tool, text):
         line = line.lstrip('/')
         if line.startswith('./'):
             line = line[2:]
-        if line and not line.endswith('/'):
+        if line and line != '.' and not line.endswith('/'):
             files.add(line)
     return files
 

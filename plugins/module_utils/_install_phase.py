@@ -159,7 +159,8 @@ def cdrom_bus_for(root):
     typ = root.find('os/type')
     machine = (typ.get('machine') or '') if typ is not None else ''
     arch = (typ.get('arch') or '') if typ is not None else ''
-    if arch in ('x86_64', 'i686', '') and (machine.startswith('pc') or machine == ''):
+    if arch in ('x86_64', 'i686', '') and 'q35' not in machine and (
+            machine.startswith('pc') or machine == ''):
         return 'ide'
     return 'sata'
 
