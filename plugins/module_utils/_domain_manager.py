@@ -17,6 +17,7 @@ Seams for the install phase (virt_install_domain part 2):
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import os
 import time
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils import _domain_drift as ddrift
@@ -125,6 +126,11 @@ class DomainManager(object):
         return self.plans
 
     def preflight(self):
+        for opt in ('kernel', 'initrd'):
+            if self.spec.get(opt) and not os.path.isfile(self.spec[opt]):
+                raise DomainError('%s=%s is not a file on the hypervisor; copy it there (e.g. '
+                                  'to /var/lib/libvirt/boot) or fix the path.'
+                                  % (opt, self.spec[opt]))
         items = _preflight.paths_of(self.spec)
         try:
             _preflight.check_paths(items)

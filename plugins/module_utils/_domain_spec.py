@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Validate and normalise virt_install_domain's options into a spec dict.
 
-Private to the collection: no API promise. Pure functions, no libvirt, no I/O except
-os.path checks that never change anything. Every problem raises SpecError with a message
+Private to the collection: no API promise. Pure functions: no libvirt, no file system
+(whether files exist is checked by the manager's preflight, still before anything changes). Every problem raises SpecError with a message
 that names the option, the bad value and the fix, before anything is created.
 
 The spec keeps None for every option the user did not give: drift detection compares only
@@ -145,7 +145,7 @@ def check_name(name):
     return name
 
 
-def check_path(option, value, must_exist=False):
+def check_path(option, value):
     if value is None:
         return None
     check_string(option, value)
@@ -156,8 +156,6 @@ def check_path(option, value, must_exist=False):
     norm = os.path.normpath(value)
     if norm.startswith('//'):
         norm = '/' + norm.lstrip('/')
-    if must_exist and not os.path.exists(norm):
-        raise SpecError("%s=%r does not exist on the hypervisor." % (option, value))
     return norm
 
 
@@ -392,9 +390,6 @@ def normalize(params):
         raise SpecError("machine=%r is not a machine type such as q35 or pc." % (spec['machine'],))
     if (spec['initrd'] or spec['cmdline']) and not spec['kernel']:
         raise SpecError("initrd and cmdline need kernel (direct kernel boot).")
-    for opt in ('kernel', 'initrd'):
-        if spec[opt] and state != 'absent' and not os.path.isfile(spec[opt]):
-            raise SpecError("%s=%r is not a file on the hypervisor." % (opt, spec[opt]))
     if params.get('disks') is not None:
         if not isinstance(params['disks'], list):
             raise SpecError("disks must be a list of dictionaries.")

@@ -224,6 +224,8 @@ def build_domain_tree(values, host):
     disks = assign_targets([dict(d) for d in values['disks']])
     for d in disks:
         devices.append(disk_element(d))
+    if any((d.get('bus') or d.get('bus_default')) == 'scsi' for d in disks):
+        _sub(devices, 'controller', {'type': 'scsi', 'index': '0', 'model': 'virtio-scsi'})
     for n in values['networks']:
         devices.append(interface_element(n))
     for el in serial_elements(values['serial']):
