@@ -28,7 +28,12 @@ sanity: setup
 	tools/sanity.sh
 
 test: setup collection-link
-	$(MAKE) --no-print-directory unit integration lint sanity
+	$(MAKE) --no-print-directory unit integration lint sanity molecule
+
+# The molecule scenario converges site.yml on this machine, which may restart libvirtd:
+# hold the test-bed lock exclusively (integration tests hold it shared).
+molecule: setup collection-link
+	flock -x /run/kvmops-testbed.lock molecule test
 
 demo: setup collection-link
 	@testbed/demo.sh

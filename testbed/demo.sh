@@ -1,6 +1,69 @@
 #!/usr/bin/env bash
-# The README's main command (placeholder until the roles land): prove the test bed works.
+# make demo: this machine becomes a KVM host (playbooks/site.yml with inventories/demo) and
+# installs the tiny guest from an install tree served on 127.0.0.1, then shows the guest's
+# state, the last line of its serial console, its VNC display and the SSH tunnel command.
+# A second run changes nothing (the play recap says changed=0) and takes seconds.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-.venv/bin/pytest -q tests/integration/test_testbed_smoke.py
+
+"$root/testbed/setup.sh"                       # venv, packages, tiny guest assets (idempotent)
+mkdir -p .build/collections/ansible_collections/kvmops
+ln -sfn "$root" .build/collections/ansible_collections/kvmops/hypervisor
+
+export PATH="$root/.venv/bin:$PATH"
+export ANSIBLE_COLLECTIONS_PATH="$root/.build/collections"
+export ANSIBLE_DISPLAY_SKIPPED_HOSTS=false ANSIBLE_NOCOLOR=${ANSIBLE_NOCOLOR:-0}
+
+tree=${KVMOPS_ASSETS:-/var/cache/kvmops-testbed/tiny}/trees/rhel
+port=${KVMOPS_DEMO_PORT:-18089}
+guest=kvmops-demo
+uri=qemu:///system
+
+# Serve the install tree on 127.0.0.1 for as long as the playbook runs.
+log=$(mktemp /tmp/kvmops-demo-http.XXXXXX)
+/usr/bin/python3 -m http.server --bind 127.0.0.1 --directory "$tree" "$port" >"$log" 2>&1 &
+server=$!
+cleanup() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -f "$log"; }
+trap cleanup EXIT
+for _ in $(seq 1 50); do
+  if /usr/bin/python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/.treeinfo', timeout=1)" 2>/dev/null; then
+    break
+  fi
+  if ! kill -0 "$server" 2>/dev/null; then
+    echo "demo: cannot serve the install tree on 127.0.0.1:$port (port in use? set KVMOPS_DEMO_PORT):" >&2
+    cat "$log" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+
+# Converging may restart libvirtd (qemu.conf): hold the test-bed lock exclusively.
+start=$(date +%s)
+flock -x /run/kvmops-testbed.lock \
+  ansible-playbook -i inventories/demo playbooks/site.yml -e demo_tree_port="$port"
+took=$(( $(date +%s) - start ))
+
+state=$(virsh -c "$uri" domstate "$guest" 2>/dev/null | head -n 1)
+serial=$(virsh -c "$uri" dumpxml "$guest" | xmllint --xpath 'string(//devices/serial/source/@path)' - 2>/dev/null || true)
+last_line="(no serial log)"
+if [ -n "$serial" ] && [ -f "$serial" ]; then
+  last_line=$(tr -d '\r' < "$serial" | grep -v '^[[:space:]]*$' | tail -n 1)
+fi
+display=$(virsh -c "$uri" vncdisplay "$guest" 2>/dev/null | head -n 1 || true)
+cat <<SUMMARY
+
+==================== kvmops demo ====================
+guest            $guest: $state  (site.yml took ${took}s)
+serial console   $serial
+  last line      $last_line
+VNC display      ${display:-none}
+SUMMARY
+if [ -n "$display" ]; then
+  vport=$(( 5900 + ${display##*:} ))
+  vhost=${display%:*}; vhost=${vhost:-127.0.0.1}
+  echo "tunnel           ssh -L $vport:$vhost:$vport -N -f $(id -un)@$(hostname -f 2>/dev/null || hostname)"
+  echo "                 then point a VNC viewer at localhost:$vport"
+fi
+echo "all guests       ansible-playbook -i inventories/demo playbooks/vnc_tunnels.yml"
+echo "====================================================="
