@@ -40,11 +40,12 @@ def _conf_value(text, key):
     active = None
     commented = None
     for line in text.splitlines():
-        m = re.match(r'^\s*(#?)\s*%s\s*=\s*"([^"]*)"' % re.escape(key), line)
+        # Active: 'user = "x"'. Shipped default: '#user = "x"' (no space after '#'; the
+        # indented '#       user = "qemu"' lines above it are examples, not the default).
+        m = re.match(r'^(#?)%s\s*=\s*"([^"]*)"' % re.escape(key), line.strip())
         if m:
             if m.group(1):
-                if commented is None:
-                    commented = m.group(2)
+                commented = m.group(2)
             else:
                 active = m.group(2)
     if active is not None:
