@@ -33,7 +33,7 @@ def _snapshot():
 def _cpu_has_virt_flag():
     with open('/proc/cpuinfo') as f:
         for line in f:
-            key, _, value = line.partition(':')
+            key, dummy, value = line.partition(':')
             if key.strip() == 'flags' and set(value.split()) & {'vmx', 'svm'}:
                 return True
     return False
