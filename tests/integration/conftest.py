@@ -15,11 +15,33 @@ from support.libvirt_helpers import remove_everything_named  # noqa: E402
 IMAGE_ROOT = '/var/lib/libvirt/images/kvmops-tests'
 
 
+class _SessionConnection(object):
+    """The session's connection; reopened (and the call retried once) when it died because a
+    daemon_exclusive test restarted libvirtd. isAlive() stays true until a call fails."""
+
+    def __init__(self):
+        self._conn = libvirt.open(paths.URI)
+
+    def __getattr__(self, name):
+        if not callable(getattr(self._conn, name)):
+            return getattr(self._conn, name)
+
+        def call(*args, **kwargs):
+            try:
+                return getattr(self._conn, name)(*args, **kwargs)
+            except libvirt.libvirtError:
+                if self._conn.isAlive():
+                    raise
+                self._conn = libvirt.open(paths.URI)
+                return getattr(self._conn, name)(*args, **kwargs)
+        return call
+
+
 @pytest.fixture(scope='session')
 def conn():
     """One read-write connection for the whole session (tests verify independently of modules)."""
     libvirt.registerErrorHandler(lambda ctx, err: None, None)
-    c = libvirt.open(paths.URI)
+    c = _SessionConnection()
     yield c
     c.close()
 
