@@ -142,6 +142,13 @@ def _set_metadata(root, record):
             el.set(key, str(record[key]))
 
 
+def add_record(domain_xml, record):
+    """domain_xml with the install record in its <metadata> (replacing an older one)."""
+    root = _parse(domain_xml)
+    _set_metadata(root, record)
+    return etree.tostring(root, pretty_print=True).decode('utf-8')
+
+
 def _used_targets(devices):
     return set(t.get('dev') for t in devices.findall('disk/target') if t.get('dev'))
 

@@ -215,7 +215,9 @@ options:
       password:
         description:
           - Console password, written into the XML (never on a command line, never returned).
-          - VNC uses only the first 8 bytes of it; the module warns when it is longer.
+          - VNC authentication uses at most 8 bytes; longer VNC passwords fail before anything
+            changes (libvirt 8.x and later refuse them), and the module warns when a
+            password-protected VNC console listens on a non-loopback address.
         type: str
       keymap:
         description: Keymap such as V(en-us) or V(de).
@@ -244,9 +246,97 @@ options:
     description: Seconds to wait for a clean ACPI shutdown before failing (the guest is never powered off by force).
     type: int
     default: 120
+  install:
+    description:
+      - How the guest's operating system gets onto its disks, like virt-install's C(--location),
+        C(--cdrom), C(--import) and C(--pxe). Give exactly one of O(install.location),
+        O(install.cdrom), O(install.import) or O(install.pxe).
+      - For O(install.location), O(install.cdrom) and O(install.pxe) the domain's persistent
+        definition is the FINAL one (it boots from its disk). When this module creates the
+        domain it marks the install as pending in the domain's metadata; with O(state=running)
+        it starts the domain once from a transient install configuration (the installer's
+        kernel and initrd booted directly, the CD-ROM first, or the network first) with
+        C(on_reboot=destroy), so the installer's reboot ends the install phase.
+      - With O(install.wait) the module waits for that end, then starts the final
+        configuration, so the next task finds the installed guest running. A later run finds
+        the install completed in the metadata and never installs again; a run after an
+        install that nobody waited for starts the final configuration.
+      - O(state=present) and O(state=stopped) define the domain and leave the install pending
+        until a run with O(state=running).
+      - An existing domain that this module did not create (no install record) is never
+        installed over; the module warns instead.
+    type: dict
+    suboptions:
+      location:
+        description:
+          - An install tree (C(--location)) - an http, https or ftp URL, a directory on the
+            hypervisor, or an ISO image on the hypervisor that holds one.
+          - Layouts found - RHEL, CentOS, Fedora, Rocky and Alma (C(.treeinfo), C(images/pxeboot/vmlinuz)
+            and C(initrd.img)), Debian and Ubuntu netboot (give C(.../dists/<suite>/main/installer-<arch>/);
+            one level up or down works too), openSUSE/SLES (C(boot/<arch>/loader/linux) and C(initrd)), and installer
+            DVDs (C(isolinux/), C(install.amd/), C(casper/)).
+          - The kernel and initrd are copied into O(install.cache_dir) under a directory keyed
+            by the location and the architecture, checked against their size and SHA-256
+            (and the checksums of C(.treeinfo) when it has them), written to a temporary file
+            and renamed into place. A later run uses the cache without any network traffic.
+          - An ISO needs xorriso, bsdtar or isoinfo on the hypervisor; it is also attached as a
+            CD-ROM while the installer runs (like virt-install).
+        type: str
+      cdrom:
+        description:
+          - An installer ISO on the hypervisor (C(--cdrom)), attached as a CD-ROM and booted
+            first during the install phase only. The final definition does not contain it,
+            so the guest never boots the installer again. If a multi-stage installer needs the
+            medium after its first reboot, also list the ISO in O(disks) with
+            O(disks[].device=cdrom) (the final definition boots from the disk first).
+        type: path
+      import:
+        description:
+          - Boot an existing disk image (C(--import)) - the first entry of O(disks) must exist.
+            There is no install phase.
+        type: bool
+      pxe:
+        description: Boot from the network first during the install phase (C(--pxe)); the domain needs a NIC.
+        type: bool
+      extra_args:
+        description:
+          - Kernel arguments for the installer (C(--extra-args)), only with O(install.location),
+            e.g. V(console=tty0 console=ttyS0,115200) to follow the installer on the serial
+            console, or V(inst.ks=http://server/ks.cfg).
+        type: str
+      kickstart:
+        description:
+          - A kickstart, preseed or AutoYaST file on the hypervisor, injected at the root of a copy of the
+            installer's initrd (C(--initrd-inject)), only with O(install.location).
+          - Unless O(install.extra_args) already names one, the installer is pointed at it with
+            C(inst.ks=file:/<name>) (RHEL family), C(preseed/file=/<name>) (Debian/Ubuntu; a file named
+            C(preseed.cfg) is read by itself) or C(autoyast=file:///<name>) (openSUSE).
+          - Its content is never logged or returned; the injected copy is mode 0600 and is
+            removed once the install phase has ended.
+        type: path
+      wait:
+        description:
+          - Seconds to wait for the install phase to end (C(--wait)). V(0) returns once the
+            installer has started, V(-1) waits without limit.
+          - When the time runs out, RV(install_phase) is V(timed_out) (with a warning, not a
+            failure); a later run finishes the job.
+        type: int
+        default: 0
+      cache_dir:
+        description: Where fetched kernels and initrds are kept (QEMU must be able to read them).
+        type: path
+        default: /var/lib/libvirt/boot/kvmops
+      validate_certs:
+        description: Verify TLS certificates of an https O(install.location).
+        type: bool
+        default: true
+      timeout:
+        description: Network timeout in seconds for each request to O(install.location).
+        type: int
+        default: 30
 notes:
   - Requires libvirt-python and python3-lxml on the managed host, and qemu-img to create qcow2 images.
-  - Installing an operating system from a tree, an ISO or PXE is the job of the install options (part 2).
+  - A long O(install.wait) keeps the task (and its connection) open; with O(install.wait=-1) consider Ansible's C(async).
   - The module never resizes or converts images.
 seealso:
   - module: kvmops.hypervisor.kvm_capability_facts
@@ -262,7 +352,8 @@ EXAMPLES = r'''
 #     --disk path=/vm-images/vm1.img,size=10 --graphics none \
 #     --location=http://mirror.example.org/centos/7/os/x86_64/ \
 #     --extra-args="console=tty0 console=ttyS0,115200"
-# translated (the install source itself is the install option's job):
+# translated; the installer's kernel and initrd are fetched once and cached, and the
+# module waits for the installer and boots the installed guest:
 - name: CentOS 7 guest vm1 on the host bridge, serial console only
   kvmops.hypervisor.virt_install_domain:
     name: vm1
@@ -277,13 +368,40 @@ EXAMPLES = r'''
       - bridge: br0
     graphics:
       type: none
+    install:
+      location: http://mirror.example.org/centos/7/os/x86_64/
+      extra_args: console=tty0 console=ttyS0,115200
+      wait: 3600
+
+# The same, unattended: the kickstart file is injected into the installer's initrd
+# (virt-install --initrd-inject=/root/ks.cfg --extra-args="ks=file:/ks.cfg ...").
+- name: CentOS 7 guest vm2, kickstart from the hypervisor
+  kvmops.hypervisor.virt_install_domain:
+    name: vm2
+    memory: 1024
+    os_variant: centos7.0
+    disks:
+      - path: /vm-images/vm2.img
+        size: 10
+        format: raw
+    networks:
+      - bridge: br0
+    graphics:
+      type: none
+    install:
+      location: http://mirror.example.org/centos/7/os/x86_64/
+      kickstart: /root/ks.cfg
+      extra_args: ks=file:/ks.cfg console=tty0 console=ttyS0,115200
+      wait: -1
 
 # The guide's Windows guest:
 #   virt-install --name=windows1 --ram=2048 --cpu=host --vcpus=2 --os-type=windows \
 #     --os-variant=win2k12r2 --disk path=/vm-images/windows1.img,size=40 \
 #     --cdrom=/root/win2012.iso --network bridge:br0 --graphics vnc
 # /root is not reachable by QEMU: the module fails before creating anything and says so.
-# Keep the ISO under /var/lib/libvirt/boot instead.
+# Keep the ISO under /var/lib/libvirt/boot instead. The CD-ROM boots first during the
+# install phase only; after setup's first reboot the module starts the guest from its disk
+# (follow setup on the VNC console, e.g. through an SSH tunnel to 127.0.0.1:5900).
 - name: Windows 2012 guest windows1 with VNC on 127.0.0.1
   kvmops.hypervisor.virt_install_domain:
     name: windows1
@@ -294,13 +412,14 @@ EXAMPLES = r'''
     disks:
       - path: /vm-images/windows1.img
         size: 40
-      - path: /var/lib/libvirt/boot/win2012.iso
-        device: cdrom
     networks:
       - bridge: br0
     graphics:
       type: vnc
       password: "{{ vault_vnc_password }}"
+    install:
+      cdrom: /var/lib/libvirt/boot/win2012.iso
+      wait: 7200
 
 # Direct kernel boot with the serial console in a log file (how the tests boot a tiny guest)
 - name: Tiny guest under QEMU emulation
@@ -336,6 +455,34 @@ EXAMPLES = r'''
         backing_store: /var/lib/libvirt/images/base/debian12.qcow2
     networks:
       - network: default
+
+# Import an existing image (virt-install --import): no install phase
+- name: Guest from a prepared image
+  kvmops.hypervisor.virt_install_domain:
+    name: app1
+    memory: 2048
+    os_variant: linux
+    disks:
+      - path: /var/lib/libvirt/images/app1.raw
+    install:
+      import: true
+
+# Debian from the network, answers in a preseed file injected into the installer's initrd
+- name: Debian 12 guest deb1
+  kvmops.hypervisor.virt_install_domain:
+    name: deb1
+    memory: 1024
+    os_variant: debian12
+    disks:
+      - path: /var/lib/libvirt/images/deb1.raw
+        size: 8
+    graphics:
+      type: none
+    install:
+      location: http://deb.debian.org/debian/dists/bookworm/main/installer-amd64/
+      kickstart: /srv/preseed/preseed.cfg
+      extra_args: auto=true priority=critical console=ttyS0,115200n8
+      wait: -1
 
 # Remove a guest (UEFI NVRAM included) and its disk images
 - name: vm1 is gone
@@ -408,6 +555,29 @@ removed_storage:
   returned: when images were removed
   type: list
   elements: str
+install_phase:
+  description:
+    - Where the install stands after the run - V(started) (the installer runs), V(completed)
+      (it ended; the final configuration is in place), V(timed_out) (O(install.wait) ran out
+      while the installer was running), V(pending) (defined, the installer starts with
+      O(state=running)) or V(none) (no install phase - O(install.import), or a domain without
+      an install record).
+  returned: when O(install) is given
+  type: str
+  sample: completed
+install:
+  description:
+    - The install source - source, wait, and for O(install.location) the cached kernel and
+      initrd, the layout found (redhat, debian, ubuntu, suse), the cache directory and
+      whether this run fetched anything (in check mode, whether it would). Also the
+      installer's kernel command line and the name the kickstart file has in the initrd
+      (never its content).
+  returned: when O(install) is given
+  type: dict
+  sample: {"source": "location", "layout": "redhat", "fetched": false,
+           "kernel": "/var/lib/libvirt/boot/kvmops/70ff82bfcc3ffe47/kernel",
+           "initrd": "/var/lib/libvirt/boot/kvmops/70ff82bfcc3ffe47/initrd",
+           "cmdline": "console=ttyS0 inst.ks=file:/ks.cfg", "injected_as": "/ks.cfg"}
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -422,6 +592,10 @@ try:
 except ImportError:  # pragma: no cover
     dman = None
     HAS_LXML = False
+try:
+    from ansible_collections.kvmops.hypervisor.plugins.module_utils import _install_manager as dinst
+except ImportError:  # pragma: no cover - lxml missing: reported through HAS_LXML
+    dinst = None
 
 
 def argument_spec():
@@ -477,6 +651,7 @@ def argument_spec():
         update=dict(type='bool', default=True),
         restart=dict(type='bool', default=False),
         shutdown_timeout=dict(type='int', default=120),
+        install=dinst.install_argument_spec() if dinst else dict(type='dict'),
     )
 
 
@@ -492,17 +667,22 @@ def build_spec(module):
     except dspec.SpecError as exc:
         module.fail_json(msg=str(exc))
     g = spec.get('graphics')
-    if g and g['type'] == 'vnc' and g.get('password') and len(g['password'].encode()) > 8:
-        module.warn('graphics.password is longer than 8 bytes: VNC authentication uses only '
-                    'the first 8, so the rest adds no security. Keep VNC on 127.0.0.1 and use '
-                    'an SSH tunnel, or use spice with TLS.')
+    if g and g['type'] == 'vnc' and g.get('password') and g.get('listen') not in (
+            None, '127.0.0.1', '::1'):
+        module.warn('graphics.password protects VNC with at most 8 bytes (DES challenge), and '
+                    'VNC traffic is not encrypted: on %s prefer listen 127.0.0.1 and an SSH '
+                    'tunnel, or spice with TLS.' % g['listen'])
     return spec
 
 
 def make_manager(module, conn, spec):
     """The DomainManager for this run; part 2 may return a subclass here."""
-    return dman.DomainManager(
-        conn, spec, check_mode=module.check_mode, diff_mode=module._diff,
+    try:
+        install = dinst.normalize_install(module.params.get('install'), spec)
+    except dman.DomainError as exc:
+        module.fail_json(msg=str(exc))
+    return dinst.InstallDomainManager(
+        conn, spec, install=install, check_mode=module.check_mode, diff_mode=module._diff,
         run_command=lambda cmd: module.run_command(cmd),
         qemu_img=module.get_bin_path('qemu-img'), warn=module.warn)
 
