@@ -395,3 +395,18 @@ def test_gathering_changes_nothing(tmp_path):
     before = snapshot()
     kc.gather_kvm_capability(root=root, conn=FakeConn())
     assert snapshot() == before
+
+
+def test_nested_guest_with_vmx_is_usable_and_says_nested(tmp_path):
+    """A VM whose hypervisor passes VT-x through: the i5 dump with 'hypervisor' added to every
+    flags line (synthetic edit of the fixture text, in the tree only)."""
+    root = make_tree(tmp_path, cpuinfo='intel-core-i5-m560-laptop.txt', modules={'kvm': None, 'kvm_intel': 'Y'})
+    path = os.path.join(root, 'proc/cpuinfo')
+    with open(path) as f:
+        text = f.read()
+    with open(path, 'w') as f:
+        f.write(text.replace(' vmx ', ' vmx hypervisor '))
+    facts = kc.gather_kvm_capability(root=root)
+    assert facts['hypervisor'] is True and facts['virt_flag_count'] == 4
+    assert facts['domain_type'] == 'kvm'
+    assert any('itself a virtual machine' in r and 'nested' in r for r in facts['reasons'])
