@@ -318,6 +318,11 @@ def _graphics(g):
         password = str(password)
         if re.search(r'[\x00-\x1f\x7f]', password):
             raise SpecError("graphics.password contains control characters.")
+        if gtype == 'vnc' and len(password.encode('utf-8')) > 8:
+            raise SpecError("graphics.password is %d bytes long: VNC authentication uses only 8 "
+                            "bytes, and libvirt 8.x and later refuse longer VNC passwords. Give at "
+                            "most 8 characters, keep VNC on 127.0.0.1 and reach it through an SSH "
+                            "tunnel (or use spice with TLS)." % len(password.encode('utf-8')))
     keymap = check_string('graphics.keymap', g.get('keymap'))
     if keymap is not None and not _KEYMAP_RE.match(keymap):
         raise SpecError("graphics.keymap=%r is not a keymap such as en-us or de." % (keymap,))

@@ -156,3 +156,10 @@ def test_kernel_options():
 def test_bad_vcpus(vcpus):
     with pytest.raises(S.SpecError, match='vcpus'):
         norm(vcpus=vcpus)
+
+
+def test_vnc_password_longer_than_8_bytes_fails_early():
+    with pytest.raises(S.SpecError, match='only 8'):
+        norm(graphics={'type': 'vnc', 'password': '123456789'})
+    assert norm(graphics={'type': 'vnc', 'password': '12345678'})['graphics']['password']
+    assert norm(graphics={'type': 'spice', 'password': 'a-long-spice-password'})
