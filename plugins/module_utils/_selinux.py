@@ -525,17 +525,20 @@ class VirtDirManager(object):
             self.notes.append('The policy already labels %s as %s; no local rule needed.'
                               % (path, setype))
 
-        dir_before = self.directory.describe() if self.directory else 'unmanaged'
+        # Order: the store (rule, then booleans, one transaction), the directory, the relabel.
+        # The store goes first because only semanage can tell a wrong type name: a typo then
+        # changes nothing at all, not even the directory.
         done = []
-        dir_changed = self._ensure_directory(done)
-        dir_after = self.directory.describe() if self.directory else 'unmanaged'
-        if self.check_mode and dir_changed and self.directory and not self.directory.exists:
-            dir_after = 'would be created'
-
         if lines and not self.check_mode:
             self._apply(lines, rules, done)
         if lines:
             done.append('policy store: %s' % '; '.join(lines))
+
+        dir_before = self.directory.describe() if self.directory else 'unmanaged'
+        dir_changed = self._ensure_directory(done)
+        dir_after = self.directory.describe() if self.directory else 'unmanaged'
+        if self.check_mode and dir_changed and self.directory and not self.directory.exists:
+            dir_after = 'would be created'
 
         # Relabel: after the rule and booleans are in place.
         relabelled, count, skipped = self._relabel(mode, kind, bool(rules['lines']), done)

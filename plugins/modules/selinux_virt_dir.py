@@ -203,6 +203,13 @@ path:
   returned: always
   type: str
   sample: /vm-images
+state:
+  description:
+    - C(directory) when O(path) exists after the run, else C(absent). Ansible adds it, with C(uid), C(gid),
+      C(owner), C(group), C(mode) and C(size) of the path, as for M(ansible.builtin.file).
+  returned: always
+  type: str
+  sample: directory
 selinux:
   description:
     - V(enforcing) or V(permissive) (everything applied), V(disabled) (SELinux userspace installed but
