@@ -258,13 +258,21 @@ class DomainManager(object):
         flags |= libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
         if hasattr(libvirt, 'VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA'):
             flags |= libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
-        try:
-            dom.undefineFlags(flags)
-        except libvirt.libvirtError as exc:
+        # Fall back to fewer flags only for drivers that do not know them (they have no
+        # NVRAM either); a domain whose NVRAM libvirt knows is never undefined without it.
+        attempts = [flags, libvirt.VIR_DOMAIN_UNDEFINE_NVRAM, 0]
+        for i, attempt in enumerate(attempts):
             try:
-                dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
-            except libvirt.libvirtError:
-                raise DomainError('Cannot undefine %s: %s' % (self.spec['name'], exc))
+                if attempt:
+                    dom.undefineFlags(attempt)
+                else:
+                    dom.undefine()
+                break
+            except libvirt.libvirtError as exc:
+                unsupported = exc.get_error_code() in (libvirt.VIR_ERR_INVALID_ARG,
+                                                       libvirt.VIR_ERR_NO_SUPPORT)
+                if not unsupported or i == len(attempts) - 1:
+                    raise DomainError('Cannot undefine %s: %s' % (self.spec['name'], exc))
         self.act('undefined')
 
     def ensure_created(self):

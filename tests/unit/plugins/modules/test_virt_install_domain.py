@@ -1,0 +1,77 @@
+"""virt_install_domain module: documentation matches the argument spec; bad input fails in
+build_spec before a connection is opened; the EXAMPLES are valid tasks."""
+import pytest
+import yaml
+
+from ansible_collections.kvmops.hypervisor.plugins.modules import virt_install_domain as mod
+
+
+def doc():
+    return yaml.safe_load(mod.DOCUMENTATION)
+
+
+def compare(spec, options, path=''):
+    assert sorted(spec) == sorted(options), path
+    for key, s in spec.items():
+        o = options[key]
+        where = path + key
+        assert o.get('type', 'str') == s.get('type', 'str'), where
+        assert o.get('default') == s.get('default'), where
+        assert sorted(o.get('choices') or []) == sorted(s.get('choices') or []), where
+        assert bool(o.get('required')) == bool(s.get('required')), where
+        assert o.get('elements') == s.get('elements'), where
+        if s.get('options'):
+            compare(s['options'], o.get('suboptions') or {}, where + '.')
+
+
+def test_documentation_matches_argument_spec():
+    options = dict(doc()['options'])
+    options['uri'] = {'type': 'str', 'default': 'qemu:///system'}  # from the libvirt fragment
+    compare(mod.argument_spec(), options)
+
+
+def test_password_is_no_log():
+    assert mod.argument_spec()['graphics']['options']['password']['no_log'] is True
+
+
+def test_examples_are_tasks_of_this_module():
+    tasks = yaml.safe_load(mod.EXAMPLES)
+    assert tasks and all('kvmops.hypervisor.virt_install_domain' in t for t in tasks)
+    spec = mod.argument_spec()
+    for t in tasks:
+        assert set(t['kvmops.hypervisor.virt_install_domain']) <= set(spec), t['name']
+
+
+class FakeModule(object):
+    def __init__(self, params):
+        self.params = params
+        self.warnings = []
+
+    def fail_json(self, **kw):
+        raise AssertionError(kw['msg'])
+
+    def warn(self, msg):
+        self.warnings.append(msg)
+
+
+def params(**kw):
+    p = dict((k, v.get('default')) for k, v in mod.argument_spec().items())
+    p.update(kw)
+    return p
+
+
+def test_build_spec_drops_unset_suboptions_and_fails_clearly():
+    m = FakeModule(params(name='vm1', disks=[{'path': '/var/lib/libvirt/images/a.img',
+                                              'size': 1.0, 'bus': None, 'format': None,
+                                              'sparse': True, 'device': 'disk'}]))
+    spec = mod.build_spec(m)
+    assert spec['disks'][0]['bus'] is None and spec['disks'][0]['size'] == 1024 ** 3
+    with pytest.raises(AssertionError, match='memory'):
+        mod.build_spec(FakeModule(params(name='vm1', memory='-1GiB')))
+
+
+def test_public_vnc_with_password_warns():
+    m = FakeModule(params(name='vm1', graphics={'type': 'vnc', 'listen': '0.0.0.0',
+                                                'password': 'abcdefgh'}))
+    mod.build_spec(m)
+    assert m.warnings and '8 bytes' in m.warnings[0]
