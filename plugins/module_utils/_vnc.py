@@ -88,8 +88,10 @@ def parse_listen(address):
 
 def is_loopback(address):
     """True for addresses inside 127.0.0.0/8 and ::1 (also as IPv4-mapped IPv6)."""
-    ip = parse_listen(address) if not isinstance(address, (ipaddress.IPv4Address,
-                                                             ipaddress.IPv6Address)) else address
+    if isinstance(address, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        ip = address
+    else:
+        ip = parse_listen(address)
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return ip.is_loopback

@@ -168,6 +168,14 @@ EXAMPLES = r'''
     backup: true
   notify: Restart libvirtd
 
+# ... and the guide's firewall step, for the port range the guests can get.
+- name: Open the VNC port range
+  ansible.posix.firewalld:
+    port: 5900-5950/tcp
+    permanent: true
+    immediate: true
+    state: enabled
+
 # The guide's second way, per guest (what `virsh edit` + listen='0.0.0.0' does).
 - name: One guest listens on the management interface
   kvmops.hypervisor.vnc_listen:

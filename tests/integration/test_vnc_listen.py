@@ -73,7 +73,7 @@ def wait_for_libvirtd(timeout=90):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if subprocess.run(['virsh', '-c', paths.URI, 'version'], stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL).returncode == 0:
+                          stderr=subprocess.DEVNULL, check=False).returncode == 0:
             return
         time.sleep(0.3)
     raise AssertionError('libvirtd did not answer within %ss' % timeout)
@@ -262,6 +262,8 @@ def test_refusals_change_nothing(conn, prefix, image_dir, tiny, tmp_path):
                                              '9.0.0-debian12.conf')))
     conf_bytes = conf.read_bytes()
     cfg = str(conf)
+    broken = tmp_path / 'broken.conf'
+    broken.write_bytes(conf_bytes + b'vnc_listen = "0.0.0.0\n')
     results = run_tasks([
         {'kvmops.hypervisor.vnc_listen': {'config': cfg, 'listen': '0.0.0.0'}},
         {'kvmops.hypervisor.vnc_listen': {'scope': 'domains', 'domains': [guest.name()],
@@ -274,8 +276,10 @@ def test_refusals_change_nothing(conn, prefix, image_dir, tiny, tmp_path):
                                           'port_max': 5950}},
         {'kvmops.hypervisor.vnc_listen': {'config': cfg, 'port_min': 5800}},
         {'kvmops.hypervisor.vnc_listen': {'config': cfg, 'password': ''}},
+        {'kvmops.hypervisor.vnc_listen': {'config': str(broken), 'listen': '127.0.0.7'}},
     ])
-    insecure_host, insecure_dom, bad_addr, missing, nosuch, host_only, low_port, empty_pw = results
+    (insecure_host, insecure_dom, bad_addr, missing, nosuch, host_only, low_port, empty_pw,
+     unparsable) = results
     for r in results:
         assert r.get('failed'), r
     assert 'without TLS' in insecure_host['msg'] and 'ssh -L 5901:127.0.0.1:5901' in \
@@ -288,6 +292,8 @@ def test_refusals_change_nothing(conn, prefix, image_dir, tiny, tmp_path):
     assert 'only apply host-wide' in host_only['msg']
     assert 'port_min' in low_port['msg']
     assert 'empty' in empty_pw['msg']
+    assert 'cannot be parsed' in unparsable['msg'] and 'unterminated string' in unparsable['msg']
+    assert broken.read_bytes() == conf_bytes + b'vnc_listen = "0.0.0.0\n'
     assert conf.read_bytes() == conf_bytes
     assert guest.XMLDesc(INACTIVE_SECURE) == before_xml
     assert not (tmp_path / 'missing.conf').exists()
@@ -339,3 +345,47 @@ def test_displays_match_virsh_for_addresses_nobody_listens_on(tmp_path, listen):
         'display': vncdisplay('vnc-probe', uri),
         'ssh_tunnel': 'ssh -L 5907:%s:5907 -N -f hv1'
                       % {'0.0.0.0': '127.0.0.1', '::': '[::1]'}.get(listen, listen)}]
+
+
+ALL_NODE = """<node>
+  <domain type='test'>
+    <name>with-vnc-a</name>
+    <memory>65536</memory>
+    <os><type>hvm</type></os>
+    <devices><graphics type='vnc' port='5911' autoport='no' listen='127.0.0.1'/></devices>
+  </domain>
+  <domain type='test'>
+    <name>with-vnc-b</name>
+    <memory>65536</memory>
+    <os><type>hvm</type></os>
+    <devices><graphics type='vnc' port='5912' autoport='no'/></devices>
+  </domain>
+  <domain type='test'>
+    <name>headless</name>
+    <memory>65536</memory>
+    <os><type>hvm</type></os>
+  </domain>
+</node>
+"""
+
+
+def test_all_domains_on_the_test_driver(tmp_path):
+    """domains: all, run where it cannot touch anyone's guests: a private test driver node."""
+    node = tmp_path / 'node.xml'
+    node.write_text(ALL_NODE)
+    conf = tmp_path / 'qemu.conf'
+    conf.write_text('')
+    args = {'uri': 'test://' + str(node), 'config': str(conf), 'scope': 'domains',
+            'domains': 'all', 'listen': '127.0.0.9'}
+    res = run_module('vnc_listen', args, diff=True)
+    assert res['changed'], res
+    assert res['domains_changed'] == ['with-vnc-a', 'with-vnc-b']
+    assert res['domains_skipped'] == ['headless']
+    # running guests keep their address until restarted
+    assert res['domains_restart_required'] == ['with-vnc-a', 'with-vnc-b']
+    assert [d['before_header'] for d in res['diff']] == [
+        'with-vnc-a (persistent VNC graphics)', 'with-vnc-b (persistent VNC graphics)']
+    assert 'listen="127.0.0.9"' in res['diff'][0]['after']
+    # a named guest without VNC is an error, not a skip
+    res = run_module('vnc_listen', dict(args, domains=['headless']))
+    assert res.get('failed') and 'has no <graphics' in res['msg'], res

@@ -222,8 +222,8 @@ def test_guest_following_host_gets_its_own_address_and_nothing_else_changes():
     assert plan['changes'] == ['listen']
     g = _vnc.vnc_graphics(etree.fromstring(plan['new_xml'].encode()))[0]
     assert g.get('listen') == '127.0.0.2'
-    assert [(l.get('type'), l.get('address')) for l in g.findall('listen')] == [('address',
-                                                                                  '127.0.0.2')]
+    listens = [(el.get('type'), el.get('address')) for el in g.findall('listen')]
+    assert listens == [('address', '127.0.0.2')]
     assert _without_graphics(plan['new_xml']) == _without_graphics(xml)
     # second run: nothing to do
     assert _vnc.plan_domain(plan['new_xml'], listen='127.0.0.2')['changes'] == []
@@ -243,8 +243,8 @@ def test_socket_and_extra_listens_become_one_address():
     plan = _vnc.plan_domain(xml, listen='127.0.0.3')
     g = _vnc.vnc_graphics(etree.fromstring(plan['new_xml'].encode()))[0]
     assert g.get('socket') is None
-    assert [dict(l.attrib) for l in g.findall('listen')] == [{'type': 'address',
-                                                              'address': '127.0.0.3'}]
+    listens = [dict(el.attrib) for el in g.findall('listen')]
+    assert listens == [{'type': 'address', 'address': '127.0.0.3'}]
 
 
 def test_graphics_without_listen_child_and_without_port():
