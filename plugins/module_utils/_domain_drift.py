@@ -92,19 +92,19 @@ def _serialise_children(parent):
 def diff_elements(current, merged):
     """Readable before/after: the root-level and device elements that differ."""
     def pick(a, b):
-        a_top = [(c.tag, s) for c, s in zip([x for x in a if isinstance(x.tag, str)],
-                                              _serialise_children(a)) if c.tag != 'devices']
-        b_top = [(c.tag, s) for c, s in zip([x for x in b if isinstance(x.tag, str)],
-                                              _serialise_children(b)) if c.tag != 'devices']
-        b_set = set(s for _, s in b_top)
-        only = [s for _, s in a_top if s not in b_set]
+        a_children = [x for x in a if isinstance(x.tag, str)]
+        b_children = [x for x in b if isinstance(x.tag, str)]
+        a_top = [s for c, s in zip(a_children, _serialise_children(a)) if c.tag != 'devices']
+        b_set = set(s for c, s in zip(b_children, _serialise_children(b))
+                    if c.tag != 'devices')
+        only = [s for s in a_top if s not in b_set]
         a_dev = _serialise_children(a.find('devices'))
         b_dev = set(_serialise_children(b.find('devices')))
         only_dev = [s for s in a_dev if s not in b_dev]
         text = ''.join(only)
         if only_dev:
-            text += '<devices>\n' + ''.join('  ' + line + '\n' for s in only_dev
-                                           for line in s.rstrip('\n').split('\n')) + '</devices>\n'
+            lines = [line for s in only_dev for line in s.rstrip('\n').split('\n')]
+            text += '<devices>\n' + ''.join('  %s\n' % line for line in lines) + '</devices>\n'
         return text
     name = current.findtext('name') or ''
     header = '<!-- domain %s: changed elements of the persistent definition -->\n' % name
@@ -315,11 +315,12 @@ def _compare_disks(spec, drift):
         if target.get('dev'):
             used_targets.add(target.get('dev'))
         keep.append((d, el))
-    removed = [el for el in current if el not in [e for _, e in keep]]
+    kept_elements = [pair[1] for pair in keep]
+    removed = [el for el in current if el not in kept_elements]
     for el in removed:
         drift.add('disks', _disk_label(el), None)
     # Reassign targets for disks whose bus changed and for new disks.
-    for el in [e for _, e in keep]:
+    for el in kept_elements:
         target = el.find('target')
         if not target.get('dev'):
             tmp = dx.assign_targets([{'bus': target.get('bus')}], used_targets)[0]['target']

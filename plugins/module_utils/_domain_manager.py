@@ -323,9 +323,9 @@ class DomainManager(object):
         self.differences = drift.differences
         if not self.spec.get('update', True):
             if drift.changed:
-                self.warn('domain %s differs from the options (%s) but update=false: left as it '
-                          'is.' % (self.spec['name'], ', '.join(d['item'] for d in
-                                                               drift.differences)))
+                items = ', '.join(d['item'] for d in drift.differences)
+                self.warn('domain %s differs from the options (%s) but update=false: left as '
+                          'it is.' % (self.spec['name'], items))
             return
         if self.diff_mode:
             self.diff = drift.diff()

@@ -149,6 +149,7 @@ def check_dac(path, what, ident, exists=True):
     """Raise PreflightError when ident cannot search every directory on the way to path."""
     if ident.get('uid') in (None, 0):
         return  # QEMU as root (or unknown user): classic permissions are no obstacle
+    user = ident['user']
     who = ident['user'] + (':%s' % ident['group'] if ident.get('group') else '')
     parts = os.path.dirname(path).split('/')
     current = '/'
@@ -170,9 +171,7 @@ def check_dac(path, what, ident, exists=True):
                 "the directory %s is mode %04o owned by %s and gives %s no search (x) "
                 "permission. Fix: %s." % (
                     who, ident['source'], path, what, d, stat.S_IMODE(st.st_mode), _owner(st),
-                    ident['user'], FIX_HINT % ("let QEMU traverse the directory: chmod o+x %s "
-                                              "(or a group ACL: setfacl -m u:%s:x %s)"
-                                              % (d, ident['user'], d))))
+                    user, FIX_HINT % traverse_fix(d, user)))
     if exists and not ident.get('dynamic_ownership', True) and os.path.exists(path):
         st = os.stat(path)
         if not _may(st, ident, 4):
@@ -182,6 +181,11 @@ def check_dac(path, what, ident, exists=True):
                 "chown it to %s or enable dynamic_ownership." % (
                     path, what, ident['user'], stat.S_IMODE(st.st_mode), _owner(st),
                     ident['user']))
+
+
+def traverse_fix(directory, user):
+    return ("let QEMU traverse the directory: chmod o+x %s (or a group ACL: setfacl -m u:%s:x "
+            "%s)" % (directory, user, directory))
 
 
 def selinux_enabled(root='/'):

@@ -148,7 +148,7 @@ options:
         type: bool
         default: true
       backing_store:
-        description: Base image of a qcow2 copy-on-write clone (created in O(1), the base is never written).
+        description: Base image of a qcow2 copy-on-write clone (created at once whatever its size; the base is never written).
         type: str
       bus:
         description: Disk bus; the default comes from O(os_variant).
@@ -644,7 +644,7 @@ def argument_spec():
             listen=dict(type='str'),
             port=dict(type='int'),
             password=dict(type='str', no_log=True),
-            keymap=dict(type='str'),
+            keymap=dict(type='str', no_log=False),
         )),
         serial=dict(type='str'),
         remove_storage=dict(type='bool', default=False),
@@ -683,7 +683,7 @@ def make_manager(module, conn, spec):
         module.fail_json(msg=str(exc))
     return dinst.InstallDomainManager(
         conn, spec, install=install, check_mode=module.check_mode, diff_mode=module._diff,
-        run_command=lambda cmd: module.run_command(cmd),
+        run_command=module.run_command,
         qemu_img=module.get_bin_path('qemu-img'), warn=module.warn)
 
 

@@ -200,8 +200,8 @@ def test_pool_volume_backing_clone_networks_graphics_drift(conn, prefix, image_d
 
     # drift: a second NIC and a VNC listen address; the first NIC keeps its MAC
     mac = xml1.split("<mac address='")[1].split("'")[0]
-    changed = dict(args, networks=[{'network': 'default'}, {'network': 'default',
-                                                           'model': 'e1000e'}],
+    two_nics = [{'network': 'default'}, {'network': 'default', 'model': 'e1000e'}]
+    changed = dict(args, networks=two_nics,
                    graphics={'type': 'vnc', 'listen': '127.0.0.1', 'port': 5987})
     res = assert_ok(vid(changed, diff=True))
     assert res['changed'] and not res['restart_required']

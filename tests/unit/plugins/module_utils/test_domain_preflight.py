@@ -87,7 +87,7 @@ def test_qemu_as_root_is_not_checked(tmp_path):
 def test_selinux_label_checked_when_enabled(tmp_path, monkeypatch):
     os.chmod(str(tmp_path), 0o755)
     labels = {str(tmp_path): 'admin_home_t'}
-    monkeypatch.setattr(P, 'selinux_type', lambda p: labels.get(p))
+    monkeypatch.setattr(P, 'selinux_type', labels.get)
     with pytest.raises(P.PreflightError) as exc:
         P.check_paths([(str(tmp_path / 'win.iso'), 'ISO image', False)], ident(uid=0),
                       selinux=True)
@@ -102,5 +102,5 @@ def test_paths_of_lists_kernel_disks_isos_and_backing_store():
         {'path': '/i/a.qcow2', 'device': 'disk', 'backing_store': '/i/base.qcow2'},
         {'path': '/i/x.iso', 'device': 'cdrom', 'backing_store': None},
         {'path': None, 'pool': 'p', 'volume': 'v', 'device': 'disk'}]}
-    paths = [p for p, _, _ in P.paths_of(spec)]
+    paths = [item[0] for item in P.paths_of(spec)]
     assert paths == ['/b/vmlinuz', '/b/initrd', '/i/a.qcow2', '/i/base.qcow2', '/i/x.iso']

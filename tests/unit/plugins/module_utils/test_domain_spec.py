@@ -84,7 +84,7 @@ def test_disk_normalisation_and_os_defaults():
         {'path': '/x/../y/a.img', 'size': 0.5},
         {'path': '/y/b.qcow2', 'backing_store': '/base.qcow2'},
         {'path': '/y/c.iso', 'device': 'cdrom'}])
-    a, b, c = spec['disks']
+    a, b, c = spec['disks'][0], spec['disks'][1], spec['disks'][2]
     assert a['path'] == '/y/a.img' and a['size'] == 512 * 1024 * 1024 and a['format'] is None
     assert a['bus'] is None and a['bus_default'] == 'virtio' and a['sparse'] is True
     assert b['format'] == 'qcow2'

@@ -14,7 +14,7 @@ QEMU_IMG = shutil.which('qemu-img')
 
 def run(cmd):
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       universal_newlines=True)
+                       universal_newlines=True, check=False)
     return p.returncode, p.stdout, p.stderr
 
 
