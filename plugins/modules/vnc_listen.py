@@ -52,6 +52,7 @@ options:
         has VNC graphics; guests without VNC are then skipped (see RV(domains_skipped)).
       - A named guest that does not exist, is transient or has no VNC graphics is an error, reported before
         anything changes.
+      - Required with O(scope=domains), refused with O(scope=host).
     type: list
     elements: str
   tls:
@@ -328,6 +329,7 @@ def read_config(module, path, must_exist=True):
 
 
 def write_config(module, path, text, backup):
+    path = os.path.realpath(path)  # a symlinked qemu.conf stays a symlink
     backup_file = None
     if backup:
         backup_file = module.backup_local(path)
@@ -480,7 +482,8 @@ def do_domains(module, conn, params, result, diffs):
         dom_changed = bool(plan['changes'])
         if running:
             live = _vnc.live_listen(live_xml)
-            if live is not None and live != ('address', listen):
+            # no VNC while running (added to the definition later) counts as elsewhere too
+            if live != ('address', listen):
                 restart.append(name)
             if password is not None:
                 live_pw_xml = _vnc.live_password_xml(live_xml, password)
@@ -558,6 +561,9 @@ def main():
     perrors, pwarnings = _vnc.password_checks(params['password'])
     if perrors:
         module.fail_json(msg=' '.join(perrors), **result)
+    if params['scope'] == 'host' and params['domains'] is not None:
+        module.fail_json(msg='domains only applies with scope: domains (scope is host, which '
+                             'edits qemu.conf for every guest)', **result)
     if params['scope'] == 'domains':
         wrong = [k for k in HOST_ONLY if params[k] is not None]
         if wrong:

@@ -320,3 +320,11 @@ def test_mask_secrets_hides_values_but_shows_a_change():
     assert 'new' not in masked and '# changed' in masked
     assert qc.mask_secrets(old, ['vnc_password'], changed_from=old) == \
         qc.mask_secrets(old, ['vnc_password'])
+
+
+def test_bytes_that_are_not_utf8_pass_through_untouched():
+    raw = b'# caf\xe9 \xff\n#vnc_listen = "0.0.0.0"\nuser = "\xe9"\n'
+    text = raw.decode('utf-8', 'surrogateescape')  # how the module reads the file
+    new, dummy = qc.edit(text, [('vnc_listen', '127.0.0.1')])
+    assert new.encode('utf-8', 'surrogateescape') == \
+        b'# caf\xe9 \xff\n#vnc_listen = "0.0.0.0"\nvnc_listen = "127.0.0.1"\nuser = "\xe9"\n'
