@@ -278,9 +278,11 @@ def test_refusals_change_nothing(conn, prefix, image_dir, tiny, tmp_path):
         {'kvmops.hypervisor.vnc_listen': {'config': cfg, 'password': ''}},
         {'kvmops.hypervisor.vnc_listen': {'config': str(broken), 'listen': '127.0.0.7'}},
         {'kvmops.hypervisor.vnc_listen': {'config': cfg, 'domains': [guest.name()]}},
+        {'kvmops.hypervisor.vnc_listen': {'config': cfg, 'listen': '127.0.0.1', 'tls': True,
+                                          'tls_cert_dir': str(tmp_path)}},
     ])
     (insecure_host, insecure_dom, bad_addr, missing, nosuch, host_only, low_port, empty_pw,
-     unparsable, domains_in_host_scope) = results
+     unparsable, domains_in_host_scope, tls_no_certs) = results
     for r in results:
         assert r.get('failed'), r
     assert 'without TLS' in insecure_host['msg'] and 'ssh -L 5901:127.0.0.1:5901' in \
@@ -295,6 +297,7 @@ def test_refusals_change_nothing(conn, prefix, image_dir, tiny, tmp_path):
     assert 'empty' in empty_pw['msg']
     assert 'cannot be parsed' in unparsable['msg'] and 'unterminated string' in unparsable['msg']
     assert 'only applies with scope: domains' in domains_in_host_scope['msg']
+    assert 'server-cert.pem' in tls_no_certs['msg'] and str(tmp_path) in tls_no_certs['msg']
     assert broken.read_bytes() == conf_bytes + b'vnc_listen = "0.0.0.0\n'
     assert conf.read_bytes() == conf_bytes
     assert guest.XMLDesc(INACTIVE_SECURE) == before_xml
