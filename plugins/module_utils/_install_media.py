@@ -38,10 +38,7 @@ import shutil
 import subprocess
 import tempfile
 
-try:
-    from urllib.error import HTTPError, URLError
-except ImportError:  # pragma: no cover - Python 2 is not supported by the collection
-    HTTPError = URLError = Exception
+from urllib.error import HTTPError, URLError
 
 from ansible.module_utils.common.text.converters import to_native, to_text
 from ansible.module_utils.urls import open_url
@@ -579,7 +576,7 @@ def _candidates(tree, arch):
             cands.append((family, kernel, initrd))
         break
     for c in layout_candidates(arch):
-        if (c[1], c[2]) not in [(k, i) for _, k, i in cands]:
+        if (c[1], c[2]) not in [(cand[1], cand[2]) for cand in cands]:
             cands.append(c)
     return cands, sums
 

@@ -107,7 +107,7 @@ def test_remove_injected_only_removes_copies(tmp_path):
     initrd = _initrd(tmp_path)
     ks = tmp_path / 'ks.cfg'
     ks.write_bytes(KS)
-    path, _ = inj.inject(initrd, inj.read_inject_files([str(ks)]))
+    path = inj.inject(initrd, inj.read_inject_files([str(ks)]))[0]
     assert inj.remove_injected(path) is True
     assert not os.path.exists(path) and os.path.exists(initrd)
     assert inj.remove_injected(path) is False

@@ -48,7 +48,7 @@ def debian_tree(root, distro='debian', arch='amd64'):
 # ---------------------------------------------------------------- layouts and .treeinfo
 
 def test_layout_candidates_cover_the_known_families():
-    pairs = [(k, i) for _, k, i in m.layout_candidates('x86_64')]
+    pairs = [(c[1], c[2]) for c in m.layout_candidates('x86_64')]
     assert pairs[0] == ('images/pxeboot/vmlinuz', 'images/pxeboot/initrd.img')
     assert ('current/images/netboot/debian-installer/amd64/linux',
             'current/images/netboot/debian-installer/amd64/initrd.gz') in pairs
@@ -60,11 +60,11 @@ def test_layout_candidates_cover_the_known_families():
 
 
 def test_layout_candidates_use_debian_arch_names():
-    pairs = [k for _, k, _ in m.layout_candidates('aarch64')]
+    pairs = [c[1] for c in m.layout_candidates('aarch64')]
     assert 'current/images/netboot/debian-installer/arm64/linux' in pairs
     assert 'boot/aarch64/loader/linux' in pairs
     assert 'current/images/netboot/debian-installer/ppc64el/vmlinux' in [
-        k for _, k, _ in m.layout_candidates('ppc64le')]
+        c[1] for c in m.layout_candidates('ppc64le')]
 
 
 def test_treeinfo_images_and_checksums():
