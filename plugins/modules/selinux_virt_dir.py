@@ -15,9 +15,9 @@ author:
 description:
   - Keeps guest images in a directory other than C(/var/lib/libvirt/images) without C(Permission denied)
     on SELinux hosts, the way the classic walk-through does it by hand
-    (C(semanage fcontext -a -t virt_image_t '/vm-images(/.*)?'), C(restorecon -R -v /vm-images),
-    C(setsebool -P virt_use_nfs 1)).
-  - Adds a local file-context rule C(<path>(/.*\)?) with type O(setype) (or an equivalence rule, see
+    (semanage fcontext -a -t virt_image_t '/vm-images(/.*)?', then C(restorecon -R -v /vm-images),
+    then C(setsebool -P virt_use_nfs 1)).
+  - Adds a local file-context rule for the regular expression '<path>(/.*)?' with type O(setype) (or an equivalence rule, see
     O(equivalent_to)), sets SELinux booleans persistently, then relabels the directory with one
     C(restorecon -R) call and returns the files it relabelled.
   - Drives the SELinux command-line tools (C(semanage), C(restorecon), C(matchpathcon), C(getenforce)), never the
@@ -39,7 +39,7 @@ options:
     description:
       - Absolute path of the image directory, for example C(/vm-images).
       - The rule covers the directory and everything below it. Dots are escaped in the rule's regular
-        expression; a path with other regular-expression characters (C(* + ? ^ $ | \ ( \) [ ] { })), quotes,
+        expression; a path with other regular-expression characters (* + ? ^ $ | \ ( ) [ ] { }), quotes,
         whitespace or newlines, a path that is not normalised (C(//), C(/./), C(/../)), C(/) itself
         and system directories such as C(/var), C(/etc) or C(/usr) are refused before anything changes.
     type: path
@@ -95,8 +95,8 @@ options:
     default: true
   booleans:
     description:
-      - SELinux booleans to set persistently, for example C({virt_use_nfs: true, virt_use_samba: true}).
-      - Applied with both states; O(state=absent) never resets booleans by itself (other directories may need them).
+      - 'SELinux booleans to set persistently, for example C({virt_use_nfs: true, virt_use_samba: true}).'
+      - Applied with both states. O(state=absent) never resets booleans by itself (other directories may need them).
       - Unknown boolean names fail before anything changes.
     type: dict
   auto_booleans:
@@ -144,32 +144,44 @@ seealso:
 '''
 
 EXAMPLES = r'''
-# The walk-through, step by step by hand:
-#   mkdir /vm-images
+# The guide's /vm-images walk-through, step by step:
 #   semanage fcontext -a -t virt_image_t '/vm-images(/.*)?'
 #   restorecon -R -v /vm-images
-#   semanage fcontext -l | grep vm-images        # check the rule
+#   semanage fcontext -l                         # check the rule
 #   setsebool -P virt_use_nfs 1                  # images on NFS
 #   setsebool -P virt_use_samba 1                # images on Samba/CIFS
-# and the same as one idempotent task:
-- name: Keep guest images in /vm-images (labelled virt_image_t, relabelled)
+- name: semanage fcontext -a -t virt_image_t '/vm-images(/.*)?' and restorecon -R -v /vm-images
   kvmops.hypervisor.selinux_virt_dir:
     path: /vm-images
     setype: virt_image_t
     mode: '0711'
     owner: root
     group: root
+  register: vm_images
+
+- name: What restorecon -v printed, and what matchpathcon says now
+  ansible.builtin.debug:
+    msg: >-
+      {{ vm_images.relabelled_count }} path(s) relabelled (first ones {{ vm_images.relabelled[:5] }}),
+      matchpathcon /vm-images = {{ vm_images.matchpathcon }}, SELinux {{ vm_images.selinux }}
+
+- name: Check the rule the way the guide does, with semanage fcontext -l
+  ansible.builtin.command: semanage fcontext -l -C
+  register: local_rules
+  changed_when: false
+
+- name: The rule is there
+  ansible.builtin.assert:
+    that:
+      - "'/vm-images(/.*)?' in local_rules.stdout"
+      - "'virt_image_t' in local_rules.stdout"
+
+- name: setsebool -P virt_use_nfs 1 and setsebool -P virt_use_samba 1 (images on NFS or Samba)
+  kvmops.hypervisor.selinux_virt_dir:
+    path: /vm-images
     booleans:
       virt_use_nfs: true
       virt_use_samba: true
-  register: vm_images
-
-- name: Show the check the walk-through does with semanage fcontext -l and ls -Z
-  ansible.builtin.debug:
-    msg: >-
-      rule {{ vm_images.rule.regex }} -> {{ vm_images.rule.setype }},
-      matchpathcon says {{ vm_images.matchpathcon }},
-      {{ vm_images.relabelled_count }} path(s) relabelled, SELinux {{ vm_images.selinux }}
 
 - name: Read-only installation media (ISOs) in their own directory
   kvmops.hypervisor.selinux_virt_dir:

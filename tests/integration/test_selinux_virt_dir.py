@@ -127,29 +127,68 @@ def run(args, check=False):
     return result
 
 
-def test_rule_booleans_check_real_rerun_absent(prefix, selinux_store):
+def walk_through_tasks(path):
+    """The module's EXAMPLES up to the guide's last step, with /vm-images replaced by path."""
+    import yaml
+    from ansible_collections.kvmops.hypervisor.plugins.modules import selinux_virt_dir
+    walk = []
+    for task in yaml.safe_load(selinux_virt_dir.EXAMPLES.replace('/vm-images', path)):
+        if task['name'].startswith('Read-only'):
+            break
+        walk.append(task)
+    assert [t['name'].split(' ')[0] for t in walk] == ['semanage', 'What', 'Check', 'The',
+                                                       'setsebool']
+    return walk
+
+
+def module_task(args, **keywords):
+    task = {'name': 'selinux_virt_dir', 'kvmops.hypervisor.selinux_virt_dir': args, 'diff': True}
+    task.update(keywords)
+    return task
+
+
+def run_tasks(tasks, env=None):
+    play = [{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]
+    fd, playbook = tempfile.mkstemp(suffix='.yml')
+    with os.fdopen(fd, 'w') as f:
+        json.dump(play, f)
+    try:
+        doc = run_playbook(playbook, env=env)
+    finally:
+        os.unlink(playbook)
+    return [t['hosts']['localhost'] for t in doc['plays'][0]['tasks']]
+
+
+def test_walk_through_check_real_rerun_absent(prefix, selinux_store):
+    """check mode, the EXAMPLES walk-through for real, check mode again, re-run, absent."""
     orig = selinux_store
-    # a dot in the name: the rule must escape it, or it would also match "vmXimages"
-    path = '/var/tmp/%svm.images' % prefix
-    regex = '/var/tmp/%svm\\.images(/.*)?' % prefix
-    args = {'path': path, 'mode': '0711', 'booleans': {'virt_use_nfs': True, 'virt_use_samba': True}}
+    path = '/var/tmp/%svm-images' % prefix
+    regex = path + '(/.*)?'
+    args = {'path': path, 'setype': 'virt_image_t', 'mode': '0711', 'owner': 'root',
+            'group': 'root', 'booleans': {'virt_use_nfs': True, 'virt_use_samba': True}}
 
     # 1. check mode: reports the change, touches nothing
     r = run(args, check=True)
     assert r['changed'] is True and r['selinux'] == 'disabled'
     assert "fcontext -a -f a -t virt_image_t '%s'" % regex in r['semanage_commands']
     assert 'virt_image_t' in r['diff']['after'] and 'no local rule' in r['diff']['before']
+    assert 'would be created' in r['diff']['after']
     assert local_lines_with(prefix) == []
     assert boolean_values() == orig
     assert not os.path.exists(path)
 
-    # 2. real run
-    r = run(args)
+    # 2. for real: the module's EXAMPLES, i.e. the guide's steps, exactly as documented
+    results = run_tasks(walk_through_tasks(path))
+    assert len(results) == 5 and not any(x.get('failed') for x in results), results
+    r = results[0]
     assert r['changed'] is True and r['selinux'] == 'disabled'
     assert r['rule'] == {'regex': regex, 'setype': 'virt_image_t'}
     assert r['relabel_skipped'].startswith('SELinux is disabled')
     assert any('SELinux is disabled' in w for w in r.get('warnings', []))
     assert r['libvirt_security_models'], 'libvirt reports its security drivers'
+    assert r['matchpathcon'].split(':')[2] == 'virt_image_t'
+    assert results[4]['booleans']['virt_use_nfs']['after'] is True
+    assert results[4]['changed'] is (not (orig['virt_use_nfs'][1] and orig['virt_use_samba'][1]))
     # independent verification: the store, matchpathcon, the booleans, the directory
     rules = local_lines_with(prefix)
     assert len(rules) == 1 and rules[0].split()[0] == regex
@@ -157,39 +196,37 @@ def test_rule_booleans_check_real_rerun_absent(prefix, selinux_store):
     assert matchpathcon_type(path) == 'virt_image_t'
     assert matchpathcon_type(path + '/guest1.img') == 'virt_image_t'
     assert matchpathcon_type(path + '/sub/dir/disk.qcow2') == 'virt_image_t'
-    assert matchpathcon_type('/var/tmp/%svmXimages/x.img' % prefix) != 'virt_image_t'
-    assert r['matchpathcon'].split(':')[2] == 'virt_image_t'
+    assert matchpathcon_type(path + 'X/x.img') != 'virt_image_t'
     now = boolean_values()
     assert now['virt_use_nfs'][1] is True and now['virt_use_samba'][1] is True, 'persisted in store'
+    assert {'virt_use_nfs', 'virt_use_samba'} <= local_booleans()
     assert os.path.isdir(path) and oct(os.stat(path).st_mode & 0o7777) == '0o711'
-    assert r['booleans']['virt_use_nfs']['after'] is True
 
-    # 3. check mode again: nothing to do
-    r = run(args, check=True)
-    assert r['changed'] is False and r['semanage_commands'] == []
-
-    # 4. idempotent re-run
+    # 3. check mode again, then 4. an idempotent re-run (one playbook, a guest image in place)
     open(os.path.join(path, 'guest1.img'), 'w').close()
-    r = run(args)
-    assert r['changed'] is False and r['semanage_commands'] == []
+    checked, rerun = run_tasks([module_task(args, check_mode=True), module_task(args)])
+    assert checked['changed'] is False and checked['semanage_commands'] == []
+    assert rerun['changed'] is False and rerun['semanage_commands'] == []
     assert len(local_lines_with(prefix)) == 1
 
     # 5. absent: check mode first, then for real; the directory and its files stay
     r = run({'path': path, 'state': 'absent'}, check=True)
     assert r['changed'] is True and len(local_lines_with(prefix)) == 1
-    r = run({'path': path, 'state': 'absent'})
+    r, again = run_tasks([module_task({'path': path, 'state': 'absent'})] * 2)
     assert r['changed'] is True and r['rule'] is None
+    assert again['changed'] is False and again['semanage_commands'] == []
     assert local_lines_with(prefix) == []
     assert matchpathcon_type(path + '/guest1.img') != 'virt_image_t'
     assert os.path.exists(os.path.join(path, 'guest1.img'))
     assert boolean_values() == now, 'absent never resets booleans'
-    assert run({'path': path, 'state': 'absent'})['changed'] is False
 
 
 def test_guide_rule_then_equivalence_then_type(prefix, selinux_store):
-    """Start from the guide's hand-made rule (the module must not add it a second time:
-    semanage would refuse with rc 1), switch to an equivalence, then to another type, then absent."""
-    path = '/var/tmp/%siso' % prefix
+    """Start from the guide's command typed by hand (the module must not add the rule a second
+    time: semanage would refuse with rc 1), switch to an equivalence, then to another type, then
+    absent. The path has a dot: the hand-typed rule leaves it unescaped, the module's escapes it
+    (else the rule would also match "vmXiso")."""
+    path = '/var/tmp/%svm.iso' % prefix
     os.makedirs(path)
     proc = sh(SEMANAGE, 'fcontext', '-a', '-t', 'virt_image_t', path + '(/.*)?')
     assert proc.returncode == 0, proc.stderr
@@ -209,16 +246,19 @@ def test_guide_rule_then_equivalence_then_type(prefix, selinux_store):
     assert prefix not in rules
     assert '%s = /var/lib/libvirt/images' % path in equiv
     assert matchpathcon_type(path + '/win2012.iso') == 'virt_image_t'
-    assert run(args)['changed'] is False
 
-    # A type rule again, for read-only media: the equivalence (which would shadow it) goes.
-    r = run({'path': path, 'setype': 'virt_content_t'})
+    # Re-run (no change); then a type rule again, for read-only media: the equivalence (which
+    # would shadow it) goes.
+    escaped = path.replace('.', '\\.') + '(/.*)?'
+    again, r = run_tasks([module_task(args), module_task({'path': path, 'setype': 'virt_content_t'})])
+    assert again['changed'] is False
     assert r['changed'] is True
     assert r['semanage_commands'] == ['fcontext -d -e /var/lib/libvirt/images %s' % path,
-                                      "fcontext -a -f a -t virt_content_t '%s(/.*)?'" % path]
+                                      "fcontext -a -f a -t virt_content_t '%s'" % escaped]
     lines = local_lines_with(prefix)
-    assert len(lines) == 1 and ':virt_content_t:' in lines[0] and ' = ' not in lines[0]
+    assert len(lines) == 1 and lines[0].split()[0] == escaped and ':virt_content_t:' in lines[0]
     assert matchpathcon_type(path + '/win2012.iso') == 'virt_content_t'
+    assert matchpathcon_type(path.replace('vm.iso', 'vmXiso') + '/a.iso') != 'virt_content_t'
 
     r = run({'path': path, 'state': 'absent'})
     assert r['changed'] is True and local_lines_with(prefix) == []
@@ -297,3 +337,4 @@ def _run_without_selinux_tools(tasks):
         return _run(cmd, ansible_env(), 300)
     finally:
         os.unlink(playbook)
+
