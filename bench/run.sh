@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark case against the real libvirtd (TCG guests), then the report
+# (bench/results.md, bench/results.json, bench/ratios.png). Called after `make setup`.
+#   BENCH_REPS=N   measured repetitions per case after one warm-up (default 5)
+#   BENCH_CASES    which cases to run (default "1 3 4 5 6"; case 2 is measured inside case 1)
+#   BENCH_REPORT=0 skip writing the report (e.g. while debugging one case)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+venv=${KVMOPS_VENV:-$root/.venv}
+py=$venv/bin/python
+lock=/run/kvmops-testbed.lock
+cases=${BENCH_CASES:-1 3 4 5 6}
+export BENCH_REPS=${BENCH_REPS:-5}
+export PATH="$venv/bin:$PATH"
+export ANSIBLE_COLLECTIONS_PATH="$root/.build/collections"
+cd "$root"
+mkdir -p bench/.work/raw
+
+# Only one benchmark run at a time on this machine (they share the kvmops-bench- names).
+exec 8>"$root/bench/.work/run.lock"
+flock -n 8 || { echo "bench: another benchmark run holds bench/.work/run.lock" >&2; exit 1; }
+
+# Benchmark-only tools (matplotlib) go into the venv only when missing.
+if ! "$py" -c 'import matplotlib' 2>/dev/null; then
+  echo "[bench] installing bench/requirements.txt into the venv"
+  "$venv/bin/pip" install -q -r "$here/requirements.txt"
+fi
+
+start=$(date +%s)
+echo "[bench] start $(date -u '+%F %T') UTC, load average $(cut -d' ' -f1-3 /proc/loadavg), reps $BENCH_REPS"
+cut -d' ' -f1-3 /proc/loadavg > bench/.work/raw/load-start.txt
+"$py" bench/bench.py meta
+for c in $cases; do
+  rm -f "bench/.work/raw/case$c.json"
+  [ "$c" = 1 ] && rm -f bench/.work/raw/case2.json
+  if [ "$c" = 6 ]; then
+    # site.yml may restart libvirtd: wait until no test or other run uses the daemon.
+    flock -x "$lock" "$py" bench/bench.py case6
+  else
+    flock -s "$lock" "$py" bench/bench.py "case$c"
+  fi
+done
+cut -d' ' -f1-3 /proc/loadavg > bench/.work/raw/load-end.txt
+echo "$(( $(date +%s) - start ))" > bench/.work/raw/wall-seconds.txt
+echo "[bench] end $(date -u '+%F %T') UTC, load average $(cut -d' ' -f1-3 /proc/loadavg), $(( $(date +%s) - start )) s"
+
+if [ "${BENCH_REPORT:-1}" = 1 ]; then
+  "$py" bench/report.py
+fi
