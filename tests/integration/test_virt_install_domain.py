@@ -1,13 +1,15 @@
 """virt_install_domain against the real libvirtd (QEMU/TCG), the community.libvirt way:
 check mode, real, check mode again, independent verification (libvirt-python, files),
 re-run unchanged, drift, absent. Only two tests boot a guest (the lifecycle and UEFI)."""
+import json
 import os
 import stat
+import tempfile
 
 import libvirt
 import pytest
 
-from support.ansible_run import run_module
+from support.ansible_run import run_module, run_playbook
 from support.libvirt_helpers import wait_for_text
 
 GIB = 1024 ** 3
@@ -245,25 +247,42 @@ def test_permission_preflight_0700_directory(conn, prefix, image_dir, tiny):
     assert res['changed'] and os.path.exists(disk)
 
 
-@pytest.mark.parametrize('bad,match', [
+BAD_INPUTS = [
     ({'memory': -512}, 'memory'),
     ({'name': 'a/b'}, 'name'),
     ({'cmdline': "console=ttyS0'/><devices/>"}, 'metacharacters'),
     ({'disks': [{'path': 'relative.img', 'size': 1}]}, 'relative path'),
-    ({'disks': [{'path': '/var/lib/libvirt/images/kvmops-tests/x.img', 'size': 1, 'bus': 'floppy'}]},
-     'bus'),
+    ({'disks': [{'path': '@IMG@/x.img', 'size': 1, 'bus': 'floppy'}]}, 'bus'),
     ({'disks': [{'path': '@IMG@/same.img', 'size': 1}, {'path': '@IMG@/same.img'}]}, 'both use'),
     ({'kernel': '/nonexistent/vmlinuz'}, 'not a file'),
-])
-def test_bad_input_fails_before_anything_is_created(conn, prefix, image_dir, bad, match):
-    args = dict(name=prefix + 'bad', state='running', virt_type='qemu', networks=[],
-                graphics={'type': 'none'},
-                disks=[{'path': os.path.join(image_dir, 'ok.img'), 'size': 1}])
-    for key, value in bad.items():
-        if key == 'disks':
-            value = [dict(d, path=d['path'].replace('@IMG@', image_dir)) for d in value]
-        args[key] = value
-    res = vid(args)
-    assert res.get('failed') and match in res['msg'], res.get('msg')
+    ({'graphics': {'type': 'vnc', 'password': '123456789'}}, 'only 8'),
+]
+
+
+def test_bad_input_fails_before_anything_is_created(conn, prefix, image_dir, tiny):
+    """One playbook, one task per bad input (ignore_errors): each fails with its message."""
+    tasks = []
+    for i, (bad, _) in enumerate(BAD_INPUTS):
+        args = dict(name=prefix + 'bad', state='running', virt_type='qemu', networks=[],
+                    kernel=tiny['kernel'], graphics={'type': 'none'},
+                    disks=[{'path': os.path.join(image_dir, 'ok.img'), 'size': 1}])
+        for key, value in bad.items():
+            if key == 'disks':
+                value = [dict(d, path=d['path'].replace('@IMG@', image_dir)) for d in value]
+            args[key] = value
+        tasks.append({'name': 'bad input %d' % i, 'kvmops.hypervisor.virt_install_domain': args,
+                      'ignore_errors': True})
+    fd, path = tempfile.mkstemp(suffix='.yml')
+    with os.fdopen(fd, 'w') as f:
+        json.dump([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}], f)
+    try:
+        doc = run_playbook(path)
+    finally:
+        os.unlink(path)
+    results = [t['hosts']['localhost'] for t in doc['plays'][0]['tasks']]
+    assert len(results) == len(BAD_INPUTS)
+    for (bad, match), res in zip(BAD_INPUTS, results):
+        assert res.get('failed') and match in res['msg'], (bad, res.get('msg'))
+    assert '123456789' not in json.dumps(doc)
     assert os.listdir(image_dir) == []
     assert not [d for d in conn.listAllDomains() if d.name().startswith(prefix)]
