@@ -339,8 +339,9 @@ class DomainManager(object):
             if not self.check_mode:
                 self.dom = self.define(drift.merged_xml())
             if dom.isActive():
-                self.restart_required = True
-                if self.spec.get('restart') and self.spec['state'] != 'stopped':
+                self.restart_required = not self.apply_live(drift)
+                restart = self.spec.get('restart') and self.spec['state'] != 'stopped'
+                if self.restart_required and restart:
                     if not self.check_mode:
                         self.shutdown(self.dom)
                         self.start(self.dom)
@@ -349,6 +350,34 @@ class DomainManager(object):
                     self.restart_required = False
         elif new_disks:
             self.changed = True
+
+    LIVE_ITEMS = ('graphics.password',)
+
+    def apply_live(self, drift):
+        """Apply to the running guest what libvirt can change live (the console password);
+        True when nothing else differs, so no restart is needed."""
+        if not drift.differences or any(d['item'] not in self.LIVE_ITEMS
+                                        for d in drift.differences):
+            return False
+        if self.check_mode:
+            return True
+        dom = self.dom
+        want = drift.merged.find('devices/graphics')
+        live = etree.fromstring(self.secure_xml(dom, inactive=False).encode())
+        for g in live.iter('graphics'):
+            if g.get('type') != want.get('type'):
+                continue
+            g.set('passwd', want.get('passwd'))
+            try:
+                dom.updateDeviceFlags(etree.tostring(g, encoding='unicode'),
+                                      libvirt.VIR_DOMAIN_AFFECT_LIVE)
+            except libvirt.libvirtError as exc:
+                self.warn('could not change the console password of the running guest (%s): '
+                          'it applies at the next cold start.' % exc)
+                return False
+            self.act('console password changed live')
+            return True
+        return False
 
     def ensure_power_state(self):
         state = self.spec['state']

@@ -82,6 +82,17 @@ def test_tiny_guest_lifecycle_drift_and_absent(conn, prefix, image_dir, tiny):
     assert not res['changed'] and res['differences'] == []
     assert dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE) == mac_before
 
+    # a new console password is applied live (libvirt can): no restart needed
+    other = dict(args, graphics=dict(args['graphics'], password='n3wPass!'))
+    res = assert_ok(vid(other, diff=True))
+    assert res['changed'] and not res['restart_required']
+    assert 'console password changed live' in res['actions']
+    assert 'n3wPass!' not in repr(res) and PASSWORD not in repr(res)
+    assert "passwd='n3wPass!'" in dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE)
+    assert not assert_ok(vid(other))['changed']
+    args = other
+    mac_before = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+
     # drift: memory and vCPUs changed; check+diff reports without applying
     bigger = dict(args, memory=384, vcpus=2)
     res = assert_ok(vid(bigger, check=True, diff=True))
