@@ -523,7 +523,9 @@ serial:
   type: str
   sample: /var/lib/libvirt/images/vm1-console.log
 restart_required:
-  description: The persistent definition changed while the domain runs; a cold restart applies it (or use O(restart)).
+  description:
+    - The persistent definition changed while the domain runs; a cold restart applies it (or use O(restart)).
+    - A changed console password alone is applied to the running guest at once and needs no restart.
   returned: always
   type: bool
 differences:
