@@ -329,7 +329,8 @@ class InstallDomainManager(dman.DomainManager):
             if self.media:
                 info.update(kernel=self.media['kernel'], initrd=self.media['initrd'],
                             layout=self.media.get('layout'), cache=self.media['cache'],
-                            fetched=bool(self.media['fetched']))
+                            fetched=bool(self.media['fetched']) and (
+                                self.check_mode or not self.media.get('_check')))
         elif self.install['source'] == 'cdrom':
             info['cdrom'] = self.install['cdrom']
         if self.plan and self.plan.get('cmdline') is not None:

@@ -248,8 +248,13 @@ def test_location_debian_tree_over_http(conn, prefix, image_dir, tree_server, re
     assert '/debian/current/images/netboot/debian-installer/amd64/linux' in fetched
     assert '/debian/current/images/netboot/debian-installer/amd64/initrd.gz' in fetched
     assert 'KVMOPS-CMDLINE: %s kvmops.t=deb' % INSTALLER_ARGS in rec.text()
-    assert_final_running_from_disk(conn, args['name'], args['disks'][0]['path'])
+    dom = assert_final_running_from_disk(conn, args['name'], args['disks'][0]['path'])
     check_rerun_unchanged(args, tree_server)
+    # A later change of the definition keeps the install record: still no second install.
+    res = ok(run_module('virt_install_domain', dict(args, memory=320)))
+    assert res['changed'] and res['restart_required'] and res['install_phase'] == 'completed'
+    assert 'started the installer' not in res['actions'] and not res.get('warnings')
+    assert record(inactive(dom))['state'] == 'completed'
 
 
 def test_location_local_directory_with_kickstart(conn, prefix, image_dir, recorders):
