@@ -479,10 +479,13 @@ def _compare_graphics(spec, drift, family_defaults):
             drift.add('graphics.port', 'auto' if auto else el.get('port'), g['port'])
             el.set('port', str(g['port']))
             el.set('autoport', 'no')
-    if g.get('password') is not None and el.get('passwd') != g['password']:
+    if g.get('password') is not None and (el.get('passwd') or '') != g['password']:
         drift.add('graphics.password', PASSWORD_MASK if el.get('passwd') else None,
-                  PASSWORD_MASK + ' (changed)')
-        el.set('passwd', g['password'])
+                  PASSWORD_MASK + ' (changed)' if g['password'] else None)
+        if g['password']:
+            el.set('passwd', g['password'])
+        else:
+            del el.attrib['passwd']  # password: '' removes it
     if g.get('keymap') and el.get('keymap') != g['keymap']:
         drift.add('graphics.keymap', el.get('keymap'), g['keymap'])
         el.set('keymap', g['keymap'])

@@ -363,6 +363,8 @@ class DomainManager(object):
             return True
         dom = self.dom
         want = drift.merged.find('devices/graphics')
+        if want is None or not want.get('passwd'):
+            return False  # removing a password needs a cold restart
         live = etree.fromstring(self.secure_xml(dom, inactive=False).encode())
         for g in live.iter('graphics'):
             if g.get('type') != want.get('type'):

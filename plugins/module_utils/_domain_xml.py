@@ -112,7 +112,7 @@ def graphics_element(g):
         el.set('autoport', 'yes')
     if g.get('listen'):
         el.set('listen', g['listen'])
-    if g.get('password') is not None:
+    if g.get('password'):
         el.set('passwd', g['password'])
     if g.get('keymap'):
         el.set('keymap', g['keymap'])

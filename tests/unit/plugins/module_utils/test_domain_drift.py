@@ -259,3 +259,12 @@ def test_field_hyperv_domain_untouched_when_unmanaged():
     d = D.compare(S.normalize({'name': 'fedora', 'os_variant': 'windows'}), xml, HOST)
     assert d.differences == []
     assert d.merged.find('features/hyperv') is not None
+
+
+def test_empty_password_removes_it_and_then_is_stable():
+    d = drift(graphics={'type': 'vnc', 'password': ''})
+    assert [x['item'] for x in d.differences] == ['graphics.password']
+    assert d.merged.find('devices/graphics').get('passwd') is None
+    again = D.compare(S.normalize(dict(SAME, graphics={'type': 'vnc', 'password': ''})),
+                      d.merged_xml(), HOST)
+    assert again.differences == []
