@@ -359,12 +359,12 @@ class DomainManager(object):
         if not drift.differences or any(d['item'] not in self.LIVE_ITEMS
                                         for d in drift.differences):
             return False
-        if self.check_mode:
-            return True
-        dom = self.dom
         want = drift.merged.find('devices/graphics')
         if want is None or not want.get('passwd'):
             return False  # removing a password needs a cold restart
+        if self.check_mode:
+            return True
+        dom = self.dom
         live = etree.fromstring(self.secure_xml(dom, inactive=False).encode())
         for g in live.iter('graphics'):
             if g.get('type') != want.get('type'):
