@@ -130,6 +130,7 @@ def parse_treeinfo(text, arch):
 
     Looks at [images-<arch>] first, then at the arch named in [general] or [tree]."""
     cp = configparser.ConfigParser(interpolation=None, strict=False)
+    cp.optionxform = str  # [checksums] keys are paths: keep their case
     try:
         cp.read_string(to_text(text, errors='surrogate_or_strict'))
     except (configparser.Error, UnicodeError):

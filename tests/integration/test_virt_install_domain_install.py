@@ -202,10 +202,11 @@ def test_location_rhel_tree_over_http(conn, prefix, image_dir, tree_server, reco
     cache = os.path.join(image_dir, 'cache')
 
     # Check mode: nothing fetched, created or defined.
+    before = len(tree_server.requests)
     res = ok(run_module('virt_install_domain', args, check=True))
     assert res['changed'] and res['install_phase'] == 'started'
-    assert 'would start the installer' in res['actions']
-    assert tree_server.requests == [] and not os.path.exists(cache)
+    assert 'would start the installer' in res['actions'] and res['install']['fetched']
+    assert len(tree_server.requests) == before and not os.path.exists(cache)
     assert lookup(conn, name) is None and not os.path.exists(disk)
 
     rec = recorders(args['serial'])
@@ -213,9 +214,9 @@ def test_location_rhel_tree_over_http(conn, prefix, image_dir, tree_server, reco
     assert res['changed'] and res['install_phase'] == 'completed', res['actions']
     assert res['install']['layout'] == 'redhat' and res['install']['fetched']
     assert res['actions'][-3:] == ['started the installer', 'install phase completed', 'started']
-    assert '/rhel/.treeinfo' in tree_server.requests
-    assert '/rhel/images/pxeboot/vmlinuz' in tree_server.requests
-    assert '/rhel/images/pxeboot/initrd.img' in tree_server.requests
+    fetched = tree_server.requests[before:]
+    assert fetched == ['/rhel/.treeinfo', '/rhel/images/pxeboot/vmlinuz',
+                       '/rhel/images/pxeboot/initrd.img']
 
     console = rec.text()
     assert 'KVMOPS-CMDLINE: %s kvmops.t=rhel' % INSTALLER_ARGS in console

@@ -71,11 +71,12 @@ def test_treeinfo_images_and_checksums():
     text = (b'[header]\ntype = productmd.treeinfo\n[general]\nfamily = CentOS\narch = x86_64\n'
             b'[tree]\narch = x86_64\n[images-x86_64]\nkernel = images/pxeboot/vmlinuz\n'
             b'initrd = images/pxeboot/initrd.img\nboot.iso = images/boot.iso\n'
-            b'[checksums]\nimages/pxeboot/vmlinuz = sha256:ABCDEF\n')
+            b'[checksums]\nimages/pxeboot/vmlinuz = sha256:ABCDEF\nEFI/BOOT/BOOTX64.EFI = sha256:01\n')
     kernel, initrd, sums = m.parse_treeinfo(text, 'x86_64')
     assert (kernel, initrd) == ('images/pxeboot/vmlinuz', 'images/pxeboot/initrd.img')
     assert m._expected_sha256(sums, kernel) == 'abcdef'
     assert m._expected_sha256(sums, initrd) is None
+    assert m._expected_sha256(sums, 'EFI/BOOT/BOOTX64.EFI') == '01'
 
 
 def test_treeinfo_falls_back_to_its_own_arch_and_rejects_escapes():
