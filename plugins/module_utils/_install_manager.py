@@ -98,8 +98,9 @@ def normalize_install(params, spec):
         if not os.path.isfile(out['cdrom']):
             raise dman.DomainError("install.cdrom=%s does not exist on the hypervisor; copy the "
                                    "ISO there (e.g. to /var/lib/libvirt/boot)." % out['cdrom'])
-        if not media.is_iso9660(out['cdrom']):
-            raise dman.DomainError("install.cdrom=%s is not an ISO 9660 image." % out['cdrom'])
+        if not media.is_optical_image(out['cdrom']):
+            raise dman.DomainError("install.cdrom=%s is neither an ISO 9660 nor a UDF image; "
+                                   "give the installer's ISO." % out['cdrom'])
     if out['kickstart']:
         try:
             out['inject_files'] = inj.read_inject_files([out['kickstart']])

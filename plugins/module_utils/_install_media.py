@@ -203,6 +203,23 @@ def classify_location(location):
     raise InstallMediaError("install.location=%r does not exist on the hypervisor." % (location,))
 
 
+def is_optical_image(path):
+    """True for an ISO 9660 or UDF image (the volume recognition area from sector 16 on):
+    Windows media are UDF with or without an ISO 9660 bridge."""
+    try:
+        with open(path, 'rb') as f:
+            for sector in range(16, 32):
+                f.seek(sector * 2048 + 1)
+                ident = f.read(5)
+                if ident in (b'CD001', b'BEA01', b'NSR02', b'NSR03', b'TEA01'):
+                    return True
+                if not ident:
+                    break
+    except (IOError, OSError):
+        return False
+    return False
+
+
 def is_iso9660(path):
     """True if the file carries the ISO 9660 volume descriptor magic (CD001 at 32769)."""
     try:

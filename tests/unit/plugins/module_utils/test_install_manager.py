@@ -51,7 +51,10 @@ def test_cdrom_checks(tmp_path):
     fails({'cdrom': str(tmp_path / 'missing.iso')}, 'does not exist')
     notiso = tmp_path / 'x.iso'
     notiso.write_bytes(b'x' * 40000)
-    fails({'cdrom': str(notiso)}, 'not an ISO 9660 image')
+    fails({'cdrom': str(notiso)}, 'neither an ISO 9660 nor a UDF image')
+    udf = tmp_path / 'udf.iso'   # UDF without an ISO 9660 bridge (some Windows media)
+    udf.write_bytes(b'\0' * (16 * 2048 + 1) + b'BEA01' + b'\0' * 2042 + b'\0NSR02' + b'\0' * 4096)
+    assert norm({'cdrom': str(udf)})['source'] == 'cdrom'
 
 
 def test_install_source_and_permanent_kernel_exclude_each_other():
