@@ -484,9 +484,9 @@ class VirtDirManager(object):
         mount, resolved = self.mount_lookup(path)
         kind = _mountinfo.network_fs_kind(mount['fstype']) if mount else None
         if mount is not None:
-            result['network_fs'] = kind and {'kind': kind, 'fstype': mount['fstype'],
-                                              'mount_point': mount['mount_point'],
-                                              'source': mount['source']}
+            result['network_fs'] = None if not kind else {
+                'kind': kind, 'fstype': mount['fstype'], 'mount_point': mount['mount_point'],
+                'source': mount['source']}
 
         wanted = dict(p.get('booleans') or {})
         if p['state'] == 'present' and kind and p.get('auto_booleans', True):

@@ -70,7 +70,8 @@ options:
     description:
       - Create the directory (and its parents) if it is missing, with O(mode), O(owner) and O(group).
       - With V(false) and a missing directory, the rule is still recorded and nothing is relabelled.
-      - Only used with O(state=present).
+      - Only used with O(state=present). The directory is managed also on hosts without SELinux
+        (RV(selinux=absent)), so one task serves a mixed fleet.
     type: bool
     default: true
   mode:

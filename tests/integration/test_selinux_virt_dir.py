@@ -38,7 +38,7 @@ pytestmark = pytest.mark.skipif(not os.path.exists(SEMANAGE),
 
 
 def sh(*argv, **kw):
-    proc = subprocess.run(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = subprocess.run(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False,
                           universal_newlines=True, env=dict(os.environ, LC_ALL='C'), **kw)
     return proc
 
@@ -278,8 +278,8 @@ def test_bad_input_and_missing_selinux_change_nothing(prefix, selinux_store):
         ({'path': base, 'setype': 'virt_imgae_t'}, 'virt_imgae_t'),
     ]
     play = [{'hosts': 'localhost', 'gather_facts': False,
-             'tasks': [{'name': 'case %d' % i, 'kvmops.hypervisor.selinux_virt_dir': args,
-                        'ignore_errors': True} for i, (args, _) in enumerate(cases)]}]
+             'tasks': [{'name': 'case %d' % i, 'kvmops.hypervisor.selinux_virt_dir': case[0],
+                        'ignore_errors': True} for i, case in enumerate(cases)]}]
     fd, playbook = tempfile.mkstemp(suffix='.yml')
     with os.fdopen(fd, 'w') as f:
         json.dump(play, f)
@@ -337,4 +337,3 @@ def _run_without_selinux_tools(tasks):
         return _run(cmd, ansible_env(), 300)
     finally:
         os.unlink(playbook)
-

@@ -13,30 +13,30 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils import _selinux 
 FCONTEXT_LOCAL = """\
 SELinux fcontext                                   type               Context
 
-/vm-images(/.*)?                                   all files          system_u:object_r:virt_image_t:s0 
-/var/tmp/kvmops-probe-sel1iso                      directory          system_u:object_r:virt_content_t:s0 
-/var/tmp/kvmops-cap-a-very-long-path-name-beyond-fifty-chars/iso(/.*)? all files          system_u:object_r:virt_content_t:s0 
+/vm-images(/.*)?                                   all files          system_u:object_r:virt_image_t:s0\x20
+/var/tmp/kvmops-probe-sel1iso                      directory          system_u:object_r:virt_content_t:s0\x20
+/var/tmp/kvmops-cap-a-very-long-path-name-beyond-fifty-chars/iso(/.*)? all files          system_u:object_r:virt_content_t:s0\x20
 /srv/nolabel(/.*)?                                 all files          <<None>>
 
-SELinux Local fcontext Equivalence 
+SELinux Local fcontext Equivalence\x20
 
 /var/tmp/kvmops-probe-sel1eq = /var/lib/libvirt/images
 """
 
 FCONTEXT_ONLY_EQUIV = """
-SELinux Local fcontext Equivalence 
+SELinux Local fcontext Equivalence\x20
 
 /var/tmp/kvmops-cap-eq = /var/lib/libvirt/images
 """
 
 FCONTEXT_FULL_TAIL = """\
-/var/lib/libvirt/images(/.*)?                      all files          system_u:object_r:virt_image_t:s0 
+/var/lib/libvirt/images(/.*)?                      all files          system_u:object_r:virt_image_t:s0\x20
 
-SELinux Distribution fcontext Equivalence 
+SELinux Distribution fcontext Equivalence\x20
 
 /var/run = /run
 
-SELinux Local fcontext Equivalence 
+SELinux Local fcontext Equivalence\x20
 
 /vm-eq = /var/lib/libvirt/images
 """
@@ -253,7 +253,7 @@ def test_plan_booleans():
     assert lines == ['boolean -m --on aide_mmap_files']
     assert values['virt_use_nfs'] == {'before': True, 'after': True, 'running_before': True}
     # stored on, running off: enabled hosts need the change, disabled ones do not
-    lines, _ = se.plan_booleans({'virt_use_samba': True}, current, enabled=True)
+    lines, dummy = se.plan_booleans({'virt_use_samba': True}, current, enabled=True)
     assert lines == ['boolean -m --on virt_use_samba']
     lines, values = se.plan_booleans({'virt_use_samba': True}, current, enabled=False)
     assert lines == [] and 'running_before' not in values['virt_use_samba']

@@ -130,8 +130,9 @@ class FakeHost(object):
                 if p == root or p.startswith(root + '/'):
                     want = self.type_for(p)
                     if self.labels[p] != want:
-                        lines.append('%s %s from %s to %s' % ('Would relabel' if dry else 'Relabeled', p,
-                                                               self.ctx(self.labels[p]), self.ctx(want)))
+                        verb = 'Would relabel' if dry else 'Relabeled'
+                        lines.append('%s %s from %s to %s' % (verb, p, self.ctx(self.labels[p]),
+                                                              self.ctx(want)))
                         if not dry:
                             self.labels[p] = want
         return self.restorecon_rc, '\n'.join(lines) + ('\n' if lines else ''), ''
@@ -214,7 +215,7 @@ def test_enforcing_check_real_check_rerun(images, mode):
     label_tree(host, images)
     p = params(images, booleans={'virt_use_nfs': True})
 
-    r, _ = run(host, p, check=True)
+    r, dummy = run(host, p, check=True)
     assert r['changed'] is True and r['selinux'] == mode
     assert host.semanage_changes() == [], 'check mode must not touch the store'
     assert r['relabelled_count'] is None  # the rule does not exist yet: cannot be predicted
@@ -222,7 +223,7 @@ def test_enforcing_check_real_check_rerun(images, mode):
                                       'boolean -m --on virt_use_nfs']
     assert r['booleans']['virt_use_nfs'] == {'before': False, 'after': True, 'running_before': False}
 
-    r, _ = run(host, p)
+    r, dummy = run(host, p)
     assert r['changed'] is True
     assert len(host.semanage_changes()) == 1, 'rule and booleans in ONE transaction'
     assert host.rules == {'%s(/.*)?' % images: 'virt_image_t'}
@@ -238,11 +239,11 @@ def test_enforcing_check_real_check_rerun(images, mode):
     assert len(restorecons) == 1 and '-n' not in restorecons[0][1]
 
     calls_before = len(host.calls)
-    r, _ = run(host, p, check=True)
+    r, dummy = run(host, p, check=True)
     assert r['changed'] is False and r['relabelled_count'] == 0
     assert [c for c in host.calls[calls_before:] if c[0] == 'restorecon'][0][1][:3] == ['-R', '-v', '-n']
 
-    r, _ = run(host, p)
+    r, dummy = run(host, p)
     assert r['changed'] is False
     assert len(host.semanage_changes()) == 1
 
@@ -253,11 +254,11 @@ def test_mislabelled_file_is_found_in_check_mode_and_fixed(images):
     run(host, params(images))
     host.labels[images + '/moved-in.img'] = 'user_home_t'  # `mv` keeps the old label
 
-    r, _ = run(host, params(images), check=True)
+    r, dummy = run(host, params(images), check=True)
     assert r['changed'] is True and r['relabelled'] == [images + '/moved-in.img']
     assert host.labels[images + '/moved-in.img'] == 'user_home_t'
 
-    r, _ = run(host, params(images))
+    r, dummy = run(host, params(images))
     assert r['changed'] is True and r['relabelled_count'] == 1
     assert host.labels[images + '/moved-in.img'] == 'virt_image_t'
     assert run(host, params(images))[0]['changed'] is False
@@ -267,7 +268,7 @@ def test_relabelled_list_is_capped_but_counted(images):
     host = FakeHost('enforcing')
     for i in range(250):
         host.labels['%s/f%03d.img' % (images, i)] = 'default_t'
-    r, _ = run(host, params(images))
+    r, dummy = run(host, params(images))
     assert len(r['relabelled']) == se.RELABEL_LIST_CAP
     assert r['relabelled_count'] == 250
     assert len([c for c in host.calls if c[0] == 'restorecon']) == 1
@@ -276,14 +277,14 @@ def test_relabelled_list_is_capped_but_counted(images):
 def test_relabel_false_and_absent_relabels_back(images):
     host = FakeHost('enforcing')
     label_tree(host, images)
-    r, _ = run(host, params(images, relabel=False))
+    r, dummy = run(host, params(images, relabel=False))
     assert r['relabel_skipped'] == 'relabel=false' and host.labels[images] == 'default_t'
     run(host, params(images))
     assert host.labels[images] == 'virt_image_t'
 
-    r, _ = run(host, params(images, state='absent'), check=True)
+    r, dummy = run(host, params(images, state='absent'), check=True)
     assert r['changed'] is True and host.rules
-    r, _ = run(host, params(images, state='absent'))
+    r, dummy = run(host, params(images, state='absent'))
     assert r['changed'] is True and host.rules == {}
     assert r['relabelled_count'] == 3 and host.labels[images] == 'default_t'
     assert os.path.isdir(images) and os.path.exists(images + '/guest1.img'), 'never deletes'
@@ -295,11 +296,11 @@ def test_setype_change_and_equivalence(images):
     host = FakeHost('enforcing')
     label_tree(host, images)
     run(host, params(images))
-    r, _ = run(host, params(images, setype='virt_content_t'))
+    r, dummy = run(host, params(images, setype='virt_content_t'))
     assert r['semanage_commands'] == ["fcontext -m -f a -t virt_content_t '%s(/.*)?'" % images]
     assert host.labels[images + '/guest1.img'] == 'virt_content_t'
 
-    r, _ = run(host, params(images, equivalent_to='/var/lib/libvirt/images'))
+    r, dummy = run(host, params(images, equivalent_to='/var/lib/libvirt/images'))
     assert host.rules == {} and host.equivs == {images: '/var/lib/libvirt/images'}
     assert r['rule'] == {'path': images, 'equivalent_to': '/var/lib/libvirt/images'}
     assert host.labels[images + '/guest1.img'] == 'virt_image_t'
@@ -309,7 +310,7 @@ def test_setype_change_and_equivalence(images):
 def test_policy_already_labels_path(tmp_path):
     host = FakeHost('enforcing')
     path = '/var/lib/libvirt/images'
-    r, _ = run(host, params(path, relabel=False), directory=None)
+    r, dummy = run(host, params(path, relabel=False), directory=None)
     assert r['changed'] is False and r['rule_source'] == 'policy'
     assert host.semanage_changes() == []
 
@@ -358,7 +359,7 @@ def test_explicit_false_boolean_wins_with_warning(images):
 
 def test_auto_booleans_off(images):
     host = FakeHost('enforcing')
-    r, _ = run(host, params(images, auto_booleans=False), mount=nfs_mount)
+    r, dummy = run(host, params(images, auto_booleans=False), mount=nfs_mount)
     assert r['booleans'] == {} and host.stored['virt_use_nfs'] is False
 
 
@@ -427,7 +428,7 @@ def test_no_userspace_changes_nothing(tmp_path):
     # real tools in a private mount namespace.
     host = FakeHost('disabled', tools=())
     path = str(tmp_path / 'imgs')
-    r, _ = run(host, params(path, booleans={'virt_use_nfs': True}))
+    r, dummy = run(host, params(path, booleans={'virt_use_nfs': True}))
     assert r['selinux'] == 'absent'
     assert host.calls == []
     assert r['rule'] is None and r['booleans'] == {}
@@ -447,7 +448,7 @@ def test_semanage_without_policy_store_counts_as_absent(tmp_path):
     host = FakeHost('disabled')
     host.cmd_semanage = lambda args, data: (1, '', 'ValueError: SELinux policy is not managed or '
                                                    'store cannot be accessed.\n')
-    r, _ = run(host, params(str(tmp_path / 'x')))
+    r, dummy = run(host, params(str(tmp_path / 'x')))
     assert r['selinux'] == 'absent'
     assert any('no policy store' in n for n in r['notes'])
 
@@ -455,7 +456,7 @@ def test_semanage_without_policy_store_counts_as_absent(tmp_path):
 def test_check_mode_with_missing_directory_creates_nothing(tmp_path):
     host = FakeHost('enforcing')
     path = str(tmp_path / 'later')
-    r, _ = run(host, params(path), check=True)
+    r, dummy = run(host, params(path), check=True)
     assert r['changed'] is True and not os.path.exists(path)
     assert 'would be created' in r['diff']['after']
     assert host.semanage_changes() == []
