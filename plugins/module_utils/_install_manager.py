@@ -239,6 +239,16 @@ class InstallDomainManager(dman.DomainManager):
                           "reinstall it." % self.spec['name'])
             elif self.record.get('state') == 'pending' and self.spec['state'] == 'running':
                 self._preflight_install()
+        if self._install_active() and self.spec.get('restart'):
+            # Never restart a running installer to apply an updated definition: the final
+            # configuration starts from the updated definition once the installer ended.
+            spec = self.spec
+            self.spec = dict(spec, restart=False)
+            try:
+                super(InstallDomainManager, self).ensure_updated()
+            finally:
+                self.spec = spec
+            return
         super(InstallDomainManager, self).ensure_updated()
 
     def _install_active(self):
@@ -300,6 +310,7 @@ class InstallDomainManager(dman.DomainManager):
             self.act('install phase completed')
         if out['started_final']:
             self.act('started' if not self.check_mode else 'would start')
+            self.restart_required = False  # the final configuration started from the definition
         if out['install_phase'] == phase.PHASE_TIMED_OUT:
             self.warn("The installer of %s was still running after install.wait=%s seconds. "
                       "A later run with state=running finishes the job (it starts the final "
