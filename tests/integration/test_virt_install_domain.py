@@ -273,7 +273,7 @@ BAD_INPUTS = [
 def test_bad_input_fails_before_anything_is_created(conn, prefix, image_dir, tiny):
     """One playbook, one task per bad input (ignore_errors): each fails with its message."""
     tasks = []
-    for i, (bad, _) in enumerate(BAD_INPUTS):
+    for i, (bad, _match) in enumerate(BAD_INPUTS):
         args = dict(name=prefix + 'bad', state='running', virt_type='qemu', networks=[],
                     kernel=tiny['kernel'], graphics={'type': 'none'},
                     disks=[{'path': os.path.join(image_dir, 'ok.img'), 'size': 1}])
