@@ -61,7 +61,12 @@ def decide_virt_type(spec, conn):
 def host_facts(conn, spec, decision):
     """arch, domain_type and the machine aliases (pc -> pc-i440fx-7.2) from capabilities."""
     caps = etree.fromstring(conn.getCapabilities().encode())
-    arch = spec.get('arch') or caps.findtext('host/cpu/arch')
+    host_arch = caps.findtext('host/cpu/arch')
+    arch = spec.get('arch') or host_arch
+    if arch != host_arch and decision['domain_type'] == 'kvm' and decision['requested'] == 'auto':
+        decision['domain_type'] = 'qemu'
+        decision['reasons'].append('arch=%s differs from the host (%s): KVM cannot run a foreign '
+                                   'architecture, so the guest is emulated.' % (arch, host_arch))
     aliases = {}
     for guest in caps.findall('guest'):
         a = guest.find('arch')

@@ -160,3 +160,28 @@ def test_vnc_and_serial_info():
     tree = etree.fromstring(b"""<domain><devices><graphics type='vnc' port='-1'>
       <listen type='address'/></graphics></devices></domain>""")
     assert M.vnc_info(tree) == {'listen': None, 'port': None, 'display': None}
+
+
+class FakeCaps(object):
+    """Only getCapabilities(): an x86_64 host with an aarch64 guest emulator."""
+    def getCapabilities(self):
+        return """<capabilities><host><cpu><arch>x86_64</arch></cpu></host>
+          <guest><os_type>hvm</os_type><arch name='x86_64'>
+            <machine canonical='pc-i440fx-7.2'>pc</machine>
+            <machine canonical='pc-q35-7.2'>q35</machine></arch></guest>
+          <guest><os_type>hvm</os_type><arch name='aarch64'>
+            <machine canonical='virt-7.2'>virt</machine></arch></guest></capabilities>"""
+
+
+def test_host_facts_machine_aliases_and_foreign_arch_is_emulated():
+    kvm = {'requested': 'auto', 'domain_type': 'kvm', 'reasons': ['KVM works.']}
+    host = M.host_facts(FakeCaps(), S.normalize({'name': 'a'}), dict(kvm, reasons=[]))
+    assert host['arch'] == 'x86_64' and host['domain_type'] == 'kvm'
+    assert host['machine_aliases'] == {'pc': 'pc-i440fx-7.2', 'q35': 'pc-q35-7.2'}
+    decision = dict(kvm, reasons=['KVM works.'])
+    host = M.host_facts(FakeCaps(), S.normalize({'name': 'a', 'arch': 'aarch64'}), decision)
+    assert host['domain_type'] == 'qemu' and 'foreign' in decision['reasons'][-1]
+    assert host['machine_aliases'] == {'virt': 'virt-7.2'}
+    explicit = {'requested': 'kvm', 'domain_type': 'kvm', 'reasons': []}
+    assert M.host_facts(FakeCaps(), S.normalize({'name': 'a', 'arch': 'aarch64'}),
+                        explicit)['domain_type'] == 'kvm'  # asked for: libvirt will say no
