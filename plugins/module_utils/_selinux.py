@@ -457,7 +457,8 @@ class VirtDirManager(object):
             except SELinuxError as exc:
                 if not exc.details.get('store_error'):
                     raise
-                self.notes.append('semanage is installed but has no policy store: %s' % exc.msg)
+                self.warnings.append('semanage is installed but cannot read a policy store, so '
+                                     'this host counts as having no SELinux: %s' % exc.msg)
                 mode = 'absent'
         result['selinux'] = mode
 

@@ -309,6 +309,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.parsing.convert_bool import boolean as to_bool
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils import _libvirt_conn
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._mountinfo import resolve_existing
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._selinux import (
     C_LOCALE, SELinuxCLI, SELinuxError, StepError, VirtDirManager, validate_path)
 
@@ -428,6 +429,12 @@ def main():
     if os.path.lexists(path) and not os.path.isdir(path):
         module.fail_json(msg='%s exists and is not a directory. Point path at a directory, or move '
                              'the file away.' % path)
+
+    resolved = resolve_existing(path)
+    if resolved != path:
+        module.warn('%s resolves to %s through a symbolic link. File-context rules are matched '
+                    'against the real path of each file, so a rule for %s may never apply; '
+                    'consider path: %s.' % (path, resolved, path, resolved))
 
     params = dict(path=path, state=p['state'], setype=p['setype'], equivalent_to=equivalent_to,
                   relabel=p['relabel'], booleans=booleans, auto_booleans=p['auto_booleans'],
