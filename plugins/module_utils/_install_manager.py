@@ -41,7 +41,6 @@ def install_argument_spec():
         pxe=dict(type='bool'),
         extra_args=dict(type='str'),
         kickstart=dict(type='path'),
-        wait=dict(type='int', default=0),
         cache_dir=dict(type='path', default=media.DEFAULT_CACHE_DIR),
         validate_certs=dict(type='bool', default=True),
         timeout=dict(type='int', default=30),
@@ -49,8 +48,13 @@ def install_argument_spec():
     ))
 
 
-def normalize_install(params, spec):
-    """Validate the install option against the spec; a dict (source, ...) or None.
+def wait_argument_spec():
+    """The top-level wait option (virt-install's --wait) for the module's argument_spec."""
+    return dict(type='int', default=0)
+
+
+def normalize_install(params, spec, wait=0):
+    """Validate the install option (and wait) against the spec; a dict (source, ...) or None.
 
     Raises dman.DomainError with the option, the problem and the fix."""
     if not params:
@@ -66,13 +70,13 @@ def normalize_install(params, spec):
     out = {
         'source': source, 'location': params.get('location'), 'cdrom': params.get('cdrom'),
         'extra_args': params.get('extra_args'), 'kickstart': params.get('kickstart'),
-        'wait': params.get('wait') if params.get('wait') is not None else 0,
+        'wait': wait if wait is not None else 0,
         'cache_dir': params.get('cache_dir') or media.DEFAULT_CACHE_DIR,
         'validate_certs': params.get('validate_certs') is not False,
         'timeout': params.get('timeout') or 30,
     }
     if out['wait'] < -1:
-        raise dman.DomainError("install.wait=%s: use 0 (return once the installer started), -1 "
+        raise dman.DomainError("wait=%s: use 0 (return once the installer started), -1 "
                                "(no limit) or a number of seconds." % out['wait'])
     if source != 'location':
         for key in ('extra_args', 'kickstart'):
@@ -312,7 +316,7 @@ class InstallDomainManager(dman.DomainManager):
             self.act('started' if not self.check_mode else 'would start')
             self.restart_required = False  # the final configuration started from the definition
         if out['install_phase'] == phase.PHASE_TIMED_OUT:
-            self.warn("The installer of %s was still running after install.wait=%s seconds. "
+            self.warn("The installer of %s was still running after wait=%s seconds. "
                       "A later run with state=running finishes the job (it starts the final "
                       "configuration once the installer has ended)."
                       % (self.spec['name'], self.install['wait']))

@@ -257,7 +257,7 @@ options:
         it starts the domain once from a transient install configuration (the installer's
         kernel and initrd booted directly, the CD-ROM first, or the network first) with
         C(on_reboot=destroy), so the installer's reboot ends the install phase.
-      - With O(install.wait) the module waits for that end, then starts the final
+      - With O(wait) the module waits for that end, then starts the final
         configuration, so the next task finds the installed guest running. A later run finds
         the install completed in the metadata and never installs again; a run after an
         install that nobody waited for starts the final configuration.
@@ -314,14 +314,6 @@ options:
           - Its content is never logged or returned; the injected copy is mode 0600 and is
             removed once the install phase has ended.
         type: path
-      wait:
-        description:
-          - Seconds to wait for the install phase to end (C(--wait)). V(0) returns once the
-            installer has started, V(-1) waits without limit.
-          - When the time runs out, RV(install_phase) is V(timed_out) (with a warning, not a
-            failure); a later run finishes the job.
-        type: int
-        default: 0
       cache_dir:
         description: Where fetched kernels and initrds are kept (QEMU must be able to read them).
         type: path
@@ -334,9 +326,18 @@ options:
         description: Network timeout in seconds for each request to O(install.location).
         type: int
         default: 30
+  wait:
+    description:
+      - With O(install), seconds to wait for the install phase to end (C(--wait)). V(0)
+        returns once the installer has started, V(-1) waits without limit. Once the installer
+        has ended the module starts the final configuration.
+      - When the time runs out, RV(install_phase) is V(timed_out) (with a warning, not a
+        failure); a later run finishes the job.
+    type: int
+    default: 0
 notes:
   - Requires libvirt-python and python3-lxml on the managed host, and qemu-img to create qcow2 images.
-  - A long O(install.wait) keeps the task (and its connection) open; with O(install.wait=-1) consider Ansible's C(async).
+  - A long O(wait) keeps the task (and its connection) open; with O(wait=-1) consider Ansible's C(async).
   - The module never resizes or converts images.
 seealso:
   - module: kvmops.hypervisor.kvm_capability_facts
@@ -371,7 +372,7 @@ EXAMPLES = r'''
     install:
       location: http://mirror.example.org/centos/7/os/x86_64/
       extra_args: console=tty0 console=ttyS0,115200
-      wait: 3600
+    wait: 3600
 
 # The same, unattended: the kickstart file is injected into the installer's initrd
 # (virt-install --initrd-inject=/root/ks.cfg --extra-args="ks=file:/ks.cfg ...").
@@ -392,7 +393,7 @@ EXAMPLES = r'''
       location: http://mirror.example.org/centos/7/os/x86_64/
       kickstart: /root/ks.cfg
       extra_args: ks=file:/ks.cfg console=tty0 console=ttyS0,115200
-      wait: -1
+    wait: -1
 
 # The guide's Windows guest:
 #   virt-install --name=windows1 --ram=2048 --cpu=host --vcpus=2 --os-type=windows \
@@ -419,7 +420,7 @@ EXAMPLES = r'''
       password: "{{ vault_vnc_password }}"
     install:
       cdrom: /var/lib/libvirt/boot/win2012.iso
-      wait: 7200
+    wait: 7200
 
 # Direct kernel boot with the serial console in a log file (how the tests boot a tiny guest)
 - name: Tiny guest under QEMU emulation
@@ -482,7 +483,7 @@ EXAMPLES = r'''
       location: http://deb.debian.org/debian/dists/bookworm/main/installer-amd64/
       kickstart: /srv/preseed/preseed.cfg
       extra_args: auto=true priority=critical console=ttyS0,115200n8
-      wait: -1
+    wait: -1
 
 # Remove a guest (UEFI NVRAM included) and its disk images
 - name: vm1 is gone
@@ -560,7 +561,7 @@ removed_storage:
 install_phase:
   description:
     - Where the install stands after the run - V(started) (the installer runs), V(completed)
-      (it ended; the final configuration is in place), V(timed_out) (O(install.wait) ran out
+      (it ended; the final configuration is in place), V(timed_out) (O(wait) ran out
       while the installer was running), V(pending) (defined, the installer starts with
       O(state=running)) or V(none) (no install phase - O(install.import), or a domain without
       an install record).
@@ -654,6 +655,7 @@ def argument_spec():
         restart=dict(type='bool', default=False),
         shutdown_timeout=dict(type='int', default=120),
         install=dinst.install_argument_spec() if dinst else dict(type='dict'),
+        wait=dinst.wait_argument_spec() if dinst else dict(type='int', default=0),
     )
 
 
@@ -680,7 +682,8 @@ def build_spec(module):
 def make_manager(module, conn, spec):
     """The DomainManager for this run; part 2 may return a subclass here."""
     try:
-        install = dinst.normalize_install(module.params.get('install'), spec)
+        install = dinst.normalize_install(module.params.get('install'), spec,
+                                          module.params.get('wait'))
     except dman.DomainError as exc:
         module.fail_json(msg=str(exc))
     return dinst.InstallDomainManager(

@@ -126,6 +126,8 @@ def recorders():
 
 
 def guest_args(prefix, image_dir, short, install, **extra):
+    install = dict(install)
+    wait = install.pop('wait', None)
     name = prefix + short
     args = {
         'name': name, 'memory': 256, 'virt_type': 'qemu', 'os_variant': 'linux',
@@ -134,6 +136,8 @@ def guest_args(prefix, image_dir, short, install, **extra):
         'serial': os.path.join(image_dir, short + '.log'),
         'install': dict({'cache_dir': os.path.join(image_dir, 'cache')}, **install),
     }
+    if wait is not None:
+        args['wait'] = wait
     args.update(extra)
     return args
 
@@ -309,10 +313,9 @@ def test_location_iso_holding_a_tree_nobody_waits(conn, prefix, image_dir, tiny,
 
     # A re-run while the installer runs changes nothing; with a short wait it times out
     # (a warning, not a failure). The installer then ends on its own.
-    during = ok(run_module('virt_install_domain', dict(args, install=dict(args['install'],
-                                                                          wait=1))))
+    during = ok(run_module('virt_install_domain', dict(args, wait=1)))
     assert not during['changed'] and during['install_phase'] == 'timed_out', during['actions']
-    assert any('still running after install.wait=1' in w for w in during.get('warnings', []))
+    assert any('still running after wait=1' in w for w in during.get('warnings', []))
     wait_for_state(dom, libvirt.VIR_DOMAIN_SHUTOFF, timeout=120)
     assert 'KVMOPS-INSTALL-DONE /dev/vda' in rec.text()
     # The next run sees the ended install phase and starts the final configuration.

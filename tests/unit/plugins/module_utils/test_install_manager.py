@@ -8,13 +8,13 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils import _domain_m
 SPEC = {'kernel': None}
 
 
-def norm(params, spec=None):
-    return im.normalize_install(params, SPEC if spec is None else spec)
+def norm(params, spec=None, wait=0):
+    return im.normalize_install(params, SPEC if spec is None else spec, wait)
 
 
 def fails(params, *words, **kw):
     with pytest.raises(dman.DomainError) as exc:
-        norm(params, kw.get('spec', SPEC))
+        norm(params, kw.get('spec', SPEC), kw.get('wait', 0))
     for w in words:
         assert w in str(exc.value), str(exc.value)
     return str(exc.value)
@@ -32,7 +32,7 @@ def test_exactly_one_source():
 
 
 def test_location_is_classified(tmp_path):
-    out = norm({'location': 'https://mirror.example.org/centos/7/os/x86_64', 'wait': -1})
+    out = norm({'location': 'https://mirror.example.org/centos/7/os/x86_64'}, wait=-1)
     assert (out['kind'], out['canonical']) == ('url', 'https://mirror.example.org/centos/7/os/x86_64/')
     assert out['wait'] == -1 and out['cache_dir'] == '/var/lib/libvirt/boot/kvmops'
     assert norm({'location': str(tmp_path)})['kind'] == 'dir'
@@ -63,7 +63,8 @@ def test_install_source_and_permanent_kernel_exclude_each_other():
 
 
 def test_wait_and_extra_args_values(tmp_path):
-    fails({'import': True, 'wait': -5}, 'install.wait=-5')
+    fails({'import': True}, 'wait=-5', wait=-5)
+    assert norm({'import': True}, wait=None)['wait'] == 0
     fails({'location': str(tmp_path), 'extra_args': 'a<b'}, 'metacharacters')
 
 
@@ -83,5 +84,5 @@ def test_argument_spec_shape():
     spec = im.install_argument_spec()
     assert spec['type'] == 'dict'
     assert set(spec['options']) == {'location', 'cdrom', 'import', 'pxe', 'extra_args', 'kickstart',
-                                    'wait', 'cache_dir', 'validate_certs', 'timeout'}
-    assert spec['options']['wait']['default'] == 0
+                                    'cache_dir', 'validate_certs', 'timeout'}
+    assert im.wait_argument_spec() == {'type': 'int', 'default': 0}
