@@ -314,3 +314,17 @@ def test_wait_for_shutoff_limits():
     assert ph.wait_for_shutoff(dom, 2, clock.sleep, clock.monotonic) is False
     dom.ticks = 4
     assert ph.wait_for_shutoff(dom, -1, clock.sleep, clock.monotonic) is True
+
+
+def test_add_record_marks_a_final_definition_pending():
+    xml = ph.add_record(final(), ph.new_record('cdrom'))
+    assert ph.read_record(xml) == {'state': 'pending', 'source': 'cdrom'}
+    root = parse(xml)
+    assert root.find('metadata/{urn:other}x') is not None
+    again = ph.add_record(xml, {'state': 'completed', 'source': 'cdrom'})
+    assert len(parse(again).findall('metadata/{%s}install' % ph.RECORD_NS)) == 1
+    bare = final().replace("<metadata><other:x xmlns:other='urn:other'/></metadata>", '')
+    root = parse(ph.add_record(bare, ph.new_record('pxe')))
+    assert [c.tag for c in root][:3] == ['name', 'uuid', 'metadata']
+    with pytest.raises(ValueError):
+        ph.new_record('floppy')
