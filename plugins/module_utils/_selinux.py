@@ -429,8 +429,9 @@ class VirtDirManager(object):
     """Bring one image directory's SELinux labelling to the wanted state.
 
     params: path, state, setype, equivalent_to, relabel, booleans ({name: bool}),
-    auto_booleans, required. directory: object with .exists (bool), .describe() -> str and
-    .ensure() -> bool (changed; honours check mode itself), or None to leave the directory alone.
+    auto_booleans, required. directory: object with .exists (bool), .describe(planned=False)
+    -> str (planned=True: what check mode would make of it) and .ensure() -> bool (changed;
+    honours check mode itself), or None to leave the directory alone.
     """
 
     def __init__(self, cli, params, check_mode, directory=None, mount_lookup=None):
@@ -538,8 +539,8 @@ class VirtDirManager(object):
         dir_before = self.directory.describe() if self.directory else 'unmanaged'
         dir_changed = self._ensure_directory(done)
         dir_after = self.directory.describe() if self.directory else 'unmanaged'
-        if self.check_mode and dir_changed and self.directory and not self.directory.exists:
-            dir_after = 'would be created'
+        if self.check_mode and dir_changed:
+            dir_after = self.directory.describe(planned=True)
 
         # Relabel: after the rule and booleans are in place.
         relabelled, count, skipped = self._relabel(mode, kind, bool(rules['lines']), done)

@@ -328,18 +328,30 @@ class Directory(object):
     def exists(self):
         return os.path.isdir(self.path)
 
-    def describe(self):
+    def describe(self, planned=False):
+        """One line for the diff; planned=True: what check mode would make of it."""
+        p = self.module.params
         if not self.exists:
-            return 'absent'
-        st = os.stat(self.path)
-        try:
-            import pwd
-            import grp
-            owner = pwd.getpwuid(st.st_uid).pw_name
-            group = grp.getgrgid(st.st_gid).gr_name
-        except (ImportError, KeyError):
-            owner, group = st.st_uid, st.st_gid
-        return 'present (mode %04o, owner %s, group %s)' % (st.st_mode & 0o7777, owner, group)
+            if not planned:
+                return 'absent'
+            st_mode, owner, group = None, None, None
+        else:
+            st = os.stat(self.path)
+            st_mode = '%04o' % (st.st_mode & 0o7777)
+            try:
+                import pwd
+                import grp
+                owner = pwd.getpwuid(st.st_uid).pw_name
+                group = grp.getgrgid(st.st_gid).gr_name
+            except (ImportError, KeyError):
+                owner, group = st.st_uid, st.st_gid
+        if planned:
+            st_mode = p['mode'] if p['mode'] is not None else (st_mode or 'default')
+            owner = p['owner'] if p['owner'] is not None else (owner or 'current user')
+            group = p['group'] if p['group'] is not None else (group or 'default')
+            verb = 'would be updated' if self.exists else 'would be created'
+            return '%s (mode %s, owner %s, group %s)' % (verb, st_mode, owner, group)
+        return 'present (mode %s, owner %s, group %s)' % (st_mode, owner, group)
 
     def ensure(self):
         m = self.module
@@ -359,6 +371,33 @@ class Directory(object):
         if p['mode'] is not None:
             changed = m.set_mode_if_different(self.path, p['mode'], changed)
         return changed
+
+
+_SYMBOLIC_MODE = re.compile(r'^[ugoa]*[-+=]([rwxXst]*|[ugo])(,[ugoa]*[-+=]([rwxXst]*|[ugo]))*$')
+
+
+def check_directory_settings(module):
+    """Fail now on an unknown owner/group or a malformed mode."""
+    import grp
+    import pwd
+    p = module.params
+    checks = (('owner', pwd.getpwnam, 'getent passwd'), ('group', grp.getgrnam, 'getent group'))
+    for option, lookup, hint in checks:
+        value = p[option]
+        if value is None or str(value).isdigit():
+            continue
+        try:
+            lookup(value)
+        except KeyError:
+            module.fail_json(msg='%s: %s does not exist on this host (%s lists them). Create it '
+                                 'first or pick an existing one.' % (option, value, hint))
+    mode = p['mode']
+    if mode is None or isinstance(mode, int):
+        return
+    mode = str(mode)
+    if not (re.match(r'^0?[0-7]{3,4}$', mode) or _SYMBOLIC_MODE.match(mode)):
+        module.fail_json(msg="mode must be octal such as '0755' or symbolic such as "
+                             "'u=rwx,g=rx,o=rx', got %r." % mode)
 
 
 def libvirt_security_models(uri):
@@ -426,6 +465,9 @@ def main():
         except TypeError:
             module.fail_json(msg='booleans: the value of %s must be true or false, got %r.'
                                  % (name, value))
+    # Directory settings are checked now too: nothing may fail after the store has changed.
+    if p['state'] == 'present':
+        check_directory_settings(module)
     if os.path.lexists(path) and not os.path.isdir(path):
         module.fail_json(msg='%s exists and is not a directory. Point path at a directory, or move '
                              'the file away.' % path)

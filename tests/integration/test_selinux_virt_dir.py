@@ -275,6 +275,8 @@ def test_bad_input_and_missing_selinux_change_nothing(prefix, selinux_store):
         ({'path': '/etc'}, 'system directory'),
         ({'path': base, 'booleans': {'virt_use_nsf': True}}, 'did you mean virt_use_nfs'),
         ({'path': base, 'setype': 'virt_image_t; rm'}, 'SELinux type name'),
+        ({'path': base, 'owner': prefix + 'nouser'}, 'does not exist'),
+        ({'path': base, 'mode': 'rwx'}, 'mode must be octal'),
         ({'path': base, 'setype': 'virt_imgae_t'}, 'virt_imgae_t'),
     ]
     play = [{'hosts': 'localhost', 'gather_facts': False,

@@ -151,7 +151,9 @@ class FakeDir(object):
     def exists(self):
         return os.path.isdir(self.path)
 
-    def describe(self):
+    def describe(self, planned=False):
+        if planned:
+            return 'would be updated' if self.exists else 'would be created'
         return 'present' if self.exists else 'absent'
 
     def ensure(self):
