@@ -360,6 +360,23 @@ def test_iso_holding_a_tree(tmp_path):
     assert not again['fetched'] and calls == []  # cache valid: the ISO is not even opened
 
 
+@needs_xorriso
+@pytest.mark.parametrize('tool', ['xorriso', 'bsdtar', 'isoinfo'])
+def test_iso_readers_extract_the_same_tree(tmp_path, monkeypatch, tool):
+    # Each reader for real when it is installed (bsdtar: libarchive-tools, isoinfo:
+    # genisoimage); the choice among installed ones is forced, nothing is faked.
+    if not shutil.which(tool):
+        pytest.skip('%s not installed' % tool)
+    tree = rhel_tree(str(tmp_path / 'tree'))
+    iso = str(tmp_path / 'tree.iso')
+    subprocess.check_call(['xorriso', '-as', 'mkisofs', '-quiet', '-o', iso, '-J', '-R', tree],
+                          stderr=subprocess.DEVNULL)
+    monkeypatch.setattr(m, 'iso_tool', lambda: tool)
+    r = m.resolve_location(iso, cache_dir=str(tmp_path / 'cache'))
+    assert r['layout'] == 'redhat'
+    assert open(r['kernel'], 'rb').read() == KERNEL and open(r['initrd'], 'rb').read() == INITRD
+
+
 def test_iso_without_a_reader_says_what_to_install(tmp_path, monkeypatch):
     # Simulated: this machine has xorriso, so its absence can only be faked.
     iso = tmp_path / 'x.iso'
