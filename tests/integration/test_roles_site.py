@@ -1,0 +1,158 @@
+"""playbooks/site.yml and the roles' argument specs, against this machine.
+
+The full converge (real run, idempotence, verification) is the molecule scenario
+(`make molecule`); these tests cover what molecule does not: check mode on a clean host, and
+bad role variables.
+"""
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from support import paths
+from support.ansible_run import run_playbook
+
+SITE = os.path.join(paths.REPO, 'playbooks', 'site.yml')
+DEMO_INVENTORY = os.path.join(paths.REPO, 'inventories', 'demo')
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@contextlib.contextmanager
+def serve(directory):
+    """Serve a directory over HTTP on 127.0.0.1 while the block runs; yield the port."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, '-m', 'http.server', '--bind', '127.0.0.1',
+                             '--directory', directory, str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(('127.0.0.1', port), 0.2):
+                break
+            time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def host_snapshot(conn):
+    """What site.yml could change on this host, read without the collection."""
+    with open('/etc/libvirt/qemu.conf', 'rb') as f:
+        qemu_conf = f.read()
+    nets = {n.name(): (n.isActive(), n.autostart()) for n in conn.listAllNetworks()}
+    rules = subprocess.run(['semanage', 'fcontext', '-l', '-C'], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, universal_newlines=True).stdout
+    cache = '/var/lib/libvirt/boot/kvmops'
+    cached = sorted(os.listdir(cache)) if os.path.isdir(cache) else []
+    return {'qemu.conf': qemu_conf, 'networks': nets, 'selinux rules': rules,
+            'install cache': cached, 'dev kvm': oct(os.stat('/dev/kvm').st_mode) + str(os.stat('/dev/kvm').st_gid)
+            if os.path.exists('/dev/kvm') else None}
+
+
+def stats(doc):
+    return doc['stats']['localhost']
+
+
+def tasks(doc):
+    for play in doc['plays']:
+        for task in play['tasks']:
+            # the json callback names role tasks "<role> : <name>"
+            yield task['task']['name'].split(' : ')[-1], task['hosts'].get('localhost', {})
+
+
+def test_site_check_mode_on_a_clean_host_fails_nothing_and_changes_nothing(conn, prefix, tiny,
+                                                                          image_dir):
+    new_dir = '/srv/' + prefix.rstrip('-')      # the image directory the play would create
+    demo_guest = prefix + 'demo'                 # its disk goes there: cannot be checked yet
+    other_guest = prefix + 'other'               # its disk goes to an existing directory
+    pool = prefix + 'pool'
+    before = host_snapshot(conn)
+    with serve(tiny['tree_rhel']) as port:
+        guest = {'memory': 256, 'os_variant': 'linux', 'graphics': {'type': 'vnc'},
+                 'install': {'location': 'http://127.0.0.1:%d/' % port,
+                             'extra_args': 'console=ttyS0 kvmops.dhcp=1'}}
+        doc = run_playbook(SITE, inventory=DEMO_INVENTORY, check=True, extra_vars={
+            'image_storage_dir': new_dir, 'image_storage_pool_name': pool,
+            'guests_list': [
+                dict(guest, name=demo_guest, disks=[{'path': new_dir + '/demo.img', 'size': 1}]),
+                dict(guest, name=other_guest, disks=[{'path': image_dir + '/other.img', 'size': 1}],
+                     serial=image_dir + '/other-serial.log'),
+            ]})
+    assert doc['_rc'] == 0, json.dumps(stats(doc)) + doc['_stderr'][-3000:]
+    assert stats(doc)['failures'] == 0 and stats(doc)['unreachable'] == 0
+
+    # Check mode did run the modules and predicted the work (it did not skip everything).
+    results = dict(tasks(doc))
+    assert results['Gather KVM capability facts']['ansible_facts']['kvm_capability']['domain_type'] == 'qemu'
+    assert results['Create the image directory']['changed'] is True
+    assert results['Define the storage pool']['changed'] is True
+    domains = {r['guests_item']['name']: r for r in results['virt_install_domain']['results']}
+    assert domains[other_guest]['changed'] is True, domains[other_guest]
+    assert domains[demo_guest].get('skipped') is True
+    summary = results['Show the guests']['msg']
+    assert any(line.startswith(demo_guest + ': not checked (check mode)') for line in summary), summary
+
+    # ...and changed nothing.
+    assert not os.path.exists(new_dir)
+    assert os.listdir(image_dir) == []
+    names = [d.name() for d in conn.listAllDomains()]
+    assert demo_guest not in names and other_guest not in names
+    assert pool not in [p.name() for p in conn.listAllStoragePools()]
+    after = host_snapshot(conn)
+    for key in before:
+        assert after[key] == before[key], key
+
+
+def _role_play(role, variables):
+    play = [{'hosts': 'hypervisors', 'gather_facts': False,
+             'roles': [dict({'role': 'kvmops.hypervisor.' + role}, **variables)]}]
+    fd, path = tempfile.mkstemp(suffix='.yml')
+    with os.fdopen(fd, 'w') as f:
+        json.dump(play, f)
+    return path
+
+
+@pytest.mark.parametrize('role, variables, expected', [
+    ('kvm_host', {'kvm_host_daemon_mode': 'sometimes'},
+     ['kvm_host_daemon_mode', 'sometimes', 'auto, monolithic, split']),
+    ('kvm_host', {'kvm_host_require_kvm': 'perhaps'},
+     ['kvm_host_require_kvm', 'perhaps']),
+    ('image_storage', {'image_storage_selinux': 'yes please'},
+     ['image_storage_selinux', 'auto, required, skip']),
+    ('image_storage', {'image_storage_extra_dirs': [{'setype': 'virt_content_t'}]},
+     ['path']),
+    ('guests', {'guests_list': [{'name': 'x', 'memroy': 512}]},
+     ['memroy']),
+    ('guests', {'guests_list': [{'name': 'x', 'state': 'on'}]},
+     ['state', 'running, stopped, present, absent']),
+], ids=['daemon-mode-choice', 'require-kvm-not-bool', 'selinux-choice', 'extra-dir-without-path',
+        'guest-option-typo', 'guest-state-choice'])
+def test_argument_specs_reject_a_bad_role_variable(role, variables, expected):
+    path = _role_play(role, variables)
+    try:
+        doc = run_playbook(path, inventory=DEMO_INVENTORY, check=True)
+    finally:
+        os.unlink(path)
+    assert doc['_rc'] != 0
+    failed = [(name, r) for name, r in tasks(doc) if r.get('failed')]
+    assert len(failed) == 1, failed
+    name, result = failed[0]
+    # The failure is the role's argument validation, before any task of the role ran.
+    assert name.startswith('Validating arguments against arg spec'), name
+    assert len(list(tasks(doc))) == 1
+    for text in expected:
+        assert text in result['msg'], result['msg']
