@@ -20,7 +20,7 @@ packages=(
   libvirt-daemon-system libvirt-daemon-system-sysv libvirt-clients libvirt-daemon-driver-qemu
   qemu-system-x86 qemu-utils libvirt-dev pkg-config gcc python3-dev python3-venv
   python3-libvirt python3-lxml dnsmasq-base iproute2 iptables netcat-openbsd libxml2-utils
-  busybox-static cpio xorriso isolinux syslinux-common ovmf virtinst
+  busybox-static cpio xorriso isolinux syslinux-common libarchive-tools genisoimage ovmf virtinst
   selinux-utils policycoreutils policycoreutils-python-utils selinux-policy-default
   openssh-client openssh-server make
 )
