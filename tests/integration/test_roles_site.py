@@ -100,7 +100,7 @@ def test_site_check_mode_on_a_clean_host_fails_nothing_and_changes_nothing(conn,
     assert results['Gather KVM capability facts']['ansible_facts']['kvm_capability']['domain_type'] == 'qemu'
     assert results['Create the image directory']['changed'] is True
     assert results['Define the storage pool']['changed'] is True
-    domains = {r['guests_item']['name']: r for r in results['virt_install_domain']['results']}
+    domains = {r['guests_item']['name']: r for r in results['Run virt_install_domain for each guest']['results']}
     assert domains[other_guest]['changed'] is True, domains[other_guest]
     assert domains[demo_guest].get('skipped') is True
     summary = results['Show the guests']['msg']
