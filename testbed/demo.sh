@@ -38,23 +38,28 @@ for _ in $(seq 1 50); do
   sleep 0.1
 done
 
-# Converging may restart libvirtd (qemu.conf): hold the test-bed lock exclusively.
+# Converging may restart libvirtd (qemu.conf): hold the test-bed lock exclusively (tests
+# running in parallel hold it shared; wait for them).
+exec 9>>/run/kvmops-testbed.lock
+waited=$(date +%s)
+flock -x 9
 start=$(date +%s)
-flock -x /run/kvmops-testbed.lock \
-  ansible-playbook -i inventories/demo playbooks/site.yml -e demo_tree_port="$port"
+ansible-playbook -i inventories/demo playbooks/site.yml -e demo_tree_port="$port" 9>&-
 took=$(( $(date +%s) - start ))
+waited=$(( start - waited ))
+flock -u 9
 
-state=$(virsh -c "$uri" domstate "$guest" 2>/dev/null | head -n 1)
+state=$(virsh -c "$uri" domstate "$guest" 2>/dev/null | sed -n 1p)
 serial=$(virsh -c "$uri" dumpxml "$guest" | xmllint --xpath 'string(//devices/serial/source/@path)' - 2>/dev/null || true)
 last_line="(no serial log)"
 if [ -n "$serial" ] && [ -f "$serial" ]; then
   last_line=$(tr -d '\r' < "$serial" | grep -v '^[[:space:]]*$' | tail -n 1)
 fi
-display=$(virsh -c "$uri" vncdisplay "$guest" 2>/dev/null | head -n 1 || true)
+display=$(virsh -c "$uri" vncdisplay "$guest" 2>/dev/null | sed -n 1p || true)
 cat <<SUMMARY
 
 ==================== kvmops demo ====================
-guest            $guest: $state  (site.yml took ${took}s)
+guest            $guest: $state  (site.yml took ${took}s, after ${waited}s waiting for the test-bed lock)
 serial console   $serial
   last line      $last_line
 VNC display      ${display:-none}

@@ -55,12 +55,12 @@ def host_snapshot(conn):
         qemu_conf = f.read()
     nets = {n.name(): (n.isActive(), n.autostart()) for n in conn.listAllNetworks()}
     rules = subprocess.run(['semanage', 'fcontext', '-l', '-C'], stdout=subprocess.PIPE,
-                           stderr=subprocess.DEVNULL, universal_newlines=True).stdout
+                           stderr=subprocess.DEVNULL, universal_newlines=True, check=False).stdout
     cache = '/var/lib/libvirt/boot/kvmops'
     cached = sorted(os.listdir(cache)) if os.path.isdir(cache) else []
+    kvm = os.stat('/dev/kvm') if os.path.exists('/dev/kvm') else None
     return {'qemu.conf': qemu_conf, 'networks': nets, 'selinux rules': rules,
-            'install cache': cached, 'dev kvm': oct(os.stat('/dev/kvm').st_mode) + str(os.stat('/dev/kvm').st_gid)
-            if os.path.exists('/dev/kvm') else None}
+            'install cache': cached, 'dev kvm': (kvm.st_mode, kvm.st_gid) if kvm else None}
 
 
 def stats(doc):
@@ -74,8 +74,7 @@ def tasks(doc):
             yield task['task']['name'].split(' : ')[-1], task['hosts'].get('localhost', {})
 
 
-def test_site_check_mode_on_a_clean_host_fails_nothing_and_changes_nothing(conn, prefix, tiny,
-                                                                          image_dir):
+def test_site_check_mode_on_a_clean_host_fails_nothing_and_changes_nothing(conn, prefix, tiny, image_dir):
     new_dir = '/srv/' + prefix.rstrip('-')      # the image directory the play would create
     demo_guest = prefix + 'demo'                 # its disk goes there: cannot be checked yet
     other_guest = prefix + 'other'               # its disk goes to an existing directory

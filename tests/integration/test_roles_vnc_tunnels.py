@@ -82,7 +82,7 @@ def sshd():
 
 def tunnel_pids(forward):
     out = subprocess.run(['pgrep', '-a', '-x', 'ssh'], stdout=subprocess.PIPE,
-                         universal_newlines=True).stdout
+                         universal_newlines=True, check=False).stdout
     return [line.split()[0] for line in out.splitlines() if ' -L %s ' % forward in line]
 
 

@@ -61,7 +61,7 @@ def test_guest_is_running_and_its_serial_log_has_the_marker(host, hv):
 
 def test_guest_vnc_listens_on_loopback_only(host, hv):
     display = virsh(host, 'vncdisplay', hv['guest']).strip()
-    listen, _, num = display.rpartition(':')
+    listen, dummy, num = display.rpartition(':')
     assert listen == '127.0.0.1', display
     port = 5900 + int(num)
     sockets = host.socket.get_listening_sockets()
