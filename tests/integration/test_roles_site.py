@@ -155,3 +155,49 @@ def test_argument_specs_reject_a_bad_role_variable(role, variables, expected):
     assert len(list(tasks(doc))) == 1
     for text in expected:
         assert text in result['msg'], result['msg']
+
+
+def test_kvm_host_stops_with_the_reasons_when_kvm_is_required(conn):
+    """This host has a /dev/kvm that cannot run guests: kvm_host_require_kvm=true must stop."""
+    path = _role_play('kvm_host', {'kvm_host_require_kvm': True})
+    try:
+        doc = run_playbook(path, inventory=DEMO_INVENTORY, check=True)
+    finally:
+        os.unlink(path)
+    assert doc['_rc'] != 0
+    failed = [(name, r) for name, r in tasks(doc) if r.get('failed')]
+    assert [name for name, r in failed] == ['Stop when KVM is required but unusable']
+    msg = failed[0][1]['msg']
+    assert 'KVM cannot run guests on localhost' in msg
+    assert 'vmx/svm' in msg                       # the facts module's reasons are in the message
+    assert 'kvm_host_require_kvm=false' in msg    # and how to go on anyway
+
+
+def test_guide_inventory_is_valid_for_the_roles():
+    """The guide's group_vars pass every role's argument spec (the hosts themselves are not
+    reachable here, so the play validates the variables only)."""
+    group_vars = os.path.join(paths.REPO, 'inventories', 'guide', 'group_vars', 'hypervisors.yml')
+    tasks_ = []
+    for role in ('kvm_host', 'image_storage', 'guests'):
+        spec = os.path.join(paths.REPO, 'roles', role, 'meta', 'argument_specs.yml')
+        tasks_.append({
+            'name': 'validate ' + role,
+            'ansible.builtin.validate_argument_spec': {
+                'argument_spec': "{{ (lookup('ansible.builtin.file', '%s') | from_yaml)"
+                                 ".argument_specs.main.options }}" % spec}})
+    play = [{'hosts': 'localhost', 'gather_facts': False, 'vars_files': [group_vars],
+             'tasks': tasks_ + [{'name': 'count guests', 'ansible.builtin.assert': {
+                 'that': ["guests_list | map(attribute='name') | list == ['centos7', 'win2012']",
+                          "guests_list[0].install.location is match('http')",
+                          "'console=ttyS0' in guests_list[0].install.extra_args",
+                          "guests_list[1].install.cdrom is match('/vm-images/')",
+                          "guests_list[1].graphics.type == 'vnc'",
+                          "image_storage_dir == '/vm-images'"]}}]}]
+    fd, path = tempfile.mkstemp(suffix='.yml')
+    with os.fdopen(fd, 'w') as f:
+        json.dump(play, f)
+    try:
+        doc = run_playbook(path)
+    finally:
+        os.unlink(path)
+    assert doc['_rc'] == 0, json.dumps([r for n, r in tasks(doc) if r.get('failed')])[:3000]
