@@ -7,6 +7,7 @@ bad role variables.
 import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -201,3 +202,42 @@ def test_guide_inventory_is_valid_for_the_roles():
     finally:
         os.unlink(path)
     assert doc['_rc'] == 0, json.dumps([r for n, r in tasks(doc) if r.get('failed')])[:3000]
+
+
+@pytest.mark.parametrize('obstacle', ['missing-iso', 'unreachable-iso'])
+def test_guests_media_are_checked_before_any_guest_starts(conn, prefix, image_dir, tiny, obstacle):
+    """The first guest is fine; the second one's ISO is missing, or sits in a directory QEMU
+    cannot enter. The role stops before the first guest is created."""
+    hidden = os.path.join(image_dir, 'private')
+    os.mkdir(hidden, 0o700)
+    iso = os.path.join(hidden if obstacle == 'unreachable-iso' else image_dir, 'install.iso')
+    if obstacle == 'unreachable-iso':
+        shutil.copy(tiny['iso'], iso)
+    good, bad = prefix + 'good', prefix + 'bad'
+    path = _role_play('guests', {'guests_list': [
+        {'name': good, 'memory': 256, 'os_variant': 'linux', 'kernel': tiny['kernel'],
+         'initrd': tiny['initrd'], 'cmdline': 'console=ttyS0', 'networks': [],
+         'disks': [{'path': os.path.join(image_dir, 'good.img'), 'size': 1}]},
+        {'name': bad, 'memory': 256, 'os_variant': 'linux', 'networks': [],
+         'disks': [{'path': os.path.join(image_dir, 'bad.img'), 'size': 1}],
+         'install': {'cdrom': iso}},
+    ]})
+    try:
+        doc = run_playbook(path, inventory=DEMO_INVENTORY)
+    finally:
+        os.unlink(path)
+    assert doc['_rc'] != 0
+    failed = [(name, r) for name, r in tasks(doc) if r.get('failed')]
+    assert len(failed) == 1, failed
+    name, result = failed[0]
+    if obstacle == 'missing-iso':
+        assert name == 'Stop before anything starts when media are missing'
+        assert '%s: %s (no such file)' % (bad, iso) in result['msg']
+    else:
+        assert name == 'Run virt_install_domain for each guest'   # the check-mode pass
+        bad_result = [r for r in result['results'] if r.get('failed')]
+        assert [r['guests_item']['name'] for r in bad_result] == [bad]
+        assert hidden in bad_result[0]['msg']
+    names = [d.name() for d in conn.listAllDomains()]
+    assert good not in names and bad not in names
+    assert sorted(os.listdir(image_dir)) == ['private']
