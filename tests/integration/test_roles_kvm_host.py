@@ -70,3 +70,45 @@ def test_vnc_listen_change_restarts_the_daemon_through_the_handler(daemon_exclus
             with open(QEMU_CONF, 'wb') as f:
                 f.write(original)
             restart_libvirtd()
+
+
+def _iptables_rules():
+    return subprocess.run(['iptables', '-S', 'INPUT'], stdout=subprocess.PIPE,
+                          universal_newlines=True, check=False).stdout
+
+
+def test_public_vnc_opens_the_port_range_in_the_firewall_check_mode():
+    """Beyond loopback (here only in check mode: no test may listen on a public address) the
+    role writes the autoport range and opens it with iptables (no firewalld here)."""
+    with open(QEMU_CONF, 'rb') as f:
+        conf_before = f.read()
+    rules_before = _iptables_rules()
+    play = [{'hosts': 'hypervisors', 'gather_facts': True, 'gather_subset': ['min'],
+             'roles': [{'role': 'kvmops.hypervisor.kvm_host',
+                        'kvm_host_manage_packages': False,
+                        'kvm_host_vnc_listen': '0.0.0.0',
+                        'kvm_host_vnc_allow_insecure': True,
+                        'kvm_host_vnc_port_min': 5900, 'kvm_host_vnc_port_max': 5950}]}]
+    fd, path = tempfile.mkstemp(suffix='.yml')
+    with os.fdopen(fd, 'w') as f:
+        json.dump(play, f)
+    try:
+        doc = run_playbook(path, inventory=DEMO_INVENTORY, check=True, diff=True)
+    finally:
+        os.unlink(path)
+    assert doc['_rc'] == 0, json.dumps(doc['stats']) + doc['_stderr'][-3000:]
+    names = {}
+    for task in doc['plays'][0]['tasks']:
+        names[task['task']['name'].split(' : ')[-1]] = task['hosts'].get('localhost', {})
+    vnc = names['Set the host-wide VNC listen address in qemu.conf']
+    assert vnc['changed'] is True
+    keys = {c['key']: c['after'] for c in vnc['config_changes']}
+    assert keys['vnc_listen'] == 'vnc_listen = "0.0.0.0"'
+    assert keys['remote_display_port_max'] == 'remote_display_port_max = 5950'  # min 5900 is the default
+    ipt = names['Open the VNC port range with iptables']
+    assert ipt['changed'] is True and ipt['rule'].find('5900:5950') >= 0, ipt
+    assert names['Open the VNC port range with firewalld'].get('skipped') is True
+    # check mode: nothing changed
+    with open(QEMU_CONF, 'rb') as f:
+        assert f.read() == conf_before
+    assert _iptables_rules() == rules_before
