@@ -12,6 +12,7 @@ import argparse
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -167,14 +168,17 @@ def case1(args):
     """Create and start 10 guests with each tool; then re-run on the same guests (case 2)."""
     vars_file = B.write_vars('guests', guest_vars())
     kvmops = have(KVMOPS_DOMAIN_MODULE)
-    tools = ['guide_loop', 'community', 'noop'] + (['kvmops'] if kvmops else [])
+    tools = ['guide_loop', 'community', 'noop', 'libvirt_floor'] + (['kvmops'] if kvmops else [])
     host_tool = 'kvmops' if kvmops else 'community'
     rerun_tools = (['kvmops'] if kvmops else []) + ['community', 'noop']
     c1 = {t: [] for t in tools}
     c2 = {t: [] for t in rerun_tools}
     c1_changed = {t: [] for t in tools}
+    c1_cpu = {t: [] for t in tools}
+    c2_cpu = {t: [] for t in rerun_tools}
     c2_changed = {t: [] for t in rerun_tools}
     verify = {t: [] for t in tools if t != 'noop'}
+    guest_cpu = {t: [] for t in tools if t != 'noop'}
     quiet_wait = []
     payloads = {}
     own = {k: [] for k in (['kvmops'] if kvmops else []) + ['community', 'ping']}
@@ -190,21 +194,28 @@ def case1(args):
             elif tool == 'noop':
                 dt, counts, _doc = B.run_playbook('noop.yml', vars_file)
                 changed = counts['changed_items']
+            elif tool == 'libvirt_floor':
+                dt, B.LAST_CPU[0] = B.libvirt_floor(GUESTS)
+                changed = len(GUESTS)
             elif tool == 'community':
                 dt, counts, _doc = B.run_playbook('create_community.yml', vars_file)
                 changed = counts['changed_items']
             else:
                 dt, counts, _doc = kvmops_create(vars_file)
                 changed = counts['changed_items']
-            B.log('case1 rep %d%s %-10s %.2fs changed=%s' % (rep, ' (warm-up)' if warm else '',
-                                                             tool, dt, changed))
+            cpu = B.LAST_CPU[0]
+            B.log('case1 rep %d%s %-10s %.2fs (tool CPU %.2fs) changed=%s' % (
+                rep, ' (warm-up)' if warm else '', tool, dt, cpu, changed))
             if tool != 'noop':
+                if not warm:
+                    guest_cpu[tool].append(B.guests_cpu_seconds(GUESTS))
                 problems = B.verify_guests(GUESTS)
                 if problems:
                     B.log('case1 %s made guests that differ: %s' % (tool, problems[:5]))
                 verify[tool].extend(problems)
             if not warm:
                 c1[tool].append(dt)
+                c1_cpu[tool].append(cpu)
                 c1_changed[tool].append(changed)
             if tool == host_tool:
                 quiet_wait.append(B.wait_quiet(GUESTS))
@@ -227,6 +238,7 @@ def case1(args):
                         rep, ' (warm-up)' if warm else '', rt, dt2, counts['changed_items']))
                     if not warm:
                         c2[rt].append(dt2)
+                        c2_cpu[rt].append(B.LAST_CPU[0])
                         c2_changed[rt].append(counts['changed_items'])
                 if kvmops:
                     problems = B.verify_guests(GUESTS)
@@ -235,9 +247,12 @@ def case1(args):
     B.cleanup(recreate_dir=False)
     load['end'] = B.loadavg()
     B.save_raw(1, {'times': {t: B.summary(v) for t, v in c1.items()}, 'changed': c1_changed,
+                   'tool_cpu': {t: B.summary(v) for t, v in c1_cpu.items()},
+                   'guest_cpu_seconds_at_end': {t: B.summary(v) for t, v in guest_cpu.items()},
                    'verify_problems': verify, 'load': load, 'reps': args.reps,
                    'kvmops_available': kvmops})
     B.save_raw(2, {'times': {t: B.summary(v) for t, v in c2.items()}, 'changed': c2_changed,
+                   'tool_cpu': {t: B.summary(v) for t, v in c2_cpu.items()},
                    'guests_made_by': host_tool, 'quiet_wait': B.summary(quiet_wait),
                    'own_time_one_guest': {k: B.summary(v) for k, v in own.items()},
                    'own_time_changed': own_changed,
@@ -403,10 +418,16 @@ def _storage_calls(variants):
         spec = _domain_spec.normalize({'name': args['name'], 'disks': [disk]})
 
         def call():
-            t0 = time.perf_counter()
-            plans = _storage.plan_disks(spec['disks'])
-            _storage.create_missing(plans, run_command=run_command, qemu_img='/usr/bin/qemu-img')
-            return time.perf_counter() - t0, disk['path']
+            # microseconds for raw images: the median of 15 calls makes one sample
+            samples = []
+            for _i in range(15):
+                t0 = time.perf_counter()
+                plans = _storage.plan_disks(spec['disks'])
+                _storage.create_missing(plans, run_command=run_command,
+                                        qemu_img='/usr/bin/qemu-img')
+                samples.append(time.perf_counter() - t0)
+                os.unlink(disk['path'])
+            return statistics.median(samples)
         return call
     return {'kvmops_storage_' + tag: make(tag) for tag in variants}
 
@@ -452,8 +473,7 @@ def case5(args):
             if not warm:
                 times[tag].append(dt)
         for tag in rotate(sorted(storage), rep):
-            dt, path = storage[tag]()
-            os.unlink(path)
+            dt = storage[tag]()
             if not warm:
                 times[tag].append(dt)
         for tag in rotate(sorted(floors), rep):

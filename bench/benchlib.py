@@ -6,6 +6,7 @@ Controller-side code (runs in the venv), not part of the collection's plugins.
 import glob
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -31,6 +32,17 @@ KERNEL = os.path.join(TINY, 'vmlinuz')
 INITRD = os.path.join(TINY, 'initrd.img')
 TARGET_PYTHON = '/usr/bin/python3'
 GIB = 1024 ** 3
+
+
+# CPU seconds (user + system) that the last run_cmd/run_playbook used in its own process tree:
+# the tool itself (ansible-playbook, its workers and module processes, or virt-install), not
+# libvirtd or the QEMU processes of the guests.
+LAST_CPU = [0.0]
+
+
+def _children_cpu():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 class BenchError(Exception):
@@ -130,11 +142,12 @@ def run_playbook(playbook, extra_vars=None, check=False, inventory=None, env=Non
         cmd += ['-e', '@' + extra_vars]
     if check:
         cmd.append('--check')
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _children_cpu()
     proc = subprocess.run(cmd, env=ansible_env(env), stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, universal_newlines=True, timeout=timeout,
                           cwd=REPO, check=False)
     dt = time.perf_counter() - t0
+    LAST_CPU[0] = _children_cpu() - c0
     try:
         doc = json.loads(proc.stdout)
     except ValueError:
@@ -150,10 +163,11 @@ def run_playbook(playbook, extra_vars=None, check=False, inventory=None, env=Non
 
 def run_cmd(cmd, env=None, timeout=600, check=True):
     """Run a command; return (wall seconds, CompletedProcess)."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _children_cpu()
     proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, timeout=timeout, check=False)
     dt = time.perf_counter() - t0
+    LAST_CPU[0] = _children_cpu() - c0
     if check and proc.returncode != 0:
         raise BenchError('%s failed (rc=%s):\n%s\n%s' % (
             ' '.join(cmd[:3]), proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:]))
@@ -206,7 +220,14 @@ def conn():
     global _CONN
     if _CONN is None:
         libvirt.registerErrorHandler(lambda ctx, err: None, None)
-        _CONN = libvirt.open(URI)
+        for attempt in range(50):  # libvirtd may be restarting (a converge, a test)
+            try:
+                _CONN = libvirt.open(URI)
+                break
+            except libvirt.libvirtError:
+                if attempt == 49:
+                    raise
+                time.sleep(0.2)
     return _CONN
 
 
@@ -241,6 +262,15 @@ def _remove_domain(dom):
 
 def cleanup(recreate_dir=True):
     """Remove every domain, volume, pool and file the benchmarks made (prefix kvmops-bench-)."""
+    try:
+        _cleanup(recreate_dir)
+    except libvirt.libvirtError:
+        # the connection died (libvirtd restarted under us): reconnect and try once more
+        reconnect()
+        _cleanup(recreate_dir)
+
+
+def _cleanup(recreate_dir):
     c = conn()
     doms = [d for d in c.listAllDomains() if d.name().startswith(PREFIX)]
     if doms:
@@ -353,6 +383,61 @@ def wait_quiet(names, timeout=120, threshold=0.25):
             return time.monotonic() - t0
         prev = now
     return time.monotonic() - t0
+
+
+def guests_cpu_seconds(names):
+    """CPU time the named guests have used so far (their boots compete with the tool)."""
+    total = 0
+    for n in names:
+        try:
+            total += conn().lookupByName(n).info()[4]
+        except libvirt.libvirtError:
+            pass
+    return total / 1e9
+
+
+FLOOR_XML = """<domain type='qemu'>
+  <name>{name}</name>
+  <memory unit='MiB'>256</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>{kernel}</kernel>
+    <initrd>{initrd}</initrd>
+    <cmdline>console=ttyS0</cmdline>
+  </os>
+  <features><acpi/><apic/></features>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source file='{disk}'/>
+      <target dev='sda' bus='sata'/>
+    </disk>
+    <interface type='network'><source network='default'/></interface>
+    <graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1'/>
+    <serial type='pty'/>
+    <console type='pty'/>
+  </devices>
+</domain>"""
+
+
+def libvirt_floor(names):
+    """Floor (d): the same guests straight through libvirt-python, in this process.
+
+    Per guest: a 1 GiB sparse raw file (ftruncate), defineXML of a fixed XML, create(). No
+    option handling, no checks, no Ansible: what any tool has to pay libvirtd and QEMU.
+    Returns (wall seconds, CPU seconds of this process).
+    """
+    c = conn()
+    t0, p0 = time.perf_counter(), time.process_time()
+    for n in names:
+        path = os.path.join(IMG_DIR, n + '.img')
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.ftruncate(fd, GIB)
+        os.close(fd)
+        dom = c.defineXML(FLOOR_XML.format(name=n, kernel=KERNEL, initrd=INITRD, disk=path))
+        dom.create()
+    return time.perf_counter() - t0, time.process_time() - p0
 
 
 def verify_guests(names, expect_active=True, size_gib=1):

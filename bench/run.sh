@@ -2,6 +2,7 @@
 # `make bench`: every benchmark case against the real libvirtd (TCG guests), then the report
 # (bench/results.md, bench/results.json, bench/ratios.png). Called after `make setup`.
 #   BENCH_REPS=N   measured repetitions per case after one warm-up (default 5)
+#   BENCH_REPS_FAST=N  the same for the cheap cases 4 and 5 (default 2 x BENCH_REPS)
 #   BENCH_CASES    which cases to run (default "1 3 4 5 6"; case 2 is measured inside case 1)
 #   BENCH_REPORT=0 skip writing the report (e.g. while debugging one case)
 set -euo pipefail
@@ -12,6 +13,7 @@ py=$venv/bin/python
 lock=/run/kvmops-testbed.lock
 cases=${BENCH_CASES:-1 3 4 5 6}
 export BENCH_REPS=${BENCH_REPS:-5}
+reps_fast=${BENCH_REPS_FAST:-$(( 2 * BENCH_REPS ))}
 export PATH="$venv/bin:$PATH"
 export ANSIBLE_COLLECTIONS_PATH="$root/.build/collections"
 cd "$root"
@@ -30,13 +32,15 @@ fi
 start=$(date +%s)
 echo "[bench] start $(date -u '+%F %T') UTC, load average $(cut -d' ' -f1-3 /proc/loadavg), reps $BENCH_REPS"
 cut -d' ' -f1-3 /proc/loadavg > bench/.work/raw/load-start.txt
-"$py" bench/bench.py meta
+flock -s "$lock" "$py" bench/bench.py meta
 for c in $cases; do
   rm -f "bench/.work/raw/case$c.json"
   [ "$c" = 1 ] && rm -f bench/.work/raw/case2.json
   if [ "$c" = 6 ]; then
     # site.yml may restart libvirtd: wait until no test or other run uses the daemon.
     flock -x "$lock" "$py" bench/bench.py case6
+  elif [ "$c" = 4 ] || [ "$c" = 5 ]; then
+    flock -s "$lock" "$py" bench/bench.py "case$c" --reps "$reps_fast"
   else
     flock -s "$lock" "$py" bench/bench.py "case$c"
   fi
