@@ -522,6 +522,17 @@ def main():
     t0 = time.monotonic()
     try:
         globals()[args.what](args)
+    except Exception as exc:  # pylint: disable=broad-except
+        # keep the reason for the report; the other cases still run
+        case = int(args.what[4:]) if args.what.startswith('case') else args.what
+        B.save_raw(case, {'error': '%s: %s' % (type(exc).__name__, str(exc)[:3000]),
+                          'reps': args.reps})
+        if case == 1:
+            B.save_raw(2, {'error': 'case 1 failed, so its re-run was not measured',
+                           'reps': args.reps})
+        B.log('%s FAILED: %s' % (args.what, exc))
+        B.cleanup(recreate_dir=False)
+        sys.exit(1)
     finally:
         if args.what != 'meta':
             B.cleanup(recreate_dir=False)
