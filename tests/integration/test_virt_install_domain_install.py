@@ -10,7 +10,6 @@ Install trees are served over HTTP by a server on 127.0.0.1 in a thread of this 
 which counts every request, so "a re-run fetches nothing" is measured, not assumed.
 Verification goes through libvirt-python, the disk files and the serial log, not the module.
 """
-import http.server
 import json
 import os
 import subprocess
@@ -22,6 +21,7 @@ import pytest
 from lxml import etree
 
 from support.ansible_run import run_module
+from support.http_server import TreeServer
 from support.libvirt_helpers import wait_for_state
 
 TREES = '/var/cache/kvmops-testbed/tiny/trees'
@@ -30,38 +30,6 @@ INSTALLER_ARGS = 'console=tty0 console=ttyS0,115200 kvmops.installer=1'
 
 
 # ------------------------------------------------------------------------------ fixtures
-
-class TreeServer(object):
-    """HTTP on 127.0.0.1 (ephemeral port) serving the tiny install trees; counts requests."""
-
-    def __init__(self, root):
-        self.requests = []
-        outer = self
-
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def __init__(self, *a, **kw):
-                super(Handler, self).__init__(*a, directory=root, **kw)
-
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                outer.requests.append(self.path)
-                return super(Handler, self).do_GET()
-
-            def do_HEAD(self):
-                outer.requests.append('HEAD ' + self.path)
-                return super(Handler, self).do_HEAD()
-
-        self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-        self.url = 'http://127.0.0.1:%d/' % self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
 
 @pytest.fixture(scope='module')
 def tree_server(tiny):

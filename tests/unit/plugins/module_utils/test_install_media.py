@@ -2,16 +2,15 @@
 sources (a temporary directory, an HTTP server on 127.0.0.1 in a thread, an ISO built with
 xorriso). Nothing is mocked except a missing ISO tool, which cannot be simulated otherwise."""
 import hashlib
-import http.server
 import json
 import os
 import shutil
 import subprocess
-import threading
 
 import pytest
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils import _install_media as m
+from support.http_server import TreeServer
 
 KERNEL = b'fake-kernel-' * 1000
 INITRD = b'fake-initrd-' * 500
@@ -235,44 +234,12 @@ def test_treeinfo_checksum_match_is_accepted(tmp_path):
 
 # ---------------------------------------------------------------- HTTP on 127.0.0.1
 
-class _Server(object):
-    def __init__(self, root, truncate=None):
-        self.requests = []
-        outer = self
-
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def __init__(self, *a, **kw):
-                super(Handler, self).__init__(*a, directory=root, **kw)
-
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                outer.requests.append(self.path)
-                if truncate and self.path.endswith(truncate):
-                    self.send_response(200)
-                    self.send_header('Content-Length', '999999')
-                    self.end_headers()
-                    self.wfile.write(b'partial')
-                    return
-                return super(Handler, self).do_GET()
-
-        self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-        self.url = 'http://127.0.0.1:%d/' % self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def serve():
     servers = []
 
     def start(root, truncate=None):
-        s = _Server(root, truncate)
+        s = TreeServer(root, truncate)
         servers.append(s)
         return s
     yield start
