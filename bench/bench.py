@@ -128,6 +128,9 @@ def meta(_args):
             'kvmops_commit': git + (' (+ uncommitted changes)' if dirty else ''),
         },
         'domain_type': 'qemu (TCG): /dev/kvm here cannot run guests',
+        'other_running_domains_at_start': sorted(
+            d.name() for d in c.listAllDomains()
+            if d.isActive() and not d.name().startswith(B.PREFIX)),
     }
     B.save_raw('meta', data)
     B.log('meta: %s cores, %s GiB, libvirt %s, QEMU %s' % (

@@ -197,6 +197,10 @@ def main():
     md.append('| machine | %s cores (%s), %s GiB memory, %s, kernel %s |' % (
         m.get('cores'), m.get('cpu_model'), m.get('memory_gib'), m.get('distro'), m.get('kernel')))
     md.append('| guests | %s |' % meta.get('domain_type', ''))
+    others = meta.get('other_running_domains_at_start')
+    if others is not None:
+        md.append('| other guests running at the start | %s |' % (
+            '%d (%s)' % (len(others), ', '.join(others[:5])) if others else 'none'))
     md.append('| load average at start / end of the run | %s / %s |' % (
         read_text('load-start.txt') or '?', read_text('load-end.txt') or '?'))
     for k, label in (('libvirt', 'libvirt'), ('qemu', 'QEMU (hypervisor version)'),
@@ -589,6 +593,8 @@ def chart(ratios):
     items = [(k, v, lim) for k, (v, lim) in ratios.items() if v is not None and v > 0]
     if not items:
         return
+    # per case: the goals first, then the figures for information
+    items.sort(key=lambda i: (i[0].split(' ', 1)[0], i[2] is None))
     values = [i[1] for i in items] + [i[2] for i in items if i[2]] + [1.0]
     lo, hi = min(values) / 1.5, max(values) * 1.6
     fig, ax = plt.subplots(figsize=(10, 0.45 * len(items) + 1.6))
@@ -603,7 +609,9 @@ def chart(ratios):
     ax.set_yticklabels([i[0] for i in items], fontsize=8)
     ax.set_xscale('log')
     ax.set_xlim(lo, hi)
+    ax.set_xticks([x for x in (0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20) if lo <= x <= hi])
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: '%gx' % x))
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda x, _pos: ''))
     ax.axvline(1.0, color='#bbbbbb', linewidth=0.8, linestyle='--')
     ax.set_xlabel('ratio of medians (log scale); black tick = goal limit; '
                   'green = goal met, red = missed, grey = for information')
