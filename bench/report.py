@@ -239,7 +239,9 @@ def main():
                   'is bench/playbooks/create_kvmops.yml. After every create the guests were '
                   'checked independently (libvirt XML and the image files: running, type qemu, one '
                   'raw 1 GiB sparse disk, NIC on default, VNC on 127.0.0.1); then all were '
-                  'destroyed and undefined and their disks removed.\n')
+                  'destroyed and undefined and their disks removed. Device models follow each '
+                  'tool\'s own defaults for a generic OS (virt-install: IDE disk, e1000 NIC, USB '
+                  'tablet; ours with os_variant generic: SATA disk, e1000 NIC).\n')
         md.append(times_table(t, ['kvmops', 'guide_loop', 'community', 'noop', 'libvirt_floor'],
                               [('(a)', 'guide_loop'), ('(b)', 'community'), ('(c)', 'noop'),
                                ('(d)', 'libvirt_floor')]))
