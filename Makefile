@@ -4,7 +4,6 @@ VENV ?= $(CURDIR)/.venv
 PYTEST := $(VENV)/bin/pytest
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
-LOCK := flock /run/kvmops-testbed.lock
 
 .PHONY: setup test unit integration lint sanity molecule demo bench collection-link
 
@@ -19,7 +18,7 @@ unit: setup collection-link
 	$(PYTEST) tests/unit -q
 
 integration: setup collection-link
-	$(PYTEST) tests/integration -q
+	$(PYTEST) tests/integration -q --durations=12
 
 lint: setup
 	ansible-lint --offline
