@@ -15,10 +15,10 @@ collection-link:
 	@ln -sfn $(CURDIR) .build/collections/ansible_collections/kvmops/hypervisor
 
 unit: setup collection-link
-	$(PYTEST) tests/unit -q
+	$(PYTEST) tests/unit -q --junitxml=.build/reports/unit.xml
 
 integration: setup collection-link
-	$(PYTEST) tests/integration -q --durations=12
+	$(PYTEST) tests/integration -q --durations=12 --junitxml=.build/reports/integration.xml
 
 lint: setup
 	ansible-lint --offline
@@ -27,7 +27,9 @@ sanity: setup
 	tools/sanity.sh
 
 test: setup collection-link
+	@rm -rf .build/reports
 	$(MAKE) --no-print-directory unit integration lint sanity molecule
+	@$(VENV)/bin/python tools/test_summary.py .build/reports/unit.xml .build/reports/integration.xml
 
 # The molecule scenario converges site.yml on this machine, which may restart libvirtd:
 # hold the test-bed lock exclusively (integration tests hold it shared).
