@@ -52,8 +52,13 @@ flock -u 9
 state=$(virsh -c "$uri" domstate "$guest" 2>/dev/null | sed -n 1p)
 serial=$(virsh -c "$uri" dumpxml "$guest" | xmllint --xpath 'string(//devices/serial/source/@path)' - 2>/dev/null || true)
 last_line="(no serial log)"
-if [ -n "$serial" ] && [ -f "$serial" ]; then
-  last_line=$(tr -d '\r' < "$serial" | grep -v '^[[:space:]]*$' | tail -n 1)
+if [ -n "$serial" ]; then
+  # A guest started by this run is still booting: give it up to 60 s to reach its marker.
+  for _ in $(seq 1 120); do
+    grep -qs KVMOPS-READY "$serial" && break
+    sleep 0.5
+  done
+  [ -f "$serial" ] && last_line=$(tr -d '\r' < "$serial" | grep -v '^[[:space:]]*$' | tail -n 1 || true)
 fi
 display=$(virsh -c "$uri" vncdisplay "$guest" 2>/dev/null | sed -n 1p || true)
 cat <<SUMMARY
