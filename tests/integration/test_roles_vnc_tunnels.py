@@ -15,27 +15,11 @@ import pytest
 
 from support import paths
 from support.ansible_run import run_playbook
-from support.libvirt_helpers import wait_for_text
+from support.libvirt_helpers import tiny_guest_xml, wait_for_text
 
 PLAYBOOK = os.path.join(paths.REPO, 'playbooks', 'vnc_tunnels.yml')
 SSHD = '/usr/sbin/sshd'
 OFFSET = 20000   # local port = guest port + OFFSET: the guest's own port is taken on 127.0.0.1
-
-GUEST_XML = """
-<domain type='qemu'>
-  <name>{name}</name>
-  <memory unit='MiB'>256</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type>
-    <kernel>{kernel}</kernel><initrd>{initrd}</initrd><cmdline>console=ttyS0</cmdline></os>
-  <features><acpi/></features>
-  <devices>
-    <serial type='file'><source path='{log}'/><target port='0'/></serial>
-    <graphics type='vnc' autoport='yes' listen='127.0.0.1'/>
-    <video><model type='vga'/></video>
-  </devices>
-</domain>
-"""
 
 
 def free_port():
@@ -108,7 +92,9 @@ def task_result(doc, name):
 
 def test_vnc_tunnels_open_once_and_close(conn, prefix, image_dir, tiny, sshd):
     log = os.path.join(image_dir, 'serial.log')
-    dom = conn.defineXML(GUEST_XML.format(name=prefix + 'vnc', log=log, **tiny))
+    dom = conn.defineXML(tiny_guest_xml(
+        prefix + 'vnc', tiny, log, devices="<graphics type='vnc' autoport='yes' listen='127.0.0.1'/>"
+        "<video><model type='vga'/></video>"))
     dom.create()
     vnc_port = int(re.search(r"<graphics type='vnc' port='(\d+)'", dom.XMLDesc(0)).group(1))
     wait_for_text(log, 'KVMOPS-TINY-GUEST BOOTED', timeout=90)

@@ -4,33 +4,13 @@ import os
 
 import libvirt
 
-from support.libvirt_helpers import wait_for_state, wait_for_text
-
-DOMAIN_XML = """
-<domain type='qemu'>
-  <name>{name}</name>
-  <memory unit='MiB'>256</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='pc'>hvm</type>
-    <kernel>{kernel}</kernel>
-    <initrd>{initrd}</initrd>
-    <cmdline>console=ttyS0 kvmops.smoke=1</cmdline>
-  </os>
-  <features><acpi/></features>
-  <on_poweroff>destroy</on_poweroff>
-  <devices>
-    <serial type='file'><source path='{log}'/><target port='0'/></serial>
-    <console type='file'><source path='{log}'/><target type='serial' port='0'/></console>
-  </devices>
-</domain>
-"""
+from support.libvirt_helpers import tiny_guest_xml, wait_for_state, wait_for_text
 
 
 def test_tiny_guest_boots_and_powers_off_on_acpi(conn, prefix, image_dir, tiny):
     name = prefix + 'smoke'
     log = os.path.join(image_dir, 'serial.log')
-    dom = conn.defineXML(DOMAIN_XML.format(name=name, log=log, **tiny))
+    dom = conn.defineXML(tiny_guest_xml(name, tiny, log, cmdline='console=ttyS0 kvmops.smoke=1'))
     dom.create()
     assert dom.info()[0] == libvirt.VIR_DOMAIN_RUNNING
 

@@ -19,34 +19,15 @@ import pytest
 
 from support import paths
 from support.ansible_run import run_module, run_playbook
+from support.libvirt_helpers import tiny_guest_xml
 
 QEMU_CONF = '/etc/libvirt/qemu.conf'
 INACTIVE_SECURE = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
 
-GUEST_XML = """
-<domain type='qemu'>
-  <name>{name}</name>
-  <memory unit='MiB'>128</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='pc'>hvm</type>
-    <kernel>{kernel}</kernel>
-    <initrd>{initrd}</initrd>
-    <cmdline>console=ttyS0</cmdline>
-  </os>
-  <on_poweroff>destroy</on_poweroff>
-  <devices>
-    <serial type='file'><source path='{log}'/><target port='0'/></serial>
-    {graphics}
-  </devices>
-</domain>
-"""
-
 
 def define_guest(conn, name, tiny, image_dir, graphics="<graphics type='vnc' autoport='yes'/>"):
     log = os.path.join(image_dir, name + '.log')
-    return conn.defineXML(GUEST_XML.format(name=name, log=log, graphics=graphics,
-                                           kernel=tiny['kernel'], initrd=tiny['initrd']))
+    return conn.defineXML(tiny_guest_xml(name, tiny, log, memory=128, devices=graphics))
 
 
 def vnc_of(xml):

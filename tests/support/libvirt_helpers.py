@@ -76,3 +76,32 @@ def remove_everything_named(conn, prefix):
                 net.undefine()
             except libvirt.libvirtError:
                 pass
+
+
+TINY_GUEST_XML = """<domain type='qemu'>
+  <name>{name}</name>
+  <memory unit='MiB'>{memory}</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>{kernel}</kernel>
+    <initrd>{initrd}</initrd>
+    <cmdline>{cmdline}</cmdline>
+  </os>
+  <features><acpi/></features>
+  <on_poweroff>destroy</on_poweroff>
+  <devices>
+    <serial type='file'><source path='{log}'/><target port='0'/></serial>
+    <console type='file'><source path='{log}'/><target type='serial' port='0'/></console>
+    {devices}
+  </devices>
+</domain>
+"""
+
+
+def tiny_guest_xml(name, tiny, log, memory=256, cmdline='console=ttyS0', devices=''):
+    """Domain XML of the tiny guest (TCG, direct kernel boot, console logged to log), written
+    by hand so tests can set up guests without the collection's own XML builder."""
+    return TINY_GUEST_XML.format(name=name, memory=memory, kernel=tiny['kernel'],
+                                 initrd=tiny['initrd'], cmdline=cmdline, log=log,
+                                 devices=devices)
