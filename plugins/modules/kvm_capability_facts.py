@@ -244,8 +244,8 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kvmops.hypervisor.plugins.module_utils import _libvirt_conn
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._kvm_capability import gather_kvm_capability
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import connection as _libvirt_conn
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._host.kvm_capability import gather_kvm_capability
 
 
 def _connect(uri):

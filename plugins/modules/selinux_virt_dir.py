@@ -308,9 +308,9 @@ import re
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.parsing.convert_bool import boolean as to_bool
 
-from ansible_collections.kvmops.hypervisor.plugins.module_utils import _libvirt_conn
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._mountinfo import resolve_existing
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._selinux import (
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import connection as _libvirt_conn
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._host.mountinfo import resolve_existing
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._selinux.virt_dir import (
     C_LOCALE, SELinuxCLI, SELinuxError, StepError, VirtDirManager, validate_path)
 
 _NAME = re.compile(r'^[A-Za-z0-9_]+$')

@@ -585,18 +585,18 @@ install:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt_conn import (
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connection import (
     LibvirtConnectionError, fail_on_missing_libvirt, open_connection)
-from ansible_collections.kvmops.hypervisor.plugins.module_utils import _domain_spec as dspec
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import spec as dspec
 
 try:
-    from ansible_collections.kvmops.hypervisor.plugins.module_utils import _domain_manager as dman
+    from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import manager as dman
     HAS_LXML = dman.etree is not None
 except ImportError:  # pragma: no cover
     dman = None
     HAS_LXML = False
 try:
-    from ansible_collections.kvmops.hypervisor.plugins.module_utils import _install_manager as dinst
+    from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import manager as dinst
 except ImportError:  # pragma: no cover - lxml missing: reported through HAS_LXML
     dinst = None
 

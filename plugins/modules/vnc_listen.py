@@ -302,9 +302,9 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 
-from ansible_collections.kvmops.hypervisor.plugins.module_utils import _libvirt_conn
-from ansible_collections.kvmops.hypervisor.plugins.module_utils import _qemu_conf
-from ansible_collections.kvmops.hypervisor.plugins.module_utils import _vnc
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import connection as _libvirt_conn
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import qemu_conf as _qemu_conf
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._vnc import listen as _vnc
 
 HOST_ONLY = ('tls', 'tls_cert_dir', 'auto_unix_socket', 'port_min', 'port_max')
 

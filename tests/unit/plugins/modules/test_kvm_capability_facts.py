@@ -13,7 +13,7 @@ import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.kvmops.hypervisor.plugins.module_utils import _libvirt_conn
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import connection as _libvirt_conn
 from ansible_collections.kvmops.hypervisor.plugins.modules import kvm_capability_facts as mod
 
 from support.paths import FIXTURES

@@ -1,0 +1,502 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""virt_install_domain's manager: get current -> compute differences -> act unless
+check_mode -> changed / diff / results (the community.docker pattern).
+
+Private to the collection: no API promise. Independent of AnsibleModule: it gets the one
+libvirt connection, the normalised spec (_domain_spec.normalize) and a few callables.
+
+Seams for the install phase (virt_install_domain part 2):
+- build_final_xml(values) returns the persistent definition (an XML string);
+- start_new_domain(dom) starts a domain that THIS run defined (default: dom.create());
+  an install phase replaces or extends it (start from an install XML, wait, restart);
+- plan_new_domain() runs before anything is created and may raise DomainError.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+import time
+
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import drift as ddrift
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import spec as dspec
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import builder as dxml
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import preflight as _preflight
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import storage as _storage
+
+try:
+    import libvirt
+except ImportError:  # pragma: no cover - reported by the module
+    libvirt = None
+
+try:
+    from lxml import etree
+except ImportError:  # pragma: no cover - reported by the module
+    etree = None
+
+STATE_NAMES = {0: 'unknown', 1: 'running', 2: 'running', 3: 'paused', 4: 'running',
+               5: 'stopped', 6: 'crashed', 7: 'suspended'}
+
+
+class DomainError(Exception):
+    """Fails the module run with this message (what went wrong, how to fix it)."""
+
+
+def decide_virt_type(spec, conn):
+    """{'requested', 'domain_type', 'reasons'}: auto asks kvm_capability (one connection)."""
+    requested = spec.get('virt_type') or 'auto'
+    if requested in ('kvm', 'qemu'):
+        return {'requested': requested, 'domain_type': requested,
+                'reasons': ['virt_type=%s was requested.' % requested]}
+    from ansible_collections.kvmops.hypervisor.plugins.module_utils._host.kvm_capability import (
+        gather_kvm_capability)
+    facts = gather_kvm_capability(root='/', conn=conn)
+    return {'requested': 'auto', 'domain_type': facts.get('domain_type') or 'qemu',
+            'reasons': list(facts.get('reasons') or []),
+            'kvm_usable': facts.get('kvm_usable')}
+
+
+def host_facts(conn, spec, decision):
+    """arch, domain_type and the machine aliases (pc -> pc-i440fx-7.2) from capabilities."""
+    caps = etree.fromstring(conn.getCapabilities().encode())
+    host_arch = caps.findtext('host/cpu/arch')
+    arch = spec.get('arch') or host_arch
+    if arch != host_arch and decision['domain_type'] == 'kvm' and decision['requested'] == 'auto':
+        decision['domain_type'] = 'qemu'
+        decision['reasons'].append('arch=%s differs from the host (%s): KVM cannot run a foreign '
+                                   'architecture, so the guest is emulated.' % (arch, host_arch))
+    aliases = {}
+    for guest in caps.findall('guest'):
+        a = guest.find('arch')
+        if a is None or a.get('name') != arch:
+            continue
+        for m in a.findall('machine'):
+            if m.get('canonical') and m.text:
+                aliases[m.text] = m.get('canonical')
+    return {'arch': arch, 'domain_type': decision['domain_type'], 'machine': None,
+            'machine_aliases': aliases}
+
+
+class DomainManager(object):
+    def __init__(self, conn, spec, check_mode=False, diff_mode=False, run_command=None,
+                 qemu_img=None, warn=None):
+        self.conn = conn
+        self.spec = spec
+        self.check_mode = check_mode
+        self.diff_mode = diff_mode
+        self.run_command = run_command
+        self.qemu_img = qemu_img
+        self.warn = warn or (lambda msg: None)
+        self.changed = False
+        self.dom = None
+        self.newly_defined = False
+        self.restart_required = False
+        self.actions = []
+        self.differences = []
+        self.diff = {'before': '', 'after': ''}
+        self.plans = []
+        self.decision = None
+        self.host = None
+        self.planned_xml = None
+        self.removed_storage = []
+
+    # ---------------------------------------------------------------- helpers
+    def lookup(self):
+        try:
+            return self.conn.lookupByName(self.spec['name'])
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise DomainError('Cannot look up domain %s: %s' % (self.spec['name'], exc))
+
+    def act(self, what):
+        self.changed = True
+        self.actions.append(what)
+
+    def host_facts(self):
+        if self.host is None:
+            self.decision = decide_virt_type(self.spec, self.conn)
+            self.host = host_facts(self.conn, self.spec, self.decision)
+        return self.host
+
+    def plan_storage(self):
+        try:
+            self.plans = _storage.plan_disks(self.spec.get('disks'), self.conn)
+        except _storage.StorageError as exc:
+            raise DomainError(str(exc))
+        for msg in _storage.growth_warnings(self.plans):
+            self.warn(msg)
+        return self.plans
+
+    def preflight(self):
+        for opt in ('kernel', 'initrd'):
+            if self.spec.get(opt) and not os.path.isfile(self.spec[opt]):
+                raise DomainError('%s=%s is not a file on the hypervisor; copy it there (e.g. '
+                                  'to /var/lib/libvirt/boot) or fix the path.'
+                                  % (opt, self.spec[opt]))
+        items = _preflight.paths_of(self.spec)
+        try:
+            _preflight.check_paths(items)
+        except _preflight.PreflightError as exc:
+            raise DomainError(str(exc))
+
+    def _resolved_disks(self, disks):
+        out = []
+        for d, p in zip(disks or [], self.plans):
+            d = dict(d)
+            d['format_resolved'] = p.get('format')
+            out.append(d)
+        return out
+
+    def create_storage(self):
+        try:
+            created = _storage.create_missing(self.plans, self.conn, self.run_command,
+                                              self.qemu_img)
+        except _storage.StorageError as exc:
+            raise DomainError(str(exc))
+        for label in created:
+            self.act('created disk %s' % label)
+        return created
+
+    def secure_xml(self, dom, inactive=True):
+        flags = libvirt.VIR_DOMAIN_XML_SECURE
+        if inactive:
+            flags |= libvirt.VIR_DOMAIN_XML_INACTIVE
+        return dom.XMLDesc(flags)
+
+    def define(self, xml):
+        try:
+            return self.conn.defineXML(xml)
+        except libvirt.libvirtError as exc:
+            raise DomainError('libvirt refused the definition of %s: %s'
+                              % (self.spec['name'], exc))
+
+    # ------------------------------------------------------- seams for part 2
+    def build_final_xml(self, values):
+        """The persistent (final) definition of a new domain, as an XML string."""
+        return dxml.build_domain_xml(values, self.host_facts())
+
+    def plan_new_domain(self, values):
+        """Hook: validate install inputs before anything is created (no side effects)."""
+        return None
+
+    def start_new_domain(self, dom):
+        """Start a domain this run just defined. Part 2's install phase hooks in here."""
+        self.start(dom)
+
+    # ---------------------------------------------------------------- actions
+    def start(self, dom):
+        try:
+            dom.create()
+        except libvirt.libvirtError as exc:
+            raise DomainError('Cannot start %s: %s' % (self.spec['name'], exc))
+        self.act('started')
+
+    def shutdown(self, dom):
+        """Clean shutdown (ACPI) with a bounded wait; fails rather than pulling the plug."""
+        timeout = self.spec.get('shutdown_timeout') or 120
+        try:
+            dom.shutdown()
+        except libvirt.libvirtError as exc:
+            if dom.isActive():
+                raise DomainError('Cannot shut down %s: %s' % (self.spec['name'], exc))
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if not dom.isActive():
+                self.act('shut down')
+                return
+            time.sleep(0.5)
+        raise DomainError('%s did not shut down within shutdown_timeout=%ss after an ACPI power '
+                          'button press. Does the guest handle ACPI (acpid, or a logged-in '
+                          'Windows)? Raise shutdown_timeout, or power it off yourself '
+                          '(virsh destroy %s) and run again.'
+                          % (self.spec['name'], timeout, self.spec['name']))
+
+    # ---------------------------------------------------------------- states
+    def run(self):
+        self.dom = self.lookup()
+        if self.spec['state'] == 'absent':
+            self.ensure_absent()
+            return self.result()
+        if self.dom is None:
+            self.ensure_created()
+        else:
+            self.ensure_updated()
+        self.ensure_power_state()
+        self.ensure_autostart()
+        return self.result()
+
+    def ensure_absent(self):
+        dom = self.dom
+        if dom is None:
+            return
+        xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE) if dom.isPersistent() else \
+            dom.XMLDesc(0)
+        if self.diff_mode:
+            self.diff = {'before': xml, 'after': ''}
+        files, volumes = _storage.removable_storage(etree.fromstring(xml.encode()))
+        if self.check_mode:
+            self.act('would remove domain')
+            if self.spec.get('remove_storage'):
+                self.removed_storage = files + ['%s/%s' % v for v in volumes]
+            return
+        if dom.isActive():
+            try:
+                dom.destroy()
+            except libvirt.libvirtError as exc:
+                if dom.isActive():
+                    raise DomainError('Cannot stop %s: %s' % (self.spec['name'], exc))
+            self.act('destroyed')
+        if dom.isPersistent():
+            self.undefine(dom)
+        if self.spec.get('remove_storage'):
+            self.removed_storage = _storage.remove_images(files, volumes, self.conn)
+            for label in self.removed_storage:
+                self.act('removed disk %s' % label)
+        self.dom = None
+
+    def undefine(self, dom):
+        """Undefine with the NVRAM flag (UEFI guests), managed save and snapshot metadata."""
+        flags = libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+        flags |= libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+        if hasattr(libvirt, 'VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA'):
+            flags |= libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
+        # Fall back to fewer flags only for drivers that do not know them (they have no
+        # NVRAM either); a domain whose NVRAM libvirt knows is never undefined without it.
+        attempts = [flags, libvirt.VIR_DOMAIN_UNDEFINE_NVRAM, 0]
+        for i, attempt in enumerate(attempts):
+            try:
+                if attempt:
+                    dom.undefineFlags(attempt)
+                else:
+                    dom.undefine()
+                break
+            except libvirt.libvirtError as exc:
+                unsupported = exc.get_error_code() in (libvirt.VIR_ERR_INVALID_ARG,
+                                                       libvirt.VIR_ERR_NO_SUPPORT)
+                if not unsupported or i == len(attempts) - 1:
+                    raise DomainError('Cannot undefine %s: %s' % (self.spec['name'], exc))
+        self.act('undefined')
+
+    def ensure_created(self):
+        self.host_facts()
+        self.plan_storage()
+        self.preflight()
+        values = dspec.creation_values(self.spec)
+        values['disks'] = self._resolved_disks(values['disks'])
+        self.plan_new_domain(values)
+        xml = self.build_final_xml(values)
+        self.planned_xml = xml
+        if self.diff_mode:
+            self.diff = {'before': '', 'after': _mask(xml)}
+        self.act('defined')
+        if self.check_mode:
+            for p in self.plans:
+                if p['action'] == 'create':
+                    self.actions.append('would create disk %s' % p['label'])
+            return
+        created = self.create_storage()
+        try:
+            self.dom = self.define(xml)
+        except DomainError:
+            # Roll back the empty images this run created; nothing else was touched.
+            for p in self.plans:
+                if p['label'] in created:
+                    _storage.remove_images([p['path']] if p['kind'] == 'file' else [],
+                                           [(p['pool'], p['volume'])] if p['kind'] == 'volume'
+                                           else [], self.conn)
+            raise
+        self.newly_defined = True
+
+    def ensure_updated(self):
+        dom = self.dom
+        self.host_facts()
+        self.plan_storage()
+        self.preflight()
+        compare_spec = dict(self.spec)
+        compare_spec['disks'] = (self._resolved_disks(self.spec['disks'])
+                                 if self.spec.get('disks') is not None else None)
+        try:
+            drift = ddrift.compare(compare_spec, self.secure_xml(dom), self.host)
+        except ddrift.DriftError as exc:
+            raise DomainError(str(exc))
+        new_disks = [p for p in self.plans if p['action'] == 'create']
+        if not drift.changed and not new_disks:
+            return
+        self.differences = drift.differences
+        if not self.spec.get('update', True):
+            if drift.changed:
+                items = ', '.join(d['item'] for d in drift.differences)
+                self.warn('domain %s differs from the options (%s) but update=false: left as '
+                          'it is.' % (self.spec['name'], items))
+            return
+        if self.diff_mode:
+            self.diff = drift.diff()
+        if not self.check_mode:
+            self.create_storage()
+        elif new_disks:
+            for p in new_disks:
+                self.actions.append('would create disk %s' % p['label'])
+        if drift.changed:
+            self.act('updated definition')
+            if not self.check_mode:
+                self.dom = self.define(drift.merged_xml())
+            if dom.isActive():
+                self.restart_required = not self.apply_live(drift)
+                restart = self.spec.get('restart') and self.spec['state'] != 'stopped'
+                if self.restart_required and restart:
+                    if not self.check_mode:
+                        self.shutdown(self.dom)
+                        self.start(self.dom)
+                    else:
+                        self.act('would restart')
+                    self.restart_required = False
+        elif new_disks:
+            self.changed = True
+
+    LIVE_ITEMS = ('graphics.password',)
+
+    def apply_live(self, drift):
+        """Apply to the running guest what libvirt can change live (the console password);
+        True when nothing else differs, so no restart is needed."""
+        if not drift.differences or any(d['item'] not in self.LIVE_ITEMS
+                                        for d in drift.differences):
+            return False
+        want = drift.merged.find('devices/graphics')
+        if want is None or not want.get('passwd'):
+            return False  # removing a password needs a cold restart
+        if self.check_mode:
+            return True
+        dom = self.dom
+        live = etree.fromstring(self.secure_xml(dom, inactive=False).encode())
+        for g in live.iter('graphics'):
+            if g.get('type') != want.get('type'):
+                continue
+            g.set('passwd', want.get('passwd'))
+            try:
+                dom.updateDeviceFlags(etree.tostring(g, encoding='unicode'),
+                                      libvirt.VIR_DOMAIN_AFFECT_LIVE)
+            except libvirt.libvirtError as exc:
+                self.warn('could not change the console password of the running guest (%s): '
+                          'it applies at the next cold start.' % exc)
+                return False
+            self.act('console password changed live')
+            return True
+        return False
+
+    def ensure_power_state(self):
+        state = self.spec['state']
+        dom = self.dom
+        if state == 'present':
+            return
+        if dom is None:  # check mode, domain not created
+            if state == 'running':
+                self.act('would start')
+            return
+        active = dom.isActive()
+        if state == 'running' and not active:
+            if self.check_mode:
+                self.act('would start')
+            elif self.newly_defined:
+                self.start_new_domain(dom)
+            else:
+                self.start(dom)
+        elif state == 'running' and dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED:
+            if self.check_mode:
+                self.act('would resume')
+            else:
+                dom.resume()
+                self.act('resumed')
+        elif state == 'stopped' and active:
+            if self.check_mode:
+                self.act('would shut down')
+            else:
+                self.shutdown(dom)
+            self.restart_required = False
+
+    def ensure_autostart(self):
+        want = self.spec.get('autostart')
+        if want is None:
+            return
+        dom = self.dom
+        if dom is None:
+            if want:
+                self.act('would set autostart')
+            return
+        if bool(dom.autostart()) != bool(want):
+            if not self.check_mode:
+                dom.setAutostart(1 if want else 0)
+            self.act('autostart %s' % ('on' if want else 'off'))
+            self.differences.append({'item': 'autostart', 'before': not want, 'after': want})
+
+    # ---------------------------------------------------------------- result
+    def result(self):
+        res = {
+            'changed': self.changed,
+            'name': self.spec['name'],
+            'uuid': None,
+            'state': 'absent',
+            'xml': None,
+            'vnc': None,
+            'serial': None,
+            'restart_required': self.restart_required,
+            'actions': self.actions,
+            'differences': self.differences,
+            'disks': _storage.report(self.plans),
+        }
+        if self.decision:
+            res['virt_type'] = self.decision
+        if self.removed_storage:
+            res['removed_storage'] = self.removed_storage
+        if self.diff_mode:
+            res['diff'] = self.diff
+        dom = self.dom
+        if dom is None:
+            if self.planned_xml is not None:
+                res['xml'] = _mask(self.planned_xml)
+                res['state'] = 'running' if self.spec['state'] == 'running' else 'stopped'
+            return res
+        res['uuid'] = dom.UUIDString()
+        res['state'] = STATE_NAMES.get(dom.state()[0], 'unknown')
+        res['xml'] = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        live = etree.fromstring(dom.XMLDesc(0).encode())
+        res['vnc'] = vnc_info(live)
+        res['serial'] = serial_path(live)
+        return res
+
+
+def _mask(xml):
+    tree = etree.fromstring(xml.encode())
+    for g in tree.iter('graphics'):
+        if g.get('passwd') is not None:
+            g.set('passwd', ddrift.PASSWORD_MASK)
+    return dxml.to_string(tree)
+
+
+def vnc_info(tree):
+    """{listen, port, display} of the first VNC graphics (port/display when running)."""
+    for g in tree.iter('graphics'):
+        if g.get('type') != 'vnc':
+            continue
+        listen = g.get('listen')
+        if not listen:
+            for lst in g.findall('listen'):
+                listen = lst.get('address') or lst.get('socket')
+                if listen:
+                    break
+        port = g.get('port')
+        port = int(port) if port and port.lstrip('-').isdigit() and int(port) > 0 else None
+        display = ':%d' % (port - 5900) if port and port >= 5900 else None
+        return {'listen': listen, 'port': port, 'display': display}
+    return None
+
+
+def serial_path(tree):
+    for s in tree.iter('serial'):
+        src = s.find('source')
+        if src is not None and src.get('path'):
+            return src.get('path')
+        return None
+    return None

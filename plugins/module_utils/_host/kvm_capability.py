@@ -1,0 +1,700 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Can this host really run KVM guests, and which libvirt domain type should it use?
+
+Private to the collection: no API promise beyond gather_kvm_capability(root, conn).
+
+The answer is decided from the CPU flag, /dev/kvm and the KVM vendor module together, never
+by starting a VM (on some hosts a KVM guest hangs forever). Everything is read under `root`
+so that a mounted host image, a sosreport or a unit test's fake tree can be inspected.
+Nothing here changes the host. libvirt is optional: absent or down is reported, not raised.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+import stat
+import xml.etree.ElementTree as ET
+
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._host.cpuinfo import parse_cpuinfo
+
+X86_ARCHES = ('x86_64', 'i686', 'i386')
+# CPU flag -> the vendor modules that drive it.
+VENDOR_MODULES = {'vmx': ('kvm_intel',), 'svm': ('kvm_amd',)}
+# Modules that can sit behind /dev/kvm without being the hardware KVM of x86.
+OTHER_KVM_MODULES = {
+    'kvm_pvm': 'PVM (Pagetable-based Virtual Machine: a paravirtualized KVM for running '
+               'inside cloud VMs that lack VT-x/AMD-V)',
+}
+# QEMU target per machine architecture (for /usr/bin/qemu-system-<target>).
+QEMU_TARGETS = {
+    'x86_64': 'x86_64', 'i686': 'i386', 'i386': 'i386', 'aarch64': 'aarch64',
+    'ppc64le': 'ppc64', 'ppc64': 'ppc64', 's390x': 's390x',
+}
+# virt-host-validate qemu: the cgroup controllers libvirt's QEMU driver uses.
+CGROUP_V1_CONTROLLERS = ('cpu', 'cpuacct', 'cpuset', 'memory', 'devices', 'blkio')
+# The QEMU user/group each distribution family builds libvirt with.
+QEMU_USER_DEFAULTS = (
+    (('debian', 'ubuntu'), 'libvirt-qemu', 'libvirt-qemu', 'Debian/Ubuntu'),
+    (('rhel', 'fedora', 'centos', 'rocky', 'almalinux', 'ol', 'suse', 'opensuse', 'sles'),
+     'qemu', 'qemu', 'RHEL/Fedora/SUSE'),
+)
+
+PASS, WARN, FAIL = 'PASS', 'WARN', 'FAIL'
+
+
+# ----------------------------------------------------------------------------- reading files
+
+def _p(root, path):
+    return os.path.join(root, path.lstrip('/'))
+
+
+def _read(root, path, default=None):
+    try:
+        with open(_p(root, path), 'r', errors='replace') as f:
+            return f.read()
+    except (IOError, OSError):
+        return default
+
+
+def _listdir(root, path):
+    try:
+        return sorted(os.listdir(_p(root, path)))
+    except (IOError, OSError):
+        return []
+
+
+def _is_live(root):
+    return os.path.realpath(root) == '/'
+
+
+class Accounts(object):
+    """users and groups of the inspected tree (the live NSS databases when root is /)."""
+
+    def __init__(self, root):
+        self.users = {}    # name -> (uid, gid)
+        self.groups = {}   # name -> (gid, [members])
+        if _is_live(root):
+            import grp
+            import pwd
+            try:
+                for p in pwd.getpwall():
+                    self.users[p.pw_name] = (p.pw_uid, p.pw_gid)
+                for g in grp.getgrall():
+                    self.groups[g.gr_name] = (g.gr_gid, list(g.gr_mem))
+            except (KeyError, OSError):
+                pass
+        if not self.users:
+            for line in (_read(root, '/etc/passwd', '') or '').splitlines():
+                f = line.split(':')
+                if len(f) >= 4 and f[2].isdigit() and f[3].isdigit():
+                    self.users.setdefault(f[0], (int(f[2]), int(f[3])))
+        if not self.groups:
+            for line in (_read(root, '/etc/group', '') or '').splitlines():
+                f = line.split(':')
+                if len(f) >= 4 and f[2].isdigit():
+                    self.groups.setdefault(f[0], (int(f[2]), [m for m in f[3].split(',') if m]))
+
+    def user_name(self, uid):
+        for name, (u, dummy) in self.users.items():
+            if u == uid:
+                return name
+        return str(uid)
+
+    def group_name(self, gid):
+        for name, (g, dummy) in self.groups.items():
+            if g == gid:
+                return name
+        return str(gid)
+
+    def resolve_user(self, spec):
+        """qemu.conf user: 'name', '+uid' or a number. -> (name, uid, primary gid) or None."""
+        if spec is None:
+            return None
+        if spec.startswith('+') and spec[1:].isdigit():
+            uid = int(spec[1:])
+            name = self.user_name(uid)
+            return name, uid, self.users.get(name, (uid, None))[1]
+        if spec in self.users:
+            return spec, self.users[spec][0], self.users[spec][1]
+        if spec.isdigit():
+            uid = int(spec)
+            name = self.user_name(uid)
+            return name, uid, self.users.get(name, (uid, None))[1]
+        return None
+
+    def resolve_group(self, spec):
+        if spec is None:
+            return None
+        if spec.startswith('+') and spec[1:].isdigit():
+            return int(spec[1:])
+        if spec in self.groups:
+            return self.groups[spec][0]
+        if spec.isdigit():
+            return int(spec)
+        return None
+
+    def member_gids(self, name):
+        return set(g for (g, members) in self.groups.values() if name in members)
+
+
+# ----------------------------------------------------------------------------- pieces
+
+def read_cpu(root):
+    """CPU facts from <root>/proc/cpuinfo; arch from uname on the live host."""
+    arch = None
+    if _is_live(root):
+        arch = os.uname()[4]
+    else:
+        arch = (_read(root, '/proc/sys/kernel/arch', '') or '').strip() or None
+    return parse_cpuinfo(_read(root, '/proc/cpuinfo', '') or '', arch=arch)
+
+
+def read_modules(root, cpu):
+    """Loaded KVM modules (from /sys/module), the vendor module and its nested parameter."""
+    loaded = [m for m in _listdir(root, '/sys/module') if m == 'kvm' or m.startswith('kvm_')]
+    vendor = None
+    ext = cpu.get('virt_extension')
+    candidates = list(VENDOR_MODULES.get(ext, ()))
+    if cpu.get('arch') in X86_ARCHES:
+        candidates += ['kvm_intel', 'kvm_amd']
+    elif cpu.get('arch') in ('ppc64le', 'ppc64'):
+        candidates += ['kvm_hv', 'kvm_pr']
+    elif cpu.get('arch') in ('s390x', 'aarch64'):
+        candidates += ['kvm']
+    for c in candidates:
+        if c in loaded:
+            vendor = c
+            break
+    nested = None
+    if vendor is not None:
+        value = _read(root, '/sys/module/%s/parameters/nested' % vendor)
+        if value is not None:
+            value = value.strip().upper()
+            if value in ('Y', '1'):
+                nested = True
+            elif value in ('N', '0'):
+                nested = False
+    return loaded, vendor, nested
+
+
+def os_family(root):
+    text = _read(root, '/etc/os-release', '') or _read(root, '/usr/lib/os-release', '') or ''
+    ids = []
+    for line in text.splitlines():
+        if '=' in line:
+            k, v = line.split('=', 1)
+            if k in ('ID', 'ID_LIKE'):
+                ids += v.strip().strip('"\'').lower().split()
+    return ids
+
+
+def _conf_value(text, key):
+    """The active `key = "value"` of a libvirt conf file (last one wins), or None."""
+    value = None
+    for line in text.splitlines():
+        s = line.strip()
+        if not s or s.startswith('#') or '=' not in s:
+            continue
+        k, v = s.split('=', 1)
+        if k.strip() == key:
+            v = v.split('#', 1)[0].strip()
+            if len(v) >= 2 and v[0] == v[-1] and v[0] in '"\'':
+                v = v[1:-1]
+            value = v
+    return value
+
+
+def qemu_identity(root, accounts):
+    """Which user and group QEMU runs as: qemu.conf, else the distribution's build default."""
+    conf = _read(root, '/etc/libvirt/qemu.conf')
+    user = group = None
+    source = None
+    if conf is not None:
+        user = _conf_value(conf, 'user')
+        group = _conf_value(conf, 'group')
+        if user is not None or group is not None:
+            source = '/etc/libvirt/qemu.conf'
+    default_user = default_group = None
+    family = os_family(root)
+    for ids, u, g, label in QEMU_USER_DEFAULTS:
+        if any(i in family for i in ids):
+            default_user, default_group = u, g
+            default_label = 'default of libvirt on %s' % label
+            break
+    if default_user is None or default_user not in accounts.users:
+        for u, g in (('libvirt-qemu', 'libvirt-qemu'), ('qemu', 'qemu')):
+            if u in accounts.users:
+                default_user, default_group = u, g
+                default_label = 'user %s exists on this host' % u
+                break
+    if user is None:
+        user = default_user
+        if group is None:
+            group = default_group
+        if user is not None:
+            source = (source + ' (group), ' if source else '') + default_label
+    elif group is None:
+        group = default_group
+    return user, group, source
+
+
+def _mode_string(st_mode):
+    kind = 'c' if stat.S_ISCHR(st_mode) else ('d' if stat.S_ISDIR(st_mode) else '-')
+    bits = ''
+    for who in ('USR', 'GRP', 'OTH'):
+        for what in ('R', 'W', 'X'):
+            bits += what.lower() if st_mode & getattr(stat, 'S_I%s%s' % (what, who)) else '-'
+    return kind + bits
+
+
+def read_kvm_device(root, accounts):
+    """/dev/kvm: presence, owner/group/mode, access for root and for QEMU's user."""
+    path = _p(root, '/dev/kvm')
+    dev = {
+        'path': '/dev/kvm', 'present': False, 'char_device': False, 'owner': None,
+        'group': None, 'mode': None, 'permissions': None, 'root_access': False,
+        'qemu_user': None, 'qemu_group': None, 'qemu_user_source': None,
+        'qemu_access': None, 'qemu_access_via': None,
+    }
+    user, group, source = qemu_identity(root, accounts)
+    dev['qemu_user'], dev['qemu_group'], dev['qemu_user_source'] = user, group, source
+    try:
+        st = os.stat(path)
+    except OSError:
+        return dev
+    dev['present'] = True
+    dev['char_device'] = stat.S_ISCHR(st.st_mode)
+    dev['owner'] = accounts.user_name(st.st_uid)
+    dev['group'] = accounts.group_name(st.st_gid)
+    dev['mode'] = '%04o' % stat.S_IMODE(st.st_mode)
+    dev['permissions'] = _mode_string(st.st_mode)
+    if _is_live(root) and os.geteuid() == 0:
+        dev['root_access'] = os.access(path, os.R_OK | os.W_OK)
+    else:
+        dev['root_access'] = True  # root (CAP_DAC_OVERRIDE) opens any device node
+    ident = accounts.resolve_user(user) if user is not None else None
+    if ident is None:
+        return dev
+    name, uid, primary_gid = ident
+    dev['qemu_user'] = name
+    if uid == 0:
+        dev['qemu_access'], dev['qemu_access_via'] = True, 'root'
+        return dev
+    # libvirt runs QEMU with setgid(group) plus the user's primary and supplementary groups.
+    gids = accounts.member_gids(name)
+    if primary_gid is not None:
+        gids.add(primary_gid)
+    g = accounts.resolve_group(group)
+    if g is not None:
+        gids.add(g)
+    m = st.st_mode
+    if st.st_uid == uid:
+        ok = bool(m & stat.S_IRUSR and m & stat.S_IWUSR)
+        via = 'owner'
+    elif st.st_gid in gids:
+        ok = bool(m & stat.S_IRGRP and m & stat.S_IWGRP)
+        via = 'group %s' % dev['group']
+    else:
+        ok = bool(m & stat.S_IROTH and m & stat.S_IWOTH)
+        via = 'other'
+    dev['qemu_access'], dev['qemu_access_via'] = ok, via
+    return dev
+
+
+def read_cgroups(root):
+    """Controllers available to libvirt: cgroup v1 mounts plus the v2 hierarchy's list."""
+    mounts = _read(root, '/proc/mounts')
+    if mounts is None:
+        return None, None
+    available = set()
+    version = set()
+    for line in mounts.splitlines():
+        f = line.split()
+        if len(f) < 4:
+            continue
+        if f[2] == 'cgroup':
+            version.add('v1')
+            available.update(o for o in f[3].split(',') if o in CGROUP_V1_CONTROLLERS)
+        elif f[2] == 'cgroup2':
+            version.add('v2')
+            ctl = (_read(root, os.path.join(f[1], 'cgroup.controllers'), '') or '').split()
+            if ctl:
+                # v2: cpu includes accounting, io replaces blkio, devices is a BPF program.
+                available.update(c for c in ctl if c in CGROUP_V1_CONTROLLERS)
+                if 'cpu' in ctl:
+                    available.add('cpuacct')
+                if 'io' in ctl:
+                    available.add('blkio')
+                available.add('devices')
+    return sorted(available), '+'.join(sorted(version)) or None
+
+
+def read_iommu(root):
+    groups = len(_listdir(root, '/sys/kernel/iommu_groups'))
+    tables = [t for t in ('DMAR', 'IVRS') if os.path.exists(_p(root, '/sys/firmware/acpi/tables/' + t))]
+    return groups, tables
+
+
+def _version(n):
+    try:
+        n = int(n)
+    except (TypeError, ValueError):
+        return None
+    return '%d.%d.%d' % (n // 1000000, (n // 1000) % 1000, n % 1000)
+
+
+def _running_daemons(root):
+    found = set()
+    for pid in _listdir(root, '/proc'):
+        if not pid.isdigit():
+            continue
+        comm = (_read(root, '/proc/%s/comm' % pid, '') or '').strip()
+        if comm in ('libvirtd', 'virtqemud', 'virtproxyd'):
+            found.add(comm)
+    return sorted(found)
+
+
+def read_libvirt(root, conn, arch, uri=None, error=None):
+    """What libvirt offers: daemon mode, versions, domain types and emulators for `arch`."""
+    info = {
+        'installed': False, 'daemons_installed': [], 'daemons_running': [], 'sockets': [],
+        'daemon_mode': None, 'connected': False, 'uri': uri, 'error': error,
+        'library_version': None, 'hypervisor_name': None, 'hypervisor_version': None,
+        'host_arch': None, 'domain_types': [], 'advertises_kvm': False, 'emulators': {},
+        'guest_arches': [], 'summary': None,
+    }
+    for d in ('libvirtd', 'virtqemud'):
+        if any(os.path.exists(_p(root, b + d)) for b in ('/usr/sbin/', '/usr/bin/')):
+            info['daemons_installed'].append(d)
+    info['sockets'] = [s for s in ('/run/libvirt/virtqemud-sock', '/run/libvirt/libvirt-sock')
+                       if os.path.exists(_p(root, s))]
+    info['daemons_running'] = _running_daemons(root)
+    if 'virtqemud' in info['daemons_running'] or '/run/libvirt/virtqemud-sock' in info['sockets']:
+        info['daemon_mode'] = 'split'
+    elif 'libvirtd' in info['daemons_running'] or '/run/libvirt/libvirt-sock' in info['sockets']:
+        info['daemon_mode'] = 'monolithic'
+    elif info['daemons_installed'] == ['virtqemud']:
+        info['daemon_mode'] = 'split'
+    elif 'libvirtd' in info['daemons_installed']:
+        info['daemon_mode'] = 'monolithic'
+    info['installed'] = bool(info['daemons_installed']) or conn is not None
+
+    if conn is not None:
+        try:
+            info['library_version'] = _version(conn.getLibVersion())
+            info['hypervisor_name'] = conn.getType()
+            info['hypervisor_version'] = _version(conn.getVersion())
+            caps = ET.fromstring(conn.getCapabilities())
+            info['connected'] = True
+            info['error'] = None
+        except Exception as exc:  # libvirtError or a dead connection: report, never fail
+            info['error'] = 'libvirt did not answer: %s' % exc
+            caps = None
+        if caps is not None:
+            host_arch = caps.findtext('host/cpu/arch') or arch
+            info['host_arch'] = host_arch
+            arches = set()
+            for guest in caps.findall('guest'):
+                a = guest.find('arch')
+                if a is None:
+                    continue
+                arches.add(a.get('name'))
+                if a.get('name') != host_arch or guest.findtext('os_type') != 'hvm':
+                    continue
+                for dom in a.findall('domain'):
+                    t = dom.get('type')
+                    if t and t not in info['domain_types']:
+                        info['domain_types'].append(t)
+                        info['emulators'][t] = dom.findtext('emulator') or a.findtext('emulator')
+            info['guest_arches'] = sorted(x for x in arches if x)
+            info['advertises_kvm'] = 'kvm' in info['domain_types']
+            for t in info['domain_types']:
+                try:
+                    dc = ET.fromstring(conn.getDomainCapabilities(None, host_arch, None, t, 0))
+                    if dc.findtext('path'):
+                        info['emulators'][t] = dc.findtext('path')
+                except Exception:  # read-only connections may not ask: keep the caps value
+                    pass
+
+    where = (' on %s' % uri) if uri else ''
+    if info['connected']:
+        info['summary'] = '%s %s answers%s (%s daemon), %s %s, domain types for %s: %s.' % (
+            'virtqemud' if info['daemon_mode'] == 'split' else 'libvirtd',
+            info['library_version'], where, info['daemon_mode'] or 'unknown',
+            info['hypervisor_name'], info['hypervisor_version'], info['host_arch'],
+            ', '.join(info['domain_types']) or 'none')
+    elif not info['installed']:
+        info['summary'] = ('libvirt is not installed (no libvirtd or virtqemud found): install '
+                           'it before defining guests.')
+    elif conn is None and not info['error']:
+        info['summary'] = ('libvirt was not queried (%s); installed: %s; running: %s.' % (
+            'an inspected tree, not the live host' if not _is_live(root) else 'no connection given',
+            ', '.join(info['daemons_installed']) or 'none',
+            ', '.join(info['daemons_running']) or 'none'))
+    else:
+        info['summary'] = ('libvirt is installed (%s) but did not answer%s: %s. Start %s.' % (
+            ', '.join(info['daemons_installed']) or 'client only', where,
+            info['error'] or 'no connection was made',
+            'virtqemud' if info['daemon_mode'] == 'split' else 'libvirtd'))
+    return info
+
+
+def find_emulator(root, arch, libvirt_info, domain_type):
+    path = libvirt_info.get('emulators', {}).get(domain_type)
+    if path:
+        return path
+    target = QEMU_TARGETS.get(arch)
+    candidates = ['/usr/libexec/qemu-kvm']
+    if target:
+        candidates.append('/usr/bin/qemu-system-%s' % target)
+    candidates += ['/usr/bin/qemu-kvm', '/usr/bin/kvm']
+    for c in candidates:
+        if os.path.exists(_p(root, c)):
+            return c
+    return None
+
+
+# ----------------------------------------------------------------------------- decision
+
+def _check(name, result, detail):
+    return {'name': name, 'result': result, 'detail': detail}
+
+
+def decide(facts):
+    """Fill kvm_usable, domain_type, reasons and checks from the gathered facts."""
+    arch = facts['arch']
+    ext = facts['virt_extension']
+    n = facts['logical_cpus']
+    dev = facts['kvm_device']
+    mods = facts['kvm_modules']
+    vendor = facts['kvm_vendor_module']
+    lv = facts['libvirt']
+    live = facts['_live']
+    blockers = []
+    notes = []
+    checks = []
+
+    # Hardware virtualization in the CPU.
+    if arch in X86_ARCHES:
+        if ext is None:
+            blockers.append('The CPU reports no vmx/svm flag on any of its %d logical CPUs: '
+                            'hardware virtualization (Intel VT-x / AMD-V) is absent or disabled '
+                            'in firmware.' % n)
+            if facts['hypervisor']:
+                blockers.append('This host is itself a virtual machine (the CPU carries the '
+                                '"hypervisor" flag) and its hypervisor does not pass VT-x/AMD-V '
+                                'through: enable nested virtualization on the outer hypervisor, '
+                                'or choose an instance type that exposes it.')
+            else:
+                blockers.append('If the CPU supports VT-x/AMD-V, enable it in the firmware '
+                                '(BIOS/UEFI) setup and power-cycle the host.')
+            checks.append(_check('hardware virtualization', FAIL,
+                                 'no vmx/svm flag in /proc/cpuinfo (%d logical CPUs)' % n))
+        else:
+            detail = '%s on %d of %d logical CPUs' % (ext, facts['virt_flag_count'], n)
+            if facts['virt_flag_count'] < n:
+                checks.append(_check('hardware virtualization', WARN, detail + ': inconsistent '
+                                     'firmware settings or a hot-plugged CPU'))
+            else:
+                checks.append(_check('hardware virtualization', PASS, detail))
+    elif arch == 's390x':
+        if ext is None:
+            blockers.append('The CPU features line has no "sie" (Start Interpretive Execution): '
+                            'this LPAR or guest cannot run KVM guests.')
+            checks.append(_check('hardware virtualization', FAIL, 'no sie in /proc/cpuinfo features'))
+        else:
+            checks.append(_check('hardware virtualization', PASS,
+                                 'sie in the machine-wide features line: all %d CPUs' % n))
+    else:
+        detail = ('%s CPUs carry no virtualization flag in /proc/cpuinfo: KVM availability comes '
+                  'from the kernel and /dev/kvm' % (arch or 'these'))
+        checks.append(_check('hardware virtualization', PASS if dev['present'] else FAIL, detail))
+
+    # The KVM module behind /dev/kvm.
+    others = [m for m in mods if m in OTHER_KVM_MODULES]
+    if arch in X86_ARCHES:
+        wanted = VENDOR_MODULES.get(ext, ('kvm_intel', 'kvm_amd'))
+        if vendor is not None and vendor in wanted:
+            nested = {True: 'on', False: 'off', None: 'unknown'}[facts['nested']]
+            checks.append(_check('kvm kernel module', PASS, '%s is loaded (nested: %s)' % (vendor, nested)))
+        elif others:
+            m = others[0]
+            blockers.append(
+                '/dev/kvm is provided by %s, %s, not by kvm_intel or kvm_amd: ordinary QEMU/KVM '
+                'guests abort ("failed to set MSR") or hang on it.' % (m, OTHER_KVM_MODULES[m]))
+            checks.append(_check('kvm kernel module', FAIL,
+                                 'only %s is loaded (%s); kvm_intel/kvm_amd are not' % (m, ', '.join(mods))))
+        elif ext is not None:
+            mod = wanted[0]
+            blockers.append(
+                'The CPU has %s but the %s module is not loaded: run "modprobe %s"; if that fails '
+                'with "disabled by bios", enable %s in the firmware setup.'
+                % (ext, mod, mod, 'VT-x' if ext == 'vmx' else 'AMD-V (SVM)'))
+            checks.append(_check('kvm kernel module', FAIL, '%s is not loaded' % mod))
+        else:
+            checks.append(_check('kvm kernel module', FAIL if not mods else WARN,
+                                 'loaded: %s' % (', '.join(mods) or 'none')))
+    else:
+        checks.append(_check('kvm kernel module', PASS if (mods or dev['present']) else FAIL,
+                             'loaded: %s' % (', '.join(mods) or 'none found in /sys/module')))
+
+    # /dev/kvm.
+    if not dev['present']:
+        blockers.append('/dev/kvm does not exist: the KVM kernel module is not loaded or the '
+                        'kernel was built without KVM.')
+        checks.append(_check('/dev/kvm exists', FAIL, 'missing'))
+    elif not dev['char_device']:
+        detail = 'present but not a character device (%s)' % dev['permissions']
+        if live:
+            blockers.append('/dev/kvm is not a character device: something replaced the device '
+                            'node; reload the KVM modules or reboot.')
+            checks.append(_check('/dev/kvm exists', FAIL, detail))
+        else:
+            checks.append(_check('/dev/kvm exists', WARN, detail + ' in the inspected tree'))
+    else:
+        checks.append(_check('/dev/kvm exists', PASS, 'character device'))
+
+    if dev['present']:
+        desc = '%s %s:%s' % (dev['permissions'], dev['owner'], dev['group'])
+        who = dev['qemu_user']
+        if not dev['root_access']:
+            blockers.append('/dev/kvm (%s) cannot be opened for reading and writing even by '
+                            'root: a device cgroup or a read-only /dev blocks it.' % desc)
+            checks.append(_check('/dev/kvm is accessible', FAIL, desc + '; root cannot open it'))
+        elif dev['qemu_access'] is False:
+            blockers.append(
+                'QEMU runs as %s (%s), which cannot open /dev/kvm (%s): run "chgrp kvm /dev/kvm; '
+                'chmod 0660 /dev/kvm" (what udev does on a normal host) and make %s a member of '
+                'group kvm.' % (who, dev['qemu_user_source'], desc, who))
+            checks.append(_check('/dev/kvm is accessible', FAIL,
+                                 '%s; QEMU user %s cannot open it' % (desc, who)))
+        elif dev['qemu_access'] is None:
+            checks.append(_check('/dev/kvm is accessible', WARN,
+                                 '%s; QEMU user %s unknown on this host' % (desc, who or '(none)')))
+        else:
+            checks.append(_check('/dev/kvm is accessible', PASS, '%s; QEMU user %s can open it via %s'
+                                 % (desc, who, dev['qemu_access_via'])))
+
+    # Other devices, cgroups, IOMMU (virt-host-validate qemu).
+    for path, level, hint in (
+            ('/dev/vhost-net', WARN, 'load vhost_net ("modprobe vhost_net") for in-kernel '
+                                     'virtio-net acceleration'),
+            ('/dev/net/tun', FAIL, 'load tun ("modprobe tun"): tap networking needs it')):
+        present = facts['devices'][path]
+        checks.append(_check('%s exists' % path, PASS if present else level,
+                             'present' if present else 'missing: ' + hint))
+
+    ctl, cg_version = facts['cgroup_controllers'], facts['cgroup_version']
+    if ctl is None:
+        checks.append(_check('cgroup controllers', WARN, 'cannot read /proc/mounts'))
+    else:
+        missing = [c for c in CGROUP_V1_CONTROLLERS if c not in ctl]
+        checks.append(_check('cgroup controllers', WARN if missing else PASS,
+                             ('missing: %s' % ', '.join(missing)) if missing else
+                             'cgroup %s: %s' % (cg_version, ', '.join(CGROUP_V1_CONTROLLERS))))
+
+    groups, tables = facts['iommu_groups'], facts['iommu_acpi_tables']
+    if groups:
+        checks.append(_check('IOMMU enabled', PASS, '%d IOMMU groups' % groups))
+    elif tables:
+        checks.append(_check('IOMMU enabled', WARN, 'the firmware describes an IOMMU (%s) but the '
+                             'kernel did not enable it: add intel_iommu=on (Intel) or check '
+                             'amd_iommu on the kernel command line for PCI device assignment'
+                             % ', '.join(tables)))
+    else:
+        checks.append(_check('IOMMU enabled', WARN, 'no IOMMU groups: PCI device assignment '
+                             '(VFIO) is unavailable (no IOMMU, or disabled in firmware)'))
+
+    # libvirt.
+    if lv['connected']:
+        if lv['advertises_kvm'] and blockers:
+            notes.append('libvirt nevertheless advertises domain type "kvm" (it only checks that '
+                         '/dev/kvm answers); do not rely on that: guests of type kvm would fail '
+                         'to start or hang.')
+        elif not lv['advertises_kvm'] and not blockers:
+            blockers.append('libvirt does not offer domain type "kvm" for %s (its QEMU lacks KVM '
+                            'support or cannot open /dev/kvm); restart %s after fixing /dev/kvm.'
+                            % (lv['host_arch'], 'virtqemud' if lv['daemon_mode'] == 'split' else 'libvirtd'))
+        checks.append(_check('libvirt', PASS, lv['summary']))
+    else:
+        checks.append(_check('libvirt', WARN, lv['summary']))
+
+    usable = not blockers
+    if usable:
+        items = []
+        if ext:
+            items.append('the CPU has %s on %d of %d logical CPUs' % (ext, facts['virt_flag_count'], n))
+        if vendor:
+            items.append('the %s module is loaded' % vendor)
+        items.append('/dev/kvm is accessible to QEMU')
+        sentence = items[-1] if len(items) == 1 else ', '.join(items[:-1]) + ' and ' + items[-1]
+        if sentence.startswith('the '):
+            sentence = 'The ' + sentence[4:]
+        reasons = [sentence + ': guests can use KVM (domain type "kvm").']
+        if not ext and arch not in X86_ARCHES and arch != 's390x':
+            reasons.append('%s CPUs have no virtualization flag in /proc/cpuinfo, so /dev/kvm and '
+                           'the kernel decide.' % (arch or 'These'))
+        if facts['hypervisor']:
+            reasons.append('This host is itself a virtual machine: its KVM guests run nested, '
+                           'slower than on bare metal.')
+        if facts['nested'] is False:
+            notes.append('Nested virtualization is off in %s: guests cannot run KVM guests of '
+                         'their own (set "options %s nested=1" to allow it).' % (vendor, vendor))
+    else:
+        reasons = list(blockers)
+    reasons += notes
+    if not usable:
+        reasons.append('Guests will run under QEMU software emulation (TCG, domain type '
+                       '"qemu"): they work, but much slower than with KVM.')
+    return usable, reasons, checks
+
+
+# ----------------------------------------------------------------------------- entry point
+
+def gather_kvm_capability(root='/', conn=None, uri=None, libvirt_error=None):
+    """Gather the kvm_capability facts.
+
+    root: read proc, sys, dev and etc under this directory ('/' = the live host).
+    conn: an open libvirt connection, or None (libvirt absent/down: reported, never raised).
+    uri, libvirt_error: for the libvirt section's wording when the caller could not connect.
+    Never starts a VM and never changes anything.
+    """
+    root = root or '/'
+    live = _is_live(root)
+    cpu = read_cpu(root)
+    accounts = Accounts(root)
+    mods, vendor, nested = read_modules(root, cpu)
+    ctl, cg_version = read_cgroups(root)
+    groups, tables = read_iommu(root)
+    facts = {
+        'arch': cpu['arch'],
+        'cpu_vendor': cpu['cpu_vendor'],
+        'cpu_model': cpu['cpu_model'],
+        'logical_cpus': cpu['logical_cpus'],
+        'virt_extension': cpu['virt_extension'],
+        'virt_flag_count': cpu['virt_flag_count'],
+        'hypervisor': cpu['hypervisor'],
+        'kvm_device': read_kvm_device(root, accounts),
+        'kvm_modules': mods,
+        'kvm_vendor_module': vendor,
+        'nested': nested,
+        'devices': dict((p, os.path.exists(_p(root, p))) for p in ('/dev/vhost-net', '/dev/net/tun')),
+        'cgroup_controllers': ctl,
+        'cgroup_version': cg_version,
+        'iommu_groups': groups,
+        'iommu_acpi_tables': tables,
+        'libvirt': read_libvirt(root, conn, cpu['arch'], uri=uri, error=libvirt_error),
+        '_live': live,
+    }
+    usable, reasons, checks = decide(facts)
+    del facts['_live']
+    facts['kvm_usable'] = usable
+    facts['domain_type'] = 'kvm' if usable else 'qemu'
+    facts['reasons'] = reasons
+    facts['checks'] = checks
+    facts['emulator'] = find_emulator(root, cpu['arch'], facts['libvirt'], facts['domain_type'])
+    facts['root'] = root
+    return facts

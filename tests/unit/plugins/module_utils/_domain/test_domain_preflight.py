@@ -1,0 +1,106 @@
+"""QEMU reachability preflight: real directories and permissions; SELinux labels are mocked
+(this kernel cannot enable SELinux), and so is the QEMU identity where a test needs one."""
+import os
+import shutil
+import tempfile
+
+import pytest
+
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import preflight as P
+
+DEBIAN_CONF = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', 'fixtures',
+                           'qemu_conf', '9.0.0-debian12.conf')
+
+
+@pytest.fixture
+def tmp_path():
+    """A world-traversable temporary directory (pytest's own base directory is 0700)."""
+    import pathlib
+    d = tempfile.mkdtemp(prefix='kvmops-preflight-')
+    os.chmod(d, 0o755)
+    yield pathlib.Path(d)
+    shutil.rmtree(d)
+
+
+def ident(uid=64055, gids=(64055,)):
+    return {'user': 'libvirt-qemu', 'group': 'libvirt-qemu', 'uid': uid, 'gids': set(gids),
+            'source': '/etc/libvirt/qemu.conf', 'dynamic_ownership': True}
+
+
+def test_conf_values_active_and_commented_defaults():
+    text = '#user = "libvirt-qemu"\n#group = "libvirt-qemu"\n'
+    assert P._conf_value(text, 'user') == ('libvirt-qemu', False)
+    assert P._conf_value(text + 'user = "qemu"\n', 'user') == ('qemu', True)
+    assert P._conf_value('# the user key is below\n', 'user') == (None, False)
+
+
+@pytest.mark.skipif(not os.path.exists(DEBIAN_CONF), reason='qemu.conf fixture missing')
+def test_debian_conf_gives_libvirt_qemu():
+    with open(DEBIAN_CONF) as f:
+        text = f.read()
+    i = P.qemu_identity(conf_text=text)
+    assert i['user'] == 'libvirt-qemu'
+    assert i['dynamic_ownership'] is True
+
+
+def test_numeric_user_and_dynamic_ownership_off():
+    i = P.qemu_identity(conf_text='user = "+0"\ngroup = "+0"\ndynamic_ownership = 0\n')
+    assert i['uid'] == 0 and i['dynamic_ownership'] is False
+
+
+def test_0700_directory_blocks_qemu_with_path_obstacle_and_fix(tmp_path):
+    private = tmp_path / 'private'
+    private.mkdir(mode=0o700)
+    os.chmod(str(tmp_path), 0o755)
+    target = str(private / 'disk.img')
+    with pytest.raises(P.PreflightError) as exc:
+        P.check_paths([(target, 'disks[0], disk image', False)], ident(), selinux=False)
+    msg = str(exc.value)
+    assert target in msg and str(private) in msg and '0700' in msg
+    assert 'libvirt-qemu' in msg and '/var/lib/libvirt/images' in msg and 'chmod o+x' in msg
+
+
+def test_traversable_directory_passes(tmp_path):
+    os.chmod(str(tmp_path), 0o755)
+    d = tmp_path / 'open'
+    d.mkdir(mode=0o711)
+    os.chmod(str(d), 0o711)
+    P.check_paths([(str(d / 'disk.img'), 'disk', False)], ident(), selinux=False)
+
+
+def test_group_permission_counts(tmp_path):
+    d = tmp_path / 'grp'
+    d.mkdir()
+    os.chmod(str(d), 0o710)
+    st = os.stat(str(d))
+    P.check_dac(str(d / 'x'), 'disk', ident(gids=(st.st_gid,)), exists=False)
+    with pytest.raises(P.PreflightError):
+        P.check_dac(str(d / 'x'), 'disk', ident(gids=(999999,)), exists=False)
+
+
+def test_qemu_as_root_is_not_checked(tmp_path):
+    d = tmp_path / 'private'
+    d.mkdir(mode=0o700)
+    P.check_dac(str(d / 'x'), 'disk', ident(uid=0), exists=False)
+
+
+def test_selinux_label_checked_when_enabled(tmp_path, monkeypatch):
+    os.chmod(str(tmp_path), 0o755)
+    labels = {str(tmp_path): 'admin_home_t'}
+    monkeypatch.setattr(P, 'selinux_type', labels.get)
+    with pytest.raises(P.PreflightError) as exc:
+        P.check_paths([(str(tmp_path / 'win.iso'), 'ISO image', False)], ident(uid=0),
+                      selinux=True)
+    assert 'admin_home_t' in str(exc.value) and 'selinux_virt_dir' in str(exc.value)
+    labels[str(tmp_path)] = 'virt_image_t'
+    P.check_paths([(str(tmp_path / 'win.iso'), 'ISO image', False)], ident(uid=0),
+                  selinux=True)
+
+
+def test_paths_of_lists_kernel_disks_isos_and_backing_store():
+    spec = {'kernel': '/b/vmlinuz', 'initrd': '/b/initrd', 'disks': [
+        {'path': '/i/a.qcow2', 'device': 'disk', 'backing_store': '/i/base.qcow2'},
+        {'path': '/i/x.iso', 'device': 'cdrom', 'backing_store': None},
+        {'path': None, 'pool': 'p', 'volume': 'v', 'device': 'disk'}]}
+    paths = [item[0] for item in P.paths_of(spec)]
+    assert paths == ['/b/vmlinuz', '/b/initrd', '/i/a.qcow2', '/i/base.qcow2', '/i/x.iso']
