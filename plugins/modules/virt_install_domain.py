@@ -588,13 +588,12 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connection import (
     LibvirtConnectionError, fail_on_missing_libvirt, open_connection)
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import spec as dspec
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.xml import HAS_LXML
 
 try:
     from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import manager as dman
-    HAS_LXML = dman.etree is not None
 except ImportError:  # pragma: no cover
     dman = None
-    HAS_LXML = False
 try:
     from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import manager as dinst
 except ImportError:  # pragma: no cover - lxml missing: reported through HAS_LXML

@@ -303,6 +303,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import connection as _libvirt_conn
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import constants as _const
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import qemu_conf as _qemu_conf
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._vnc import listen as _vnc
 
@@ -391,11 +392,11 @@ def do_host(module, params, result, diffs):
 def host_restart_required(conn, state):
     """Running guests that follow the host setting but listen elsewhere than it says."""
     names = []
-    for dom in conn.listAllDomains(_vnc.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+    for dom in conn.listAllDomains(_const.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
         try:
             if not dom.isPersistent():
                 continue
-            plan = _vnc.plan_domain(dom.XMLDesc(_vnc.VIR_DOMAIN_XML_INACTIVE))
+            plan = _vnc.plan_domain(dom.XMLDesc(_const.VIR_DOMAIN_XML_INACTIVE))
             live = _vnc.live_listen(dom.XMLDesc(0))
         except Exception:  # pylint: disable=broad-except  # guest went away meanwhile
             continue
@@ -426,7 +427,7 @@ def select_domains(module, conn, names):
     import libvirt  # pylint: disable=import-outside-toplevel  # present: checked before
     selected, skipped = [], []
     if names == ['all']:
-        for dom in conn.listAllDomains(_vnc.VIR_CONNECT_LIST_DOMAINS_PERSISTENT):
+        for dom in conn.listAllDomains(_const.VIR_CONNECT_LIST_DOMAINS_PERSISTENT):
             selected.append(dom)
         return sorted(selected, key=lambda d: d.name()), skipped, True
     problems = []
@@ -451,7 +452,7 @@ def do_domains(module, conn, params, result, diffs):
     listen = params['listen']
     password = params['password']
     doms, skipped, all_mode = select_domains(module, conn, params['domains'])
-    flags = _vnc.VIR_DOMAIN_XML_INACTIVE | _vnc.VIR_DOMAIN_XML_SECURE
+    flags = _const.VIR_DOMAIN_XML_INACTIVE | _const.VIR_DOMAIN_XML_SECURE
     plans = []
     problems = []
     for dom in doms:
@@ -477,7 +478,7 @@ def do_domains(module, conn, params, result, diffs):
     for dom, plan in plans:
         name = dom.name()
         running = dom.isActive()
-        live_xml = dom.XMLDesc(_vnc.VIR_DOMAIN_XML_SECURE) if running else None
+        live_xml = dom.XMLDesc(_const.VIR_DOMAIN_XML_SECURE) if running else None
         live_pw_xml = None
         dom_changed = bool(plan['changes'])
         if running:
@@ -506,7 +507,7 @@ def do_domains(module, conn, params, result, diffs):
             if plan['new_xml']:
                 conn.defineXML(plan['new_xml'])
             if live_pw_xml:
-                dom.updateDeviceFlags(live_pw_xml, _vnc.VIR_DOMAIN_AFFECT_LIVE)
+                dom.updateDeviceFlags(live_pw_xml, _const.VIR_DOMAIN_AFFECT_LIVE)
         except libvirt.libvirtError as exc:
             result['domains_changed'] = changed
             module.fail_json(msg='libvirt refused the VNC change of %s: %s' % (name, exc),

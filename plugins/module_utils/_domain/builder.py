@@ -15,12 +15,8 @@ used by _domain_drift to merge the user's wishes into an existing definition.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-try:
-    from lxml import etree
-    HAS_LXML = True
-except ImportError:  # pragma: no cover - reported by the module
-    etree = None
-    HAS_LXML = False
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.xml import etree
 
 TARGET_PREFIX = {'virtio': 'vd', 'sata': 'sd', 'scsi': 'sd', 'usb': 'sd', 'ide': 'hd'}
 
@@ -241,7 +237,7 @@ def build_domain_tree(values, host):
 
 def to_string(tree):
     """Serialise an element (pretty, no XML declaration)."""
-    return etree.tostring(tree, pretty_print=True, encoding='unicode')
+    return lxml_util.to_string(tree)
 
 
 def build_domain_xml(values, host):

@@ -20,17 +20,15 @@ import copy
 import os
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import builder as dx
-
-try:
-    from lxml import etree
-except ImportError:  # pragma: no cover - reported by the module
-    etree = None
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import masking
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.xml import etree
 
 _UNIT_KIB = {'b': 1.0 / 1024, 'bytes': 1.0 / 1024, 'kb': 1000.0 / 1024, 'k': 1, 'kib': 1,
              'mb': 1000.0 * 1000 / 1024, 'm': 1024, 'mib': 1024, 'gb': 1000.0 ** 3 / 1024,
              'g': 1024 ** 2, 'gib': 1024 ** 2, 'tb': 1000.0 ** 4 / 1024, 't': 1024 ** 3,
              'tib': 1024 ** 3}
-PASSWORD_MASK = '********'
+PASSWORD_MASK = masking.MASK
 
 
 class DriftError(Exception):
@@ -59,8 +57,7 @@ class Drift(object):
 
 
 def parse(xml):
-    parser = etree.XMLParser(remove_blank_text=True)
-    return etree.fromstring(xml.encode('utf-8') if not isinstance(xml, bytes) else xml, parser)
+    return lxml_util.parse(xml)
 
 
 def memory_kib(el):
@@ -70,14 +67,6 @@ def memory_kib(el):
     return int(round(int(el.text) * _UNIT_KIB.get(unit, 1)))
 
 
-def _masked(el):
-    el = copy.deepcopy(el)
-    for g in el.iter('graphics'):
-        if g.get('passwd') is not None:
-            g.set('passwd', PASSWORD_MASK)
-    return el
-
-
 def _serialise_children(parent):
     out = []
     if parent is None:
@@ -85,7 +74,7 @@ def _serialise_children(parent):
     for child in parent:
         if not isinstance(child.tag, str):
             continue
-        out.append(etree.tostring(_masked(child), pretty_print=True, encoding='unicode'))
+        out.append(lxml_util.to_string(masking.mask_element(child)))
     return out
 
 

@@ -31,13 +31,10 @@ try:
 except ImportError:  # pragma: no cover - reported by the module
     libvirt = None
 
-try:
-    from lxml import etree
-except ImportError:  # pragma: no cover - reported by the module
-    etree = None
-
-STATE_NAMES = {0: 'unknown', 1: 'running', 2: 'running', 3: 'paused', 4: 'running',
-               5: 'stopped', 6: 'crashed', 7: 'suspended'}
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import masking
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.constants import (
+    DOMAIN_STATE_NAMES as STATE_NAMES)
 
 
 class DomainError(Exception):
@@ -60,7 +57,7 @@ def decide_virt_type(spec, conn):
 
 def host_facts(conn, spec, decision):
     """arch, domain_type and the machine aliases (pc -> pc-i440fx-7.2) from capabilities."""
-    caps = etree.fromstring(conn.getCapabilities().encode())
+    caps = lxml_util.parse(conn.getCapabilities())
     host_arch = caps.findtext('host/cpu/arch')
     arch = spec.get('arch') or host_arch
     if arch != host_arch and decision['domain_type'] == 'kvm' and decision['requested'] == 'auto':
@@ -236,7 +233,7 @@ class DomainManager(object):
             dom.XMLDesc(0)
         if self.diff_mode:
             self.diff = {'before': xml, 'after': ''}
-        files, volumes = _storage.removable_storage(etree.fromstring(xml.encode()))
+        files, volumes = _storage.removable_storage(lxml_util.parse(xml))
         if self.check_mode:
             self.act('would remove domain')
             if self.spec.get('remove_storage'):
@@ -290,7 +287,7 @@ class DomainManager(object):
         xml = self.build_final_xml(values)
         self.planned_xml = xml
         if self.diff_mode:
-            self.diff = {'before': '', 'after': _mask(xml)}
+            self.diff = {'before': '', 'after': masking.mask_xml(xml)}
         self.act('defined')
         if self.check_mode:
             for p in self.plans:
@@ -370,13 +367,13 @@ class DomainManager(object):
         if self.check_mode:
             return True
         dom = self.dom
-        live = etree.fromstring(self.secure_xml(dom, inactive=False).encode())
+        live = lxml_util.parse(self.secure_xml(dom, inactive=False))
         for g in live.iter('graphics'):
             if g.get('type') != want.get('type'):
                 continue
             g.set('passwd', want.get('passwd'))
             try:
-                dom.updateDeviceFlags(etree.tostring(g, encoding='unicode'),
+                dom.updateDeviceFlags(lxml_util.to_string(g, pretty=False),
                                       libvirt.VIR_DOMAIN_AFFECT_LIVE)
             except libvirt.libvirtError as exc:
                 self.warn('could not change the console password of the running guest (%s): '
@@ -455,24 +452,16 @@ class DomainManager(object):
         dom = self.dom
         if dom is None:
             if self.planned_xml is not None:
-                res['xml'] = _mask(self.planned_xml)
+                res['xml'] = masking.mask_xml(self.planned_xml)
                 res['state'] = 'running' if self.spec['state'] == 'running' else 'stopped'
             return res
         res['uuid'] = dom.UUIDString()
         res['state'] = STATE_NAMES.get(dom.state()[0], 'unknown')
         res['xml'] = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
-        live = etree.fromstring(dom.XMLDesc(0).encode())
+        live = lxml_util.parse(dom.XMLDesc(0))
         res['vnc'] = vnc_info(live)
         res['serial'] = serial_path(live)
         return res
-
-
-def _mask(xml):
-    tree = etree.fromstring(xml.encode())
-    for g in tree.iter('graphics'):
-        if g.get('passwd') is not None:
-            g.set('passwd', ddrift.PASSWORD_MASK)
-    return dxml.to_string(tree)
 
 
 def vnc_info(tree):

@@ -26,6 +26,8 @@ try:
 except ImportError:  # pragma: no cover - reported by the module
     libvirt = None
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
+
 QCOW2_MAGIC = b'QFI\xfb'
 GIB = 1024 ** 3
 
@@ -62,8 +64,7 @@ def _label(d):
 
 def _volume_format(vol):
     try:
-        from lxml import etree
-        fmt = etree.fromstring(vol.XMLDesc(0).encode()).find('target/format')
+        fmt = lxml_util.parse(vol.XMLDesc(0)).find('target/format')
         return fmt.get('type') if fmt is not None else 'raw'
     except Exception:  # pragma: no cover - defensive
         return None
@@ -193,7 +194,7 @@ def _plan_volume(conn, d, p, i):
 
 
 def _volume_xml(p):
-    from lxml import etree
+    etree = lxml_util.etree
     vol = etree.Element('volume')
     etree.SubElement(vol, 'name').text = p['volume']
     etree.SubElement(vol, 'capacity', unit='bytes').text = str(p['size'])

@@ -32,12 +32,10 @@ __metaclass__ = type
 
 import time
 
-try:
-    from lxml import etree
-    HAS_LXML = True
-except ImportError:  # pragma: no cover - the module reports it
-    etree = None
-    HAS_LXML = False
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.constants import (
+    VIR_DOMAIN_AFFECT_CONFIG, VIR_DOMAIN_METADATA_ELEMENT, VIR_DOMAIN_SHUTOFF)
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.xml import etree
 
 RECORD_NS = 'urn:kvmops:hypervisor:install:1'
 RECORD_PREFIX = 'kvmops'
@@ -51,9 +49,6 @@ PHASE_STARTED = 'started'      # the installer is running
 PHASE_COMPLETED = 'completed'  # the installer ended; the final configuration is in place
 PHASE_TIMED_OUT = 'timed_out'  # wait expired while the installer was still running
 
-_VIR_DOMAIN_SHUTOFF = 5
-_VIR_DOMAIN_METADATA_ELEMENT = 2
-_VIR_DOMAIN_AFFECT_CONFIG = 2
 
 
 class InstallPhaseError(Exception):
@@ -91,8 +86,8 @@ def read_record(domain_xml):
 
 def write_record(dom, record):
     """Store the record in the persistent definition (works while the domain runs)."""
-    dom.setMetadata(_VIR_DOMAIN_METADATA_ELEMENT, record_element_xml(record), RECORD_PREFIX,
-                    RECORD_NS, _VIR_DOMAIN_AFFECT_CONFIG)
+    dom.setMetadata(VIR_DOMAIN_METADATA_ELEMENT, record_element_xml(record), RECORD_PREFIX,
+                    RECORD_NS, VIR_DOMAIN_AFFECT_CONFIG)
 
 
 def new_record(source, state='pending'):
@@ -106,10 +101,7 @@ def new_record(source, state='pending'):
 # --------------------------------------------------------------------------------------------
 
 def _parse(xml):
-    if isinstance(xml, str):
-        xml = xml.encode('utf-8')
-    parser = etree.XMLParser(remove_blank_text=True, resolve_entities=False, no_network=True)
-    return etree.fromstring(xml, parser)
+    return lxml_util.parse(xml)
 
 
 def _child(parent, tag):
@@ -313,7 +305,7 @@ def install_cmdline(extra_args, layout=None, inject_name=None):
 # --------------------------------------------------------------------------------------------
 
 def is_shut_off(dom):
-    return dom.state()[0] == _VIR_DOMAIN_SHUTOFF
+    return dom.state()[0] == VIR_DOMAIN_SHUTOFF
 
 
 def live_is_installer(dom):

@@ -19,27 +19,18 @@ import copy
 import ipaddress
 import os
 
-try:
-    from lxml import etree
-    HAS_LXML = True
-except ImportError:  # pragma: no cover - lxml ships with every supported target
-    etree = None
-    HAS_LXML = False
-
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import masking
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import qemu_conf as _qemu_conf
-
-# libvirt ABI constants (stable numbers; the names are libvirt's).
-VIR_DOMAIN_XML_SECURE = 1
-VIR_DOMAIN_XML_INACTIVE = 2
-VIR_DOMAIN_AFFECT_LIVE = 1
-VIR_CONNECT_LIST_DOMAINS_ACTIVE = 1
-VIR_CONNECT_LIST_DOMAINS_PERSISTENT = 4
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.constants import (
+    VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.xml import HAS_LXML, etree
 
 VNC_PORT_BASE = 5900
 REMOTE_PORT_MIN = 5900
 REMOTE_PORT_MAX = 65535
 PASSWORD_SIGNIFICANT_BYTES = 8
-MASK = '********'
+MASK = masking.MASK
 
 # qemu.conf keys this module owns, how libvirt reads them, and libvirt's built-in defaults.
 HOST_KEYS = (
@@ -292,8 +283,7 @@ def _require_lxml():
 
 def parse_xml(xml):
     _require_lxml()
-    parser = etree.XMLParser(remove_blank_text=False, resolve_entities=False, no_network=True)
-    return etree.fromstring(xml.encode('utf-8') if isinstance(xml, str) else xml, parser)
+    return lxml_util.parse(xml, keep_blank_text=True)
 
 
 def vnc_graphics(root):
@@ -365,17 +355,8 @@ def _remove_keep_tail(element):
     element.getparent().remove(element)
 
 
-def masked_copy(element):
-    """A copy of an element with passwd attributes masked (for diffs and results)."""
-    dup = copy.deepcopy(element)
-    for node in dup.iter():
-        if node.get('passwd') is not None:
-            node.set('passwd', MASK)
-    return dup
-
-
 def to_text(element):
-    return etree.tostring(element, encoding='unicode', with_tail=False)
+    return lxml_util.to_string(element, pretty=False)
 
 
 def plan_domain(inactive_xml, listen=None, password=None):
@@ -391,16 +372,16 @@ def plan_domain(inactive_xml, listen=None, password=None):
     if not graphics:
         return result
     result['follows_host'] = all(follows_host(g) for g in graphics)
-    result['before'] = '\n'.join(to_text(masked_copy(g)) for g in graphics) + '\n'
+    result['before'] = '\n'.join(to_text(masking.mask_element(g)) for g in graphics) + '\n'
     changes = []
     for g in graphics:
         for what in set_graphics(g, listen=listen, password=password):
             if what not in changes:
                 changes.append(what)
     result['changes'] = changes
-    result['after'] = '\n'.join(to_text(masked_copy(g)) for g in graphics) + '\n'
+    result['after'] = '\n'.join(to_text(masking.mask_element(g)) for g in graphics) + '\n'
     if changes:
-        result['new_xml'] = etree.tostring(root, encoding='unicode')
+        result['new_xml'] = lxml_util.to_string(root, pretty=False)
     return result
 
 
