@@ -20,10 +20,11 @@ import errno
 import grp
 import os
 import pwd
-import re
 import stat
 
-QEMU_CONF = '/etc/libvirt/qemu.conf'
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import qemu_identity as _identity
+
+QEMU_CONF = _identity.QEMU_CONF
 SELINUX_OK_TYPES = ('virt_image_t', 'virt_content_t', 'svirt_image_t', 'virt_var_lib_t',
                     'svirt_tmp_t', 'iso9660_t', 'public_content_t', 'public_content_rw_t')
 FIX_HINT = ("move it under /var/lib/libvirt/images (ISOs and kernels: /var/lib/libvirt/boot), "
@@ -34,93 +35,10 @@ class PreflightError(Exception):
     """QEMU could not reach a path: the message names path, obstacle and fix."""
 
 
-def _conf_value(text, key):
-    """(value, active): active True when set by an uncommented line, else the commented
-    default (the distribution's build-time value), else (None, False)."""
-    active = None
-    commented = None
-    for line in text.splitlines():
-        # Active: 'user = "x"'. Shipped default: '#user = "x"' (no space after '#'; the
-        # indented '#       user = "qemu"' lines above it are examples, not the default).
-        m = re.match(r'^(#?)%s\s*=\s*"([^"]*)"' % re.escape(key), line.strip())
-        if m:
-            if m.group(1):
-                commented = m.group(2)
-            else:
-                active = m.group(2)
-    if active is not None:
-        return active, True
-    return commented, False
-
-
-def _conf_int(text, key):
-    for line in text.splitlines():
-        m = re.match(r'^\s*%s\s*=\s*([0-9]+)' % re.escape(key), line)
-        if m:
-            return int(m.group(1))
-    return None
-
-
 def qemu_identity(conf_path=QEMU_CONF, conf_text=None):
-    """{'user', 'group', 'uid', 'gids', 'source', 'dynamic_ownership'} of QEMU processes."""
-    if conf_text is None:
-        try:
-            with open(conf_path) as f:
-                conf_text = f.read()
-        except (IOError, OSError):
-            conf_text = ''
-    user, user_active = _conf_value(conf_text, 'user')
-    group, group_active = _conf_value(conf_text, 'group')
-    source = conf_path if user_active else 'the default of the libvirt build'
-    if not user_active:
-        # The commented default carries the build-time value on Debian (libvirt-qemu) and
-        # RHEL (qemu); upstream's generic text said "root" although distributions use qemu.
-        if user in (None, 'root', '@QEMU_USER@'):
-            user = _first_existing_user(('qemu', 'libvirt-qemu')) or 'root'
-            group = None
-    dyn = _conf_int(conf_text, 'dynamic_ownership')
-    ident = {'user': user, 'group': group, 'uid': None, 'gids': set(), 'source': source,
-             'dynamic_ownership': dyn != 0}
-    try:
-        pw = _lookup_user(user)
-    except KeyError:
-        return ident
-    ident['uid'] = pw.pw_uid
-    gids = {pw.pw_gid}
-    if group and (group_active or group not in ('root', '@QEMU_GROUP@')):
-        try:
-            gids.add(_lookup_group(group).gr_gid)
-        except KeyError:
-            pass
-    else:
-        ident['group'] = grp.getgrgid(pw.pw_gid).gr_name
-    for g in grp.getgrall():
-        if pw.pw_name in g.gr_mem:
-            gids.add(g.gr_gid)
-    ident['gids'] = gids
-    return ident
-
-
-def _first_existing_user(names):
-    for n in names:
-        try:
-            pwd.getpwnam(n)
-            return n
-        except KeyError:
-            continue
-    return None
-
-
-def _lookup_user(user):
-    if user.startswith('+') and user[1:].isdigit():
-        return pwd.getpwuid(int(user[1:]))
-    return pwd.getpwnam(user)
-
-
-def _lookup_group(group):
-    if group.startswith('+') and group[1:].isdigit():
-        return grp.getgrgid(int(group[1:]))
-    return grp.getgrnam(group)
+    """{'user', 'group', 'uid', 'gids', 'source', 'dynamic_ownership'} of QEMU processes
+    (the collection's one answer, _libvirt/qemu_identity)."""
+    return _identity.qemu_identity('/', conf_text=conf_text, conf_path=conf_path)
 
 
 def _may(st, ident, bit):

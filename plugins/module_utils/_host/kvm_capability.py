@@ -18,7 +18,9 @@ import os
 import stat
 import xml.etree.ElementTree as ET
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common import hostfiles
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._host.cpuinfo import parse_cpuinfo
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.qemu_identity import qemu_identity
 
 X86_ARCHES = ('x86_64', 'i686', 'i386')
 # CPU flag -> the vendor modules that drive it.
@@ -36,108 +38,16 @@ QEMU_TARGETS = {
 # virt-host-validate qemu: the cgroup controllers libvirt's QEMU driver uses.
 CGROUP_V1_CONTROLLERS = ('cpu', 'cpuacct', 'cpuset', 'memory', 'devices', 'blkio')
 # The QEMU user/group each distribution family builds libvirt with.
-QEMU_USER_DEFAULTS = (
-    (('debian', 'ubuntu'), 'libvirt-qemu', 'libvirt-qemu', 'Debian/Ubuntu'),
-    (('rhel', 'fedora', 'centos', 'rocky', 'almalinux', 'ol', 'suse', 'opensuse', 'sles'),
-     'qemu', 'qemu', 'RHEL/Fedora/SUSE'),
-)
-
 PASS, WARN, FAIL = 'PASS', 'WARN', 'FAIL'
 
 
 # ----------------------------------------------------------------------------- reading files
 
-def _p(root, path):
-    return os.path.join(root, path.lstrip('/'))
-
-
-def _read(root, path, default=None):
-    try:
-        with open(_p(root, path), 'r', errors='replace') as f:
-            return f.read()
-    except (IOError, OSError):
-        return default
-
-
-def _listdir(root, path):
-    try:
-        return sorted(os.listdir(_p(root, path)))
-    except (IOError, OSError):
-        return []
-
-
-def _is_live(root):
-    return os.path.realpath(root) == '/'
-
-
-class Accounts(object):
-    """users and groups of the inspected tree (the live NSS databases when root is /)."""
-
-    def __init__(self, root):
-        self.users = {}    # name -> (uid, gid)
-        self.groups = {}   # name -> (gid, [members])
-        if _is_live(root):
-            import grp
-            import pwd
-            try:
-                for p in pwd.getpwall():
-                    self.users[p.pw_name] = (p.pw_uid, p.pw_gid)
-                for g in grp.getgrall():
-                    self.groups[g.gr_name] = (g.gr_gid, list(g.gr_mem))
-            except (KeyError, OSError):
-                pass
-        if not self.users:
-            for line in (_read(root, '/etc/passwd', '') or '').splitlines():
-                f = line.split(':')
-                if len(f) >= 4 and f[2].isdigit() and f[3].isdigit():
-                    self.users.setdefault(f[0], (int(f[2]), int(f[3])))
-        if not self.groups:
-            for line in (_read(root, '/etc/group', '') or '').splitlines():
-                f = line.split(':')
-                if len(f) >= 4 and f[2].isdigit():
-                    self.groups.setdefault(f[0], (int(f[2]), [m for m in f[3].split(',') if m]))
-
-    def user_name(self, uid):
-        for name, (u, dummy) in self.users.items():
-            if u == uid:
-                return name
-        return str(uid)
-
-    def group_name(self, gid):
-        for name, (g, dummy) in self.groups.items():
-            if g == gid:
-                return name
-        return str(gid)
-
-    def resolve_user(self, spec):
-        """qemu.conf user: 'name', '+uid' or a number. -> (name, uid, primary gid) or None."""
-        if spec is None:
-            return None
-        if spec.startswith('+') and spec[1:].isdigit():
-            uid = int(spec[1:])
-            name = self.user_name(uid)
-            return name, uid, self.users.get(name, (uid, None))[1]
-        if spec in self.users:
-            return spec, self.users[spec][0], self.users[spec][1]
-        if spec.isdigit():
-            uid = int(spec)
-            name = self.user_name(uid)
-            return name, uid, self.users.get(name, (uid, None))[1]
-        return None
-
-    def resolve_group(self, spec):
-        if spec is None:
-            return None
-        if spec.startswith('+') and spec[1:].isdigit():
-            return int(spec[1:])
-        if spec in self.groups:
-            return self.groups[spec][0]
-        if spec.isdigit():
-            return int(spec)
-        return None
-
-    def member_gids(self, name):
-        return set(g for (g, members) in self.groups.values() if name in members)
+_p = hostfiles.under
+_read = hostfiles.read
+_listdir = hostfiles.listdir
+_is_live = hostfiles.is_live
+Accounts = hostfiles.Accounts
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -180,67 +90,6 @@ def read_modules(root, cpu):
     return loaded, vendor, nested
 
 
-def os_family(root):
-    text = _read(root, '/etc/os-release', '') or _read(root, '/usr/lib/os-release', '') or ''
-    ids = []
-    for line in text.splitlines():
-        if '=' in line:
-            k, v = line.split('=', 1)
-            if k in ('ID', 'ID_LIKE'):
-                ids += v.strip().strip('"\'').lower().split()
-    return ids
-
-
-def _conf_value(text, key):
-    """The active `key = "value"` of a libvirt conf file (last one wins), or None."""
-    value = None
-    for line in text.splitlines():
-        s = line.strip()
-        if not s or s.startswith('#') or '=' not in s:
-            continue
-        k, v = s.split('=', 1)
-        if k.strip() == key:
-            v = v.split('#', 1)[0].strip()
-            if len(v) >= 2 and v[0] == v[-1] and v[0] in '"\'':
-                v = v[1:-1]
-            value = v
-    return value
-
-
-def qemu_identity(root, accounts):
-    """Which user and group QEMU runs as: qemu.conf, else the distribution's build default."""
-    conf = _read(root, '/etc/libvirt/qemu.conf')
-    user = group = None
-    source = None
-    if conf is not None:
-        user = _conf_value(conf, 'user')
-        group = _conf_value(conf, 'group')
-        if user is not None or group is not None:
-            source = '/etc/libvirt/qemu.conf'
-    default_user = default_group = None
-    family = os_family(root)
-    for ids, u, g, label in QEMU_USER_DEFAULTS:
-        if any(i in family for i in ids):
-            default_user, default_group = u, g
-            default_label = 'default of libvirt on %s' % label
-            break
-    if default_user is None or default_user not in accounts.users:
-        for u, g in (('libvirt-qemu', 'libvirt-qemu'), ('qemu', 'qemu')):
-            if u in accounts.users:
-                default_user, default_group = u, g
-                default_label = 'user %s exists on this host' % u
-                break
-    if user is None:
-        user = default_user
-        if group is None:
-            group = default_group
-        if user is not None:
-            source = (source + ' (group), ' if source else '') + default_label
-    elif group is None:
-        group = default_group
-    return user, group, source
-
-
 def _mode_string(st_mode):
     kind = 'c' if stat.S_ISCHR(st_mode) else ('d' if stat.S_ISDIR(st_mode) else '-')
     bits = ''
@@ -259,8 +108,9 @@ def read_kvm_device(root, accounts):
         'qemu_user': None, 'qemu_group': None, 'qemu_user_source': None,
         'qemu_access': None, 'qemu_access_via': None,
     }
-    user, group, source = qemu_identity(root, accounts)
-    dev['qemu_user'], dev['qemu_group'], dev['qemu_user_source'] = user, group, source
+    ident = qemu_identity(root, accounts)
+    dev['qemu_user'], dev['qemu_group'] = ident['user'], ident['group']
+    dev['qemu_user_source'] = ident['source']
     try:
         st = os.stat(path)
     except OSError:
@@ -275,21 +125,12 @@ def read_kvm_device(root, accounts):
         dev['root_access'] = os.access(path, os.R_OK | os.W_OK)
     else:
         dev['root_access'] = True  # root (CAP_DAC_OVERRIDE) opens any device node
-    ident = accounts.resolve_user(user) if user is not None else None
-    if ident is None:
+    if ident['uid'] is None:
         return dev
-    name, uid, primary_gid = ident
-    dev['qemu_user'] = name
+    uid, gids = ident['uid'], ident['gids']
     if uid == 0:
         dev['qemu_access'], dev['qemu_access_via'] = True, 'root'
         return dev
-    # libvirt runs QEMU with setgid(group) plus the user's primary and supplementary groups.
-    gids = accounts.member_gids(name)
-    if primary_gid is not None:
-        gids.add(primary_gid)
-    g = accounts.resolve_group(group)
-    if g is not None:
-        gids.add(g)
     m = st.st_mode
     if st.st_uid == uid:
         ok = bool(m & stat.S_IRUSR and m & stat.S_IWUSR)

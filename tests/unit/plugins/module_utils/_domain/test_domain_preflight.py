@@ -7,6 +7,7 @@ import tempfile
 import pytest
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import preflight as P
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import qemu_identity as QI
 
 DEBIAN_CONF = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', 'fixtures',
                            'qemu_conf', '9.0.0-debian12.conf')
@@ -28,10 +29,12 @@ def ident(uid=64055, gids=(64055,)):
 
 
 def test_conf_values_active_and_commented_defaults():
+    # Only active statements are settings (the strict parser); the commented default is not.
     text = '#user = "libvirt-qemu"\n#group = "libvirt-qemu"\n'
-    assert P._conf_value(text, 'user') == ('libvirt-qemu', False)
-    assert P._conf_value(text + 'user = "qemu"\n', 'user') == ('qemu', True)
-    assert P._conf_value('# the user key is below\n', 'user') == (None, False)
+    assert QI.conf_values(text) == {}
+    assert QI.conf_values(text + 'user = "qemu"\n')['user'] == 'qemu'
+    assert QI.conf_values("user = 'qemu'\nuser = \"root\"\n")['user'] == 'qemu'  # first wins
+    assert QI.conf_values('# the user key is below\n') == {}
 
 
 @pytest.mark.skipif(not os.path.exists(DEBIAN_CONF), reason='qemu.conf fixture missing')
