@@ -309,6 +309,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.parsing.convert_bool import boolean as to_bool
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import connection as _libvirt_conn
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import capabilities as _capabilities
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._host.mountinfo import resolve_existing
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._selinux.virt_dir import (
     C_LOCALE, SELinuxCLI, SELinuxError, StepError, VirtDirManager, validate_path)
@@ -405,17 +406,10 @@ def libvirt_security_models(uri):
     if not _libvirt_conn.HAS_LIBVIRT:
         return None
     try:
-        conn = _libvirt_conn.open_connection(uri, read_only=True)
-    except _libvirt_conn.LibvirtConnectionError:
+        with _libvirt_conn.connection(uri, read_only=True) as conn:
+            return _capabilities.read(conn).security_models()
+    except Exception:  # pylint: disable=broad-except - only reported, never needed
         return None
-    try:
-        caps = conn.getCapabilities()
-    except Exception:  # pylint: disable=broad-except
-        return None
-    finally:
-        conn.close()
-    host = caps.split('</host>')[0]
-    return re.findall(r'<secmodel>\s*<model>([^<]+)</model>', host)
 
 
 def main():

@@ -31,6 +31,7 @@ try:
 except ImportError:  # pragma: no cover - reported by the module
     libvirt = None
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import capabilities
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import masking
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.constants import (
@@ -41,7 +42,7 @@ class DomainError(Exception):
     """Fails the module run with this message (what went wrong, how to fix it)."""
 
 
-def decide_virt_type(spec, conn):
+def decide_virt_type(spec, conn, caps=None):
     """{'requested', 'domain_type', 'reasons'}: auto asks kvm_capability (one connection)."""
     requested = spec.get('virt_type') or 'auto'
     if requested in ('kvm', 'qemu'):
@@ -49,31 +50,24 @@ def decide_virt_type(spec, conn):
                 'reasons': ['virt_type=%s was requested.' % requested]}
     from ansible_collections.kvmops.hypervisor.plugins.module_utils._host.kvm_capability import (
         gather_kvm_capability)
-    facts = gather_kvm_capability(root='/', conn=conn)
+    facts = gather_kvm_capability(root='/', conn=conn, caps=caps)
     return {'requested': 'auto', 'domain_type': facts.get('domain_type') or 'qemu',
             'reasons': list(facts.get('reasons') or []),
             'kvm_usable': facts.get('kvm_usable')}
 
 
-def host_facts(conn, spec, decision):
+def host_facts(conn, spec, decision, caps=None):
     """arch, domain_type and the machine aliases (pc -> pc-i440fx-7.2) from capabilities."""
-    caps = lxml_util.parse(conn.getCapabilities())
-    host_arch = caps.findtext('host/cpu/arch')
+    if caps is None:
+        caps = capabilities.read(conn)
+    host_arch = caps.host_arch
     arch = spec.get('arch') or host_arch
     if arch != host_arch and decision['domain_type'] == 'kvm' and decision['requested'] == 'auto':
         decision['domain_type'] = 'qemu'
         decision['reasons'].append('arch=%s differs from the host (%s): KVM cannot run a foreign '
                                    'architecture, so the guest is emulated.' % (arch, host_arch))
-    aliases = {}
-    for guest in caps.findall('guest'):
-        a = guest.find('arch')
-        if a is None or a.get('name') != arch:
-            continue
-        for m in a.findall('machine'):
-            if m.get('canonical') and m.text:
-                aliases[m.text] = m.get('canonical')
     return {'arch': arch, 'domain_type': decision['domain_type'], 'machine': None,
-            'machine_aliases': aliases}
+            'machine_aliases': caps.machine_aliases(arch)}
 
 
 class DomainManager(object):
@@ -114,8 +108,9 @@ class DomainManager(object):
 
     def host_facts(self):
         if self.host is None:
-            self.decision = decide_virt_type(self.spec, self.conn)
-            self.host = host_facts(self.conn, self.spec, self.decision)
+            caps = capabilities.read(self.conn)  # once per run, for both questions
+            self.decision = decide_virt_type(self.spec, self.conn, caps)
+            self.host = host_facts(self.conn, self.spec, self.decision, caps)
         return self.host
 
     def plan_storage(self):

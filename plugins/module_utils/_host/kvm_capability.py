@@ -16,10 +16,11 @@ __metaclass__ = type
 
 import os
 import stat
-import xml.etree.ElementTree as ET
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common import hostfiles
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._host.cpuinfo import parse_cpuinfo
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import capabilities
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.qemu_identity import qemu_identity
 
 X86_ARCHES = ('x86_64', 'i686', 'i386')
@@ -198,7 +199,7 @@ def _running_daemons(root):
     return sorted(found)
 
 
-def read_libvirt(root, conn, arch, uri=None, error=None):
+def read_libvirt(root, conn, arch, uri=None, error=None, caps=None):
     """What libvirt offers: daemon mode, versions, domain types and emulators for `arch`."""
     info = {
         'installed': False, 'daemons_installed': [], 'daemons_running': [], 'sockets': [],
@@ -228,33 +229,24 @@ def read_libvirt(root, conn, arch, uri=None, error=None):
             info['library_version'] = _version(conn.getLibVersion())
             info['hypervisor_name'] = conn.getType()
             info['hypervisor_version'] = _version(conn.getVersion())
-            caps = ET.fromstring(conn.getCapabilities())
+            if caps is None:
+                caps = capabilities.read(conn)
             info['connected'] = True
             info['error'] = None
         except Exception as exc:  # libvirtError or a dead connection: report, never fail
             info['error'] = 'libvirt did not answer: %s' % exc
             caps = None
         if caps is not None:
-            host_arch = caps.findtext('host/cpu/arch') or arch
+            host_arch = caps.host_arch or arch
             info['host_arch'] = host_arch
-            arches = set()
-            for guest in caps.findall('guest'):
-                a = guest.find('arch')
-                if a is None:
-                    continue
-                arches.add(a.get('name'))
-                if a.get('name') != host_arch or guest.findtext('os_type') != 'hvm':
-                    continue
-                for dom in a.findall('domain'):
-                    t = dom.get('type')
-                    if t and t not in info['domain_types']:
-                        info['domain_types'].append(t)
-                        info['emulators'][t] = dom.findtext('emulator') or a.findtext('emulator')
-            info['guest_arches'] = sorted(x for x in arches if x)
+            info['guest_arches'] = caps.guest_arches()
+            for t, emulator in caps.domain_types(host_arch):
+                info['domain_types'].append(t)
+                info['emulators'][t] = emulator
             info['advertises_kvm'] = 'kvm' in info['domain_types']
             for t in info['domain_types']:
                 try:
-                    dc = ET.fromstring(conn.getDomainCapabilities(None, host_arch, None, t, 0))
+                    dc = lxml_util.parse(conn.getDomainCapabilities(None, host_arch, None, t, 0))
                     if dc.findtext('path'):
                         info['emulators'][t] = dc.findtext('path')
                 except Exception:  # read-only connections may not ask: keep the caps value
@@ -495,7 +487,7 @@ def decide(facts):
 
 # ----------------------------------------------------------------------------- entry point
 
-def gather_kvm_capability(root='/', conn=None, uri=None, libvirt_error=None):
+def gather_kvm_capability(root='/', conn=None, uri=None, libvirt_error=None, caps=None):
     """Gather the kvm_capability facts.
 
     root: read proc, sys, dev and etc under this directory ('/' = the live host).
@@ -527,7 +519,7 @@ def gather_kvm_capability(root='/', conn=None, uri=None, libvirt_error=None):
         'cgroup_version': cg_version,
         'iommu_groups': groups,
         'iommu_acpi_tables': tables,
-        'libvirt': read_libvirt(root, conn, cpu['arch'], uri=uri, error=libvirt_error),
+        'libvirt': read_libvirt(root, conn, cpu['arch'], uri=uri, error=libvirt_error, caps=caps),
         '_live': live,
     }
     usable, reasons, checks = decide(facts)

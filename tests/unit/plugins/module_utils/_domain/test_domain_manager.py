@@ -20,7 +20,7 @@ GIB = 1024 ** 3
 @pytest.fixture
 def conn(monkeypatch):
     libvirt.registerErrorHandler(lambda ctx, err: None, None)
-    monkeypatch.setattr(M, 'decide_virt_type', lambda spec, conn: {
+    monkeypatch.setattr(M, 'decide_virt_type', lambda spec, conn, caps=None: {
         'requested': spec.get('virt_type'), 'domain_type': 'test', 'reasons': ['stub']})
     c = libvirt.open('test:///default')
     yield c
