@@ -15,10 +15,14 @@ used by _domain_drift to merge the user's wishes into an existing definition.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import disk_targets
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.xml import etree
 
-TARGET_PREFIX = {'virtio': 'vd', 'sata': 'sd', 'scsi': 'sd', 'usb': 'sd', 'ide': 'hd'}
+# The allocator lives in _libvirt/disk_targets; these names stay for the drift merge.
+TARGET_PREFIX = disk_targets.TARGET_PREFIX
+target_name = disk_targets.target_name
+assign_targets = disk_targets.assign_targets
 
 
 def _sub(parent, tag, attrib=None, text=None):
@@ -29,35 +33,6 @@ def _sub(parent, tag, attrib=None, text=None):
     if text is not None:
         el.text = str(text)
     return el
-
-
-def target_name(prefix, index):
-    """vda, vdb, ..., vdz, vdaa, ... like libvirt's virDiskNameToIndex in reverse."""
-    letters = ''
-    index += 1
-    while index > 0:
-        index, rem = divmod(index - 1, 26)
-        letters = chr(ord('a') + rem) + letters
-    return prefix + letters
-
-
-def assign_targets(disks, used=()):
-    """Target dev per disk (dict 'target'), skipping names already used; returns disks."""
-    taken = set(used)
-    for d in disks:
-        if d.get('target'):
-            taken.add(d['target'])
-    for d in disks:
-        if d.get('target'):
-            continue
-        bus = d.get('bus') or d.get('bus_default')
-        prefix = TARGET_PREFIX[bus]
-        i = 0
-        while target_name(prefix, i) in taken:
-            i += 1
-        d['target'] = target_name(prefix, i)
-        taken.add(d['target'])
-    return disks
 
 
 def disk_element(disk):

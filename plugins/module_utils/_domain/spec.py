@@ -18,6 +18,8 @@ __metaclass__ = type
 import os
 import re
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.disk_targets import CDROM_BUS
+
 
 class SpecError(Exception):
     """Bad input: the message says which option, what was wrong and how to fix it."""
@@ -238,8 +240,7 @@ def _disk(i, d, family):
         'path': path, 'pool': pool, 'volume': volume, 'device': device, 'size': size,
         'format': fmt, 'sparse': sparse, 'backing_store': backing,
         'bus': _choice(opt + '.bus', d.get('bus'), DISK_BUSES),
-        'bus_default': 'sata' if device == 'cdrom' and family != 'windows'
-        else OS_FAMILIES[family]['disk_bus'],
+        'bus_default': CDROM_BUS if device == 'cdrom' else OS_FAMILIES[family]['disk_bus'],
         'cache': _choice(opt + '.cache', d.get('cache'), DISK_CACHES),
         'readonly': readonly,
     }

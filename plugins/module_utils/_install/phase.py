@@ -32,6 +32,7 @@ __metaclass__ = type
 
 import time
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import disk_targets
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.constants import (
     VIR_DOMAIN_AFFECT_CONFIG, VIR_DOMAIN_METADATA_ELEMENT, VIR_DOMAIN_SHUTOFF)
@@ -141,29 +142,6 @@ def add_record(domain_xml, record):
     return etree.tostring(root, pretty_print=True).decode('utf-8')
 
 
-def _used_targets(devices):
-    return set(t.get('dev') for t in devices.findall('disk/target') if t.get('dev'))
-
-
-def _free_target(devices, prefix):
-    used = _used_targets(devices)
-    for c in 'abcdefghijklmnopqrstuvwxyz':
-        if prefix + c not in used:
-            return prefix + c
-    raise InstallPhaseError("No free %sX disk target left for the installer CD-ROM." % prefix)
-
-
-def cdrom_bus_for(root):
-    """ide on i440fx ('pc') machines, sata elsewhere (q35), like virt-install."""
-    typ = root.find('os/type')
-    machine = (typ.get('machine') or '') if typ is not None else ''
-    arch = (typ.get('arch') or '') if typ is not None else ''
-    if arch in ('x86_64', 'i686', '') and 'q35' not in machine and (
-            machine.startswith('pc') or machine == ''):
-        return 'ide'
-    return 'sata'
-
-
 def _find_cdrom_with(devices, iso):
     for disk in devices.findall('disk'):
         if disk.get('device') != 'cdrom':
@@ -174,16 +152,16 @@ def _find_cdrom_with(devices, iso):
     return None
 
 
-def _add_cdrom(root, devices, iso):
+def _add_cdrom(devices, iso):
     disk = _find_cdrom_with(devices, iso)
     if disk is not None:
         return disk
-    bus = cdrom_bus_for(root)
+    bus = disk_targets.CDROM_BUS
     disk = etree.Element('disk', type='file', device='cdrom')
     etree.SubElement(disk, 'driver', name='qemu', type='raw')
     etree.SubElement(disk, 'source', file=iso)
-    etree.SubElement(disk, 'target', dev=_free_target(devices, 'hd' if bus == 'ide' else 'sd'),
-                     bus=bus)
+    etree.SubElement(disk, 'target',
+                     dev=disk_targets.free_target(bus, disk_targets.used_targets(devices)), bus=bus)
     etree.SubElement(disk, 'readonly')
     # Before the other disks' siblings of the same kind keeps sdX/hdX naming tidy; libvirt
     # assigns addresses itself.
@@ -256,9 +234,9 @@ def build_install_xml(final_xml, plan, record=None):
             else:
                 os_el.insert(0, el)
         if plan.get('attach_iso'):
-            _add_cdrom(root, devices, plan['attach_iso'])
+            _add_cdrom(devices, plan['attach_iso'])
     elif boot == 'cdrom':
-        disk = _add_cdrom(root, devices, plan['iso'])
+        disk = _add_cdrom(devices, plan['iso'])
         _boot_first(root, devices, 'cdrom', disk)
     elif boot == 'network':
         iface = devices.find('interface')
