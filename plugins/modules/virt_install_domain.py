@@ -588,6 +588,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connection import (
     LibvirtConnectionError, fail_on_missing_libvirt, open_connection)
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import spec as dspec
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.graphics import is_loopback
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.xml import HAS_LXML
 
 try:
@@ -670,8 +671,8 @@ def build_spec(module):
     except dspec.SpecError as exc:
         module.fail_json(msg=str(exc))
     g = spec.get('graphics')
-    if g and g['type'] == 'vnc' and g.get('password') and g.get('listen') not in (
-            None, '127.0.0.1', '::1'):
+    if g and g['type'] == 'vnc' and g.get('password') and g.get('listen') and \
+            not is_loopback(g['listen']):
         module.warn('graphics.password protects VNC with at most 8 bytes (DES challenge), and '
                     'VNC traffic is not encrypted: on %s prefer listen 127.0.0.1 and an SSH '
                     'tunnel, or spice with TLS.' % g['listen'])

@@ -285,16 +285,22 @@ def test_refusals_change_nothing(conn, prefix, image_dir, tiny, tmp_path):
     assert not (tmp_path / 'missing.conf').exists()
 
 
-def test_long_password_warns_and_is_hidden(tmp_path):
+def test_long_password_is_refused_and_a_password_is_hidden(tmp_path):
+    """VNC policy (one for every module): more than 8 bytes is an error, nothing written."""
     conf = tmp_path / 'qemu.conf'
     conf.write_bytes(read_bytes(os.path.join(paths.FIXTURES, 'qemu_conf', '4.5.0.conf')))
     os.chmod(str(conf), 0o600)
     args = {'config': str(conf), 'password': 'longer-than-8', 'backup': True}
     res = run_module('vnc_listen', args, diff=True)
-    assert res['changed'], res
-    assert any('first 8 bytes' in w for w in res.get('warnings', [])), res
+    assert res.get('failed') and not res['changed'], res
+    assert 'only 8 bytes' in res['msg'], res
     assert 'longer-than-8' not in json.dumps(res)
-    assert b'\nvnc_password = "longer-than-8"\n' in conf.read_bytes()
+    assert conf.read_bytes() == read_bytes(os.path.join(paths.FIXTURES, 'qemu_conf', '4.5.0.conf'))
+    args['password'] = 'exactly8'
+    res = run_module('vnc_listen', args, diff=True)
+    assert res['changed'], res
+    assert 'exactly8' not in json.dumps(res)
+    assert b'\nvnc_password = "exactly8"\n' in conf.read_bytes()
     assert stat.S_IMODE(os.stat(str(conf)).st_mode) == 0o600
     assert os.path.exists(res['backup_file'])
     assert read_bytes(res['backup_file']) == read_bytes(

@@ -20,6 +20,7 @@ import copy
 import os
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import builder as dx
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import graphics
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import masking
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.xml import etree
@@ -414,15 +415,6 @@ def _compare_networks(spec, drift):
         devices.remove(el)
 
 
-def _graphics_listen(el):
-    if el.get('listen'):
-        return el.get('listen')
-    for listen in el.findall('listen'):
-        if listen.get('address'):
-            return listen.get('address')
-    return None
-
-
 def _compare_graphics(spec, drift, family_defaults):
     g = spec.get('graphics')
     if g is None:
@@ -452,8 +444,8 @@ def _compare_graphics(spec, drift, family_defaults):
             video = dx.video_element(g, family_defaults)
             devices.insert(list(devices).index(new) + 1, video)
         return
-    if g.get('listen') and _graphics_listen(el) != g['listen']:
-        drift.add('graphics.listen', _graphics_listen(el), g['listen'])
+    if g.get('listen') and graphics.listen_address(el) != g['listen']:
+        drift.add('graphics.listen', graphics.listen_address(el), g['listen'])
         el.set('listen', g['listen'])
         for listen in el.findall('listen'):
             el.remove(listen)

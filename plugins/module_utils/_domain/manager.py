@@ -32,6 +32,7 @@ except ImportError:  # pragma: no cover - reported by the module
     libvirt = None
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import capabilities
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import graphics
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import masking
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.constants import (
@@ -459,22 +460,7 @@ class DomainManager(object):
         return res
 
 
-def vnc_info(tree):
-    """{listen, port, display} of the first VNC graphics (port/display when running)."""
-    for g in tree.iter('graphics'):
-        if g.get('type') != 'vnc':
-            continue
-        listen = g.get('listen')
-        if not listen:
-            for lst in g.findall('listen'):
-                listen = lst.get('address') or lst.get('socket')
-                if listen:
-                    break
-        port = g.get('port')
-        port = int(port) if port and port.lstrip('-').isdigit() and int(port) > 0 else None
-        display = ':%d' % (port - 5900) if port and port >= 5900 else None
-        return {'listen': listen, 'port': port, 'display': display}
-    return None
+vnc_info = graphics.vnc_info
 
 
 def serial_path(tree):

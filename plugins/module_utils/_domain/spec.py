@@ -18,6 +18,7 @@ __metaclass__ = type
 import os
 import re
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import graphics
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.disk_targets import CDROM_BUS
 
 
@@ -300,9 +301,11 @@ def _graphics(g):
                         % (', '.join(unknown), ', '.join(allowed)))
     gtype = _choice('graphics.type', g.get('type') or 'vnc', GRAPHICS_TYPES)
     listen = check_string('graphics.listen', g.get('listen'))
-    if listen is not None and not re.match(r'^[0-9A-Fa-f:.]+$', listen):
-        raise SpecError("graphics.listen=%r is not an IP address (e.g. 127.0.0.1 or 0.0.0.0)."
-                        % (listen,))
+    if listen is not None:
+        try:
+            graphics.parse_listen(listen, 'graphics.listen')
+        except graphics.GraphicsError as exc:
+            raise SpecError(str(exc))
     port = g.get('port')
     if port is not None:
         try:
@@ -319,11 +322,11 @@ def _graphics(g):
         password = str(password)
         if re.search(r'[\x00-\x1f\x7f]', password):
             raise SpecError("graphics.password contains control characters.")
-        if gtype == 'vnc' and len(password.encode('utf-8')) > 8:
-            raise SpecError("graphics.password is %d bytes long: VNC authentication uses only 8 "
-                            "bytes, and libvirt 8.x and later refuse longer VNC passwords. Give at "
-                            "most 8 characters, keep VNC on 127.0.0.1 and reach it through an SSH "
-                            "tunnel (or use spice with TLS)." % len(password.encode('utf-8')))
+        if gtype == 'vnc':
+            try:
+                graphics.check_vnc_password(password, 'graphics.password')
+            except graphics.GraphicsError as exc:
+                raise SpecError(str(exc))
     keymap = check_string('graphics.keymap', g.get('keymap'))
     if keymap is not None and not _KEYMAP_RE.match(keymap):
         raise SpecError("graphics.keymap=%r is not a keymap such as en-us or de." % (keymap,))

@@ -16,9 +16,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
-import ipaddress
 import os
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import graphics as _graphics
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import masking
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import qemu_conf as _qemu_conf
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
@@ -26,10 +26,10 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.constan
     VIR_CONNECT_LIST_DOMAINS_ACTIVE)
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.xml import HAS_LXML, etree
 
-VNC_PORT_BASE = 5900
+VNC_PORT_BASE = _graphics.VNC_PORT_BASE
 REMOTE_PORT_MIN = 5900
 REMOTE_PORT_MAX = 65535
-PASSWORD_SIGNIFICANT_BYTES = 8
+PASSWORD_SIGNIFICANT_BYTES = _graphics.PASSWORD_SIGNIFICANT_BYTES
 MASK = masking.MASK
 
 # qemu.conf keys this module owns, how libvirt reads them, and libvirt's built-in defaults.
@@ -50,43 +50,18 @@ DEFAULT_TLS_CERT_DIR = '/etc/pki/qemu'
 TLS_SERVER_FILES = ('ca-cert.pem', 'server-cert.pem', 'server-key.pem')
 
 
-class VncError(ValueError):
-    """Bad input or a state the module must not change; the message says how to fix it."""
+# Bad input or a state the module must not change; the message says how to fix it.
+VncError = _graphics.GraphicsError
+parse_listen = _graphics.parse_listen
+is_loopback = _graphics.is_loopback
+vnc_graphics = _graphics.vnc_graphics
+graphics_listen = _graphics.read_listen
+follows_host = _graphics.follows_host
 
 
 # ---------------------------------------------------------------------------------------
 # Addresses, passwords, the insecure guard
 # ---------------------------------------------------------------------------------------
-
-def parse_listen(address):
-    """Validate a VNC listen address (an IPv4 or IPv6 literal); return the ipaddress object."""
-    if address is None or not str(address).strip():
-        raise VncError('listen must be an IP address such as 127.0.0.1, 0.0.0.0 or ::1; '
-                       'it was empty')
-    text = str(address).strip()
-    if text.startswith('[') and text.endswith(']'):
-        raise VncError('listen %r: write an IPv6 address without brackets, e.g. %s'
-                       % (address, text[1:-1]))
-    try:
-        return ipaddress.ip_address(text)
-    except ValueError:
-        raise VncError(
-            'listen %r is not an IP address. Give the literal address QEMU should listen on '
-            '(127.0.0.1 for local access through an SSH tunnel, an address of one of this '
-            "host's interfaces, 0.0.0.0 or :: for all); host names are not accepted because "
-            'what they resolve to can change under a running guest.' % (address,))
-
-
-def is_loopback(address):
-    """True for addresses inside 127.0.0.0/8 and ::1 (also as IPv4-mapped IPv6)."""
-    if isinstance(address, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
-        ip = address
-    else:
-        ip = parse_listen(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_loopback
-
 
 def tunnel_hint(port=5901, ssh_user=None, ssh_host=None):
     return ssh_tunnel_command('127.0.0.1', port, ssh_user, ssh_host or 'HOST')
@@ -113,12 +88,10 @@ def password_checks(password):
         errors.append('password must not be empty: QEMU rejects every VNC client when the '
                       'password is an empty string. Leave password out to keep the current one.')
         return errors, warnings
-    size = len(password.encode('utf-8'))
-    if size > PASSWORD_SIGNIFICANT_BYTES:
-        warnings.append('The VNC password is %d bytes long; VNC only uses the first %d bytes, '
-                        'so the rest adds no protection (libvirt truncates it). Prefer '
-                        'listening on 127.0.0.1 with SSH tunnels, or TLS.'
-                        % (size, PASSWORD_SIGNIFICANT_BYTES))
+    try:
+        _graphics.check_vnc_password(password)
+    except VncError as exc:
+        errors.append(str(exc))
     return errors, warnings
 
 
@@ -284,32 +257,6 @@ def _require_lxml():
 def parse_xml(xml):
     _require_lxml()
     return lxml_util.parse(xml, keep_blank_text=True)
-
-
-def vnc_graphics(root):
-    """The <graphics type='vnc'> elements of a domain document."""
-    return root.findall("./devices/graphics[@type='vnc']")
-
-
-def graphics_listen(graphics):
-    """Describe where a <graphics> listens: dict type (address/network/socket/none),
-    address (None when it follows qemu.conf), network, socket."""
-    listen = graphics.find('listen')
-    if listen is not None:
-        ltype = listen.get('type') or 'address'
-        return {'type': ltype, 'address': listen.get('address') or graphics.get('listen'),
-                'network': listen.get('network'), 'socket': listen.get('socket')}
-    if graphics.get('socket'):
-        return {'type': 'socket', 'address': None, 'network': None,
-                'socket': graphics.get('socket')}
-    return {'type': 'address', 'address': graphics.get('listen'), 'network': None,
-            'socket': None}
-
-
-def follows_host(graphics):
-    """True when the guest's VNC has no address of its own (uses qemu.conf's vnc_listen)."""
-    info = graphics_listen(graphics)
-    return info['type'] == 'address' and not info['address']
 
 
 def set_graphics(graphics, listen=None, password=None):
