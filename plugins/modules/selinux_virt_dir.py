@@ -303,19 +303,14 @@ libvirt_security_models:
 '''
 
 import os
-import re
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.parsing.convert_bool import boolean as to_bool
 
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import connection as _libvirt_conn
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import capabilities as _capabilities
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.argspec import uri_option
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._host.mountinfo import resolve_existing
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._selinux.virt_dir import (
-    C_LOCALE, SELinuxCLI, SELinuxError, StepError, VirtDirManager, validate_path)
-
-_NAME = re.compile(r'^[A-Za-z0-9_]+$')
-
+    C_LOCALE, SELinuxCLI, VirtDirManager, libvirt_security_models, normalize_params)
 
 class Directory(object):
     """The image directory: created with mode/owner/group when asked (check mode aware)."""
@@ -374,44 +369,6 @@ class Directory(object):
         return changed
 
 
-_SYMBOLIC_MODE = re.compile(r'^[ugoa]*[-+=]([rwxXst]*|[ugo])(,[ugoa]*[-+=]([rwxXst]*|[ugo]))*$')
-
-
-def check_directory_settings(module):
-    """Fail now on an unknown owner/group or a malformed mode."""
-    import grp
-    import pwd
-    p = module.params
-    checks = (('owner', pwd.getpwnam, 'getent passwd'), ('group', grp.getgrnam, 'getent group'))
-    for option, lookup, hint in checks:
-        value = p[option]
-        if value is None or str(value).isdigit():
-            continue
-        try:
-            lookup(value)
-        except KeyError:
-            module.fail_json(msg='%s: %s does not exist on this host (%s lists them). Create it '
-                                 'first or pick an existing one.' % (option, value, hint))
-    mode = p['mode']
-    if mode is None or isinstance(mode, int):
-        return
-    mode = str(mode)
-    if not (re.match(r'^0?[0-7]{3,4}$', mode) or _SYMBOLIC_MODE.match(mode)):
-        module.fail_json(msg="mode must be octal such as '0755' or symbolic such as "
-                             "'u=rwx,g=rx,o=rx', got %r." % mode)
-
-
-def libvirt_security_models(uri):
-    """Security drivers from libvirt's host capabilities, or None when libvirt does not answer."""
-    if not _libvirt_conn.HAS_LIBVIRT:
-        return None
-    try:
-        with _libvirt_conn.connection(uri, read_only=True) as conn:
-            return _capabilities.read(conn).security_models()
-    except Exception:  # pylint: disable=broad-except - only reported, never needed
-        return None
-
-
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -427,54 +384,22 @@ def main():
             booleans=dict(type='dict'),
             auto_booleans=dict(type='bool', default=True),
             required=dict(type='bool', default=False),
-            uri=dict(type='str', default='qemu:///system'),
+            uri=uri_option(),
         ),
         mutually_exclusive=[('setype', 'equivalent_to')],
         supports_check_mode=True,
     )
     p = module.params
-
-    # Bad input fails here, before anything is read or changed.
     try:
-        path = validate_path(p['path'])
-        equivalent_to = None
-        if p['equivalent_to'] is not None:
-            equivalent_to = validate_path(p['equivalent_to'], option='equivalent_to')
-            if equivalent_to == path or equivalent_to.startswith(path + '/') \
-                    or path.startswith(equivalent_to + '/'):
-                raise ValueError('equivalent_to (%s) must not be path (%s), inside it or contain '
-                                 'it.' % (equivalent_to, path))
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    if p['setype'] is not None and not _NAME.match(p['setype']):
-        module.fail_json(msg='setype must be an SELinux type name such as virt_image_t or '
-                             'virt_content_t, got %r.' % p['setype'])
-    booleans = {}
-    for name, value in (p['booleans'] or {}).items():
-        if not _NAME.match(str(name)):
-            module.fail_json(msg='booleans: %r is not an SELinux boolean name (letters, digits, '
-                                 'underscores), e.g. virt_use_nfs.' % (name,))
-        try:
-            booleans[name] = to_bool(value, strict=True)
-        except TypeError:
-            module.fail_json(msg='booleans: the value of %s must be true or false, got %r.'
-                                 % (name, value))
-    # Directory settings are checked now too: nothing may fail after the store has changed.
-    if p['state'] == 'present':
-        check_directory_settings(module)
-    if os.path.lexists(path) and not os.path.isdir(path):
-        module.fail_json(msg='%s exists and is not a directory. Point path at a directory, or move '
-                             'the file away.' % path)
-
+        params = normalize_params(p)
+    except KvmopsError as exc:
+        module.fail_json(**exc.fail_kwargs())
+    path = params['path']
     resolved = resolve_existing(path)
     if resolved != path:
         module.warn('%s resolves to %s through a symbolic link. File-context rules are matched '
                     'against the real path of each file, so a rule for %s may never apply; '
                     'consider path: %s.' % (path, resolved, path, resolved))
-
-    params = dict(path=path, state=p['state'], setype=p['setype'], equivalent_to=equivalent_to,
-                  relabel=p['relabel'], booleans=booleans, auto_booleans=p['auto_booleans'],
-                  required=p['required'])
 
     def run(argv, data=None):
         return module.run_command(argv, data=data, binary_data=data is not None,
@@ -482,17 +407,12 @@ def main():
 
     directory = Directory(module, path, p['create']) if p['state'] == 'present' else None
     cli = SELinuxCLI(run, module.get_bin_path)
-    manager = VirtDirManager(cli, params, module.check_mode, directory=directory)
+    manager = VirtDirManager(cli, params, module.check_mode, directory=directory,
+                             security_models=lambda: libvirt_security_models(p['uri']))
     try:
         result = manager.run()
-    except StepError as exc:
-        module.fail_json(msg=exc.msg, step=exc.step, done=exc.done, commands=cli.calls)
-    except SELinuxError as exc:
-        module.fail_json(msg=exc.msg, commands=cli.calls)
-
-    result['libvirt_security_models'] = None
-    if result['selinux'] in ('disabled', 'absent'):
-        result['libvirt_security_models'] = libvirt_security_models(p['uri'])
+    except KvmopsError as exc:
+        module.fail_json(**exc.fail_kwargs(commands=cli.calls))
     for warning in manager.warnings:
         module.warn(warning)
     if not module._diff:

@@ -302,35 +302,14 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import connection as _libvirt_conn
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import constants as _const
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import qemu_conf as _qemu_conf
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._vnc import listen as _vnc
-
-HOST_ONLY = ('tls', 'tls_cert_dir', 'auto_unix_socket', 'port_min', 'port_max')
-
-
-def read_config(module, path, must_exist=True):
-    if not os.path.exists(path):
-        if not must_exist:
-            return None
-        module.fail_json(
-            msg='%s does not exist. libvirt\'s QEMU driver always installs it (Debian/Ubuntu: '
-                'libvirt-daemon-system; RHEL/Fedora: libvirt-daemon-driver-qemu). Install libvirt first, or '
-                'point config at the right file; this module does not create it.' % path)
-    if not os.path.isfile(path):
-        module.fail_json(msg='config %s is not a regular file' % path)
-    try:
-        with open(path, 'rb') as f:
-            data = f.read()
-    except (IOError, OSError) as exc:
-        module.fail_json(msg='cannot read %s: %s (run as root, e.g. become: true)'
-                         % (path, to_native(exc)))
-    return data.decode('utf-8', 'surrogateescape')
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.argspec import uri_option
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._vnc.manager import VncListenManager
 
 
 def write_config(module, path, text, backup):
-    path = os.path.realpath(path)  # a symlinked qemu.conf stays a symlink
+    """Write qemu.conf atomically (a symlinked qemu.conf stays a symlink); the backup file."""
+    path = os.path.realpath(path)
     backup_file = None
     if backup:
         backup_file = module.backup_local(path)
@@ -339,195 +318,15 @@ def write_config(module, path, text, backup):
         with os.fdopen(fd, 'wb') as f:
             f.write(text.encode('utf-8', 'surrogateescape'))
     except (IOError, OSError) as exc:
-        module.fail_json(msg='cannot write a temporary copy of %s: %s' % (path, to_native(exc)))
+        raise KvmopsError('cannot write a temporary copy of %s: %s' % (path, to_native(exc)))
     module.atomic_move(tmp, to_bytes(path), unsafe_writes=False)
     return backup_file
-
-
-def do_host(module, params, result, diffs):
-    path = params['config']
-    text = read_config(module, path)
-    try:
-        plan = _vnc.plan_host(text, params, filename=path)
-    except _qemu_conf.ConfSyntaxError as exc:
-        module.fail_json(msg='%s cannot be parsed (%s); libvirtd would not accept it either. '
-                             'Fix that line first; nothing was changed.' % (path, exc))
-    except _vnc.VncError as exc:
-        module.fail_json(msg=str(exc))
-    errors = list(plan['errors'])
-    if module.check_mode:
-        for w in plan['check_warnings']:
-            module.warn(w)
-    else:
-        errors.extend(plan['check_warnings'])
-    if errors:
-        module.fail_json(msg=' '.join(errors) + ' Nothing was changed.', **result)
-    for w in plan['warnings']:
-        module.warn(w)
-    try:
-        new_text, changes = _qemu_conf.edit(text, plan['settings'])
-    except (_qemu_conf.ConfEditError, _qemu_conf.ConfSyntaxError) as exc:
-        module.fail_json(msg='cannot edit %s: %s' % (path, exc))
-    for change in changes:
-        if change['key'] in _vnc.SECRET_KEYS:
-            for side in ('before', 'after'):
-                if change[side] is not None:
-                    change[side] = _qemu_conf.mask_secrets(change[side], _vnc.SECRET_KEYS)
-    result['config_changes'] = changes
-    if new_text != text:
-        result['changed'] = True
-        result['daemon_restart_required'] = True
-        if module._diff:
-            diffs.append({'before_header': path, 'after_header': path,
-                          'before': _qemu_conf.mask_secrets(text, _vnc.SECRET_KEYS),
-                          'after': _qemu_conf.mask_secrets(new_text, _vnc.SECRET_KEYS,
-                                                           changed_from=text)})
-        if not module.check_mode:
-            backup_file = write_config(module, path, new_text, params['backup'])
-            if backup_file:
-                result['backup_file'] = backup_file
-    return plan['state']
-
-
-def host_restart_required(conn, state):
-    """Running guests that follow the host setting but listen elsewhere than it says."""
-    names = []
-    for dom in conn.listAllDomains(_const.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
-        try:
-            if not dom.isPersistent():
-                continue
-            plan = _vnc.plan_domain(dom.XMLDesc(_const.VIR_DOMAIN_XML_INACTIVE))
-            live = _vnc.live_listen(dom.XMLDesc(0))
-        except Exception:  # pylint: disable=broad-except  # guest went away meanwhile
-            continue
-        if not plan['has_vnc'] or not plan['follows_host'] or live is None:
-            continue
-        if state['vnc_auto_unix_socket']:
-            wanted = ('socket', None)
-            live = (live[0], None)
-        else:
-            wanted = ('address', state['vnc_listen'])
-        if live != wanted:
-            names.append(dom.name())
-    return sorted(names)
-
-
-def host_tls_on(module, path):
-    text = read_config(module, path, must_exist=False)
-    if text is None:
-        return False
-    try:
-        return bool(_vnc.host_state(_qemu_conf.parse(text))['vnc_tls'])
-    except _qemu_conf.ConfSyntaxError as exc:
-        module.fail_json(msg='%s cannot be parsed (%s); fix it first.' % (path, exc))
-
-
-def select_domains(module, conn, names):
-    """Return (list of (dom, inactive_plan_input), skipped)."""
-    import libvirt  # pylint: disable=import-outside-toplevel  # present: checked before
-    selected, skipped = [], []
-    if names == ['all']:
-        for dom in conn.listAllDomains(_const.VIR_CONNECT_LIST_DOMAINS_PERSISTENT):
-            selected.append(dom)
-        return sorted(selected, key=lambda d: d.name()), skipped, True
-    problems = []
-    for name in names:
-        try:
-            dom = conn.lookupByName(name)
-        except libvirt.libvirtError:
-            problems.append('guest %s does not exist' % name)
-            continue
-        if not dom.isPersistent():
-            problems.append('guest %s is transient (no persistent definition to change); define '
-                            'it first (virsh dumpxml %s > f.xml; virsh define f.xml)' % (name, name))
-            continue
-        selected.append(dom)
-    if problems:
-        module.fail_json(msg='; '.join(problems) + '. Nothing was changed.')
-    return selected, skipped, False
-
-
-def do_domains(module, conn, params, result, diffs):
-    import libvirt  # pylint: disable=import-outside-toplevel
-    listen = params['listen']
-    password = params['password']
-    doms, skipped, all_mode = select_domains(module, conn, params['domains'])
-    flags = _const.VIR_DOMAIN_XML_INACTIVE | _const.VIR_DOMAIN_XML_SECURE
-    plans = []
-    problems = []
-    for dom in doms:
-        name = dom.name()
-        try:
-            plan = _vnc.plan_domain(dom.XMLDesc(flags), listen=listen, password=password)
-        except libvirt.libvirtError as exc:
-            problems.append('cannot read the definition of %s: %s' % (name, exc))
-            continue
-        if not plan['has_vnc']:
-            if all_mode:
-                skipped.append(name)
-            else:
-                problems.append('guest %s has no <graphics type=\'vnc\'>; add VNC graphics to its '
-                                'definition first (this module does not add devices)' % name)
-            continue
-        plans.append((dom, plan))
-    if problems:
-        module.fail_json(msg='; '.join(problems) + '. Nothing was changed.')
-    result['domains_skipped'] = sorted(skipped)
-
-    changed, restart = [], []
-    for dom, plan in plans:
-        name = dom.name()
-        running = dom.isActive()
-        live_xml = dom.XMLDesc(_const.VIR_DOMAIN_XML_SECURE) if running else None
-        live_pw_xml = None
-        dom_changed = bool(plan['changes'])
-        if running:
-            live = _vnc.live_listen(live_xml)
-            # no VNC while running (added to the definition later) counts as elsewhere too
-            if live != ('address', listen):
-                restart.append(name)
-            if password is not None:
-                live_pw_xml = _vnc.live_password_xml(live_xml, password)
-                if live_pw_xml is not None:
-                    if _vnc.live_has_password(live_xml):
-                        dom_changed = True
-                    else:
-                        live_pw_xml = None
-                        if name not in restart:
-                            restart.append(name)
-        if dom_changed:
-            changed.append(name)
-        if plan['changes'] and module._diff:
-            diffs.append({'before_header': '%s (persistent VNC graphics)' % name,
-                          'after_header': '%s (persistent VNC graphics)' % name,
-                          'before': plan['before'], 'after': plan['after']})
-        if module.check_mode:
-            continue
-        try:
-            if plan['new_xml']:
-                conn.defineXML(plan['new_xml'])
-            if live_pw_xml:
-                dom.updateDeviceFlags(live_pw_xml, _const.VIR_DOMAIN_AFFECT_LIVE)
-        except libvirt.libvirtError as exc:
-            result['domains_changed'] = changed
-            module.fail_json(msg='libvirt refused the VNC change of %s: %s' % (name, exc),
-                             **result)
-        if plan['new_xml']:
-            check = _vnc.plan_domain(dom.XMLDesc(flags), listen=listen, password=password)
-            if check['changes']:
-                module.fail_json(msg='libvirt stored the VNC graphics of %s differently than '
-                                     'asked (%s still differ)' % (name, ', '.join(check['changes'])),
-                                 **result)
-    result['domains_changed'] = changed
-    result['domains_restart_required'] = sorted(restart)
-    if changed:
-        result['changed'] = True
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            uri=dict(type='str', default='qemu:///system'),
+            uri=uri_option(),
             scope=dict(type='str', choices=['host', 'domains'], default='host'),
             listen=dict(type='str', default='127.0.0.1'),
             domains=dict(type='list', elements='str'),
@@ -547,68 +346,15 @@ def main():
         required_if=[('scope', 'domains', ['domains'])],
         supports_check_mode=True,
     )
-    params = module.params
+    params = dict(module.params)
     params['ssh_host'] = params['ssh_host'] or socket.getfqdn()
-    result = dict(changed=False, config=params['config'], config_changes=[],
-                  daemon_restart_required=False, domains_changed=[],
-                  domains_restart_required=[], domains_skipped=[], displays=[], ssh_tunnels=[])
-    diffs = []
-
-    # Bad input fails before anything changes.
+    manager = VncListenManager(
+        params, check_mode=module.check_mode, diff_mode=module._diff, warn=module.warn,
+        write_config=lambda path, text, backup: write_config(module, path, text, backup))
     try:
-        _vnc.parse_listen(params['listen'])
-    except _vnc.VncError as exc:
-        module.fail_json(msg=str(exc), **result)
-    perrors, pwarnings = _vnc.password_checks(params['password'])
-    if perrors:
-        module.fail_json(msg=' '.join(perrors), **result)
-    if params['scope'] == 'host' and params['domains'] is not None:
-        module.fail_json(msg='domains only applies with scope: domains (scope is host, which '
-                             'edits qemu.conf for every guest)', **result)
-    if params['scope'] == 'domains':
-        wrong = [k for k in HOST_ONLY if params[k] is not None]
-        if wrong:
-            module.fail_json(msg='%s only apply host-wide (scope: host): they are qemu.conf '
-                                 'settings, not per-guest ones' % ', '.join(wrong), **result)
-        if not params['domains'] or any(not d for d in params['domains']):
-            module.fail_json(msg='domains must list guest names, or be all', **result)
-        if 'all' in params['domains'] and len(params['domains']) > 1:
-            module.fail_json(msg='domains: all selects every guest; do not mix it with names',
-                             **result)
-        listen = params['listen'].strip()
-        if not _vnc.is_loopback(listen) and not params['allow_insecure'] \
-                and not host_tls_on(module, params['config']):
-            module.fail_json(msg=_vnc.insecure_message(
-                listen, 'the guests\' <graphics listen>; vnc_tls is off in %s' % params['config'],
-                params['ssh_user'], params['ssh_host']), **result)
-        params['listen'] = listen
-        _libvirt_conn.fail_on_missing_libvirt(module)
-        try:
-            conn = _libvirt_conn.open_connection(params['uri'])
-        except _libvirt_conn.LibvirtConnectionError as exc:
-            module.fail_json(msg=str(exc), **result)
-        for w in pwarnings:
-            module.warn(w)
-        do_domains(module, conn, params, result, diffs)
-    else:
-        state = do_host(module, params, result, diffs)
-        conn = None
-        if _libvirt_conn.HAS_LIBVIRT:
-            try:
-                conn = _libvirt_conn.open_connection(params['uri'])
-            except _libvirt_conn.LibvirtConnectionError as exc:
-                module.warn('qemu.conf was handled, but displays are empty: %s' % exc)
-        else:
-            module.warn('libvirt-python is missing: displays are empty. '
-                        + _libvirt_conn.LIBVIRT_INSTALL_HINT)
-        if conn is not None:
-            result['domains_restart_required'] = host_restart_required(conn, state)
-
-    if conn is not None:
-        result['displays'] = _vnc.collect_displays(conn, params['ssh_user'], params['ssh_host'])
-        result['ssh_tunnels'] = [d['ssh_tunnel'] for d in result['displays']]
-    if module._diff:
-        result['diff'] = diffs
+        result = manager.run()
+    except KvmopsError as exc:
+        module.fail_json(**exc.fail_kwargs(**manager.result()))
     module.exit_json(**result)
 
 

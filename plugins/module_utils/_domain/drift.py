@@ -19,6 +19,7 @@ __metaclass__ = type
 import copy
 import os
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import builder as dx
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import graphics
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import masking
@@ -32,7 +33,7 @@ _UNIT_KIB = {'b': 1.0 / 1024, 'bytes': 1.0 / 1024, 'kb': 1000.0 / 1024, 'k': 1, 
 PASSWORD_MASK = masking.MASK
 
 
-class DriftError(Exception):
+class DriftError(KvmopsError):
     """A difference that cannot be applied by redefining (e.g. another architecture)."""
 
 

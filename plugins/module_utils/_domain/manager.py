@@ -20,6 +20,7 @@ __metaclass__ = type
 import os
 import time
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import drift as ddrift
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import spec as dspec
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import builder as dxml
@@ -39,7 +40,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.constan
     DOMAIN_STATE_NAMES as STATE_NAMES)
 
 
-class DomainError(Exception):
+class DomainError(KvmopsError):
     """Fails the module run with this message (what went wrong, how to fix it)."""
 
 

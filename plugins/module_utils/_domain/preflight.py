@@ -22,6 +22,7 @@ import os
 import pwd
 import stat
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import qemu_identity as _identity
 
 QEMU_CONF = _identity.QEMU_CONF
@@ -31,7 +32,7 @@ FIX_HINT = ("move it under /var/lib/libvirt/images (ISOs and kernels: /var/lib/l
             "or %s")
 
 
-class PreflightError(Exception):
+class PreflightError(KvmopsError):
     """QEMU could not reach a path: the message names path, obstacle and fix."""
 
 

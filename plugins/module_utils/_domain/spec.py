@@ -18,11 +18,12 @@ __metaclass__ = type
 import os
 import re
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import graphics
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.disk_targets import CDROM_BUS
 
 
-class SpecError(Exception):
+class SpecError(KvmopsError):
     """Bad input: the message says which option, what was wrong and how to fix it."""
 
 

@@ -26,13 +26,14 @@ try:
 except ImportError:  # pragma: no cover - reported by the module
     libvirt = None
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 
 QCOW2_MAGIC = b'QFI\xfb'
 GIB = 1024 ** 3
 
 
-class StorageError(Exception):
+class StorageError(KvmopsError):
     """A disk cannot be used or created; the message says why and how to fix it."""
 
 

@@ -24,12 +24,14 @@ import os
 import re
 import tempfile
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
+
 NEWC_MAGIC = b'070701'
 TRAILER = 'TRAILER!!!'
 _NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$')
 
 
-class InitrdInjectError(Exception):
+class InitrdInjectError(KvmopsError):
     """The message names the file (never its content) and the fix."""
 
 

@@ -38,6 +38,8 @@ import shutil
 import subprocess
 import tempfile
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
+
 from urllib.error import HTTPError, URLError
 
 from ansible.module_utils.common.text.converters import to_native, to_text
@@ -62,7 +64,7 @@ DEBIAN_CD_DIR = {'x86_64': 'install.amd', 'i686': 'install.386', 'i386': 'instal
                  'aarch64': 'install.a64'}
 
 
-class InstallMediaError(Exception):
+class InstallMediaError(KvmopsError):
     """The message says what failed (URL or path, every path tried) and how to fix it."""
 
 

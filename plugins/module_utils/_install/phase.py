@@ -32,6 +32,7 @@ __metaclass__ = type
 
 import time
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import disk_targets
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.constants import (
@@ -52,7 +53,7 @@ PHASE_TIMED_OUT = 'timed_out'  # wait expired while the installer was still runn
 
 
 
-class InstallPhaseError(Exception):
+class InstallPhaseError(KvmopsError):
     """The message says what failed and how to fix it."""
 
 

@@ -20,6 +20,8 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
+
 STRING = 'string'
 ULLONG = 'ullong'   # unsigned number (no sign, or '+')
 LLONG = 'llong'     # number written with '-'
@@ -33,16 +35,16 @@ _EOL = '\r\n'
 UINT_MAX = 4294967295
 
 
-class ConfSyntaxError(ValueError):
+class ConfSyntaxError(KvmopsError, ValueError):
     """The text is not something libvirt's parser accepts."""
 
     def __init__(self, line, message):
+        super(ConfSyntaxError, self).__init__('line %d: %s' % (line, message))
         self.line = line
         self.message = message
-        super(ConfSyntaxError, self).__init__('line %d: %s' % (line, message))
 
 
-class ConfEditError(ValueError):
+class ConfEditError(KvmopsError, ValueError):
     """An edit was asked for that cannot be written safely."""
 
 

@@ -23,6 +23,11 @@ import difflib
 import os
 import re
 
+from ansible.module_utils.parsing.convert_bool import boolean
+
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import capabilities as _capabilities
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import connection as _libvirt_conn
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._host import mountinfo as _mountinfo
 
 C_LOCALE = {'LANG': 'C', 'LC_ALL': 'C', 'LC_MESSAGES': 'C'}
@@ -66,13 +71,12 @@ _RESTORECON_LINES = (
 )
 
 
-class SELinuxError(Exception):
+class SELinuxError(KvmopsError):
     """A failure with a message that says what was wrong and how to fix it."""
 
-    def __init__(self, msg, **details):
-        super(SELinuxError, self).__init__(msg)
-        self.msg = msg
-        self.details = details
+    @property
+    def details(self):
+        return self.result
 
 
 class StepError(SELinuxError):
@@ -117,6 +121,82 @@ def validate_path(path, option='path'):
                          'libvirt images would break the host. Use a dedicated directory such '
                          'as /vm-images.' % (option, stripped))
     return stripped
+
+
+_NAME = re.compile(r'^[A-Za-z0-9_]+$')
+_SYMBOLIC_MODE = re.compile(r'^[ugoa]*[-+=]([rwxXst]*|[ugo])(,[ugoa]*[-+=]([rwxXst]*|[ugo]))*$')
+
+
+def normalize_params(p):
+    """The manager's params from the module's options; SELinuxError for bad input, before
+    anything is read or changed."""
+    try:
+        path = validate_path(p['path'])
+        equivalent_to = None
+        if p.get('equivalent_to') is not None:
+            equivalent_to = validate_path(p['equivalent_to'], option='equivalent_to')
+            if equivalent_to == path or equivalent_to.startswith(path + '/') \
+                    or path.startswith(equivalent_to + '/'):
+                raise ValueError('equivalent_to (%s) must not be path (%s), inside it or '
+                                 'contain it.' % (equivalent_to, path))
+    except ValueError as exc:
+        raise SELinuxError(str(exc))
+    if p.get('setype') is not None and not _NAME.match(p['setype']):
+        raise SELinuxError('setype must be an SELinux type name such as virt_image_t or '
+                           'virt_content_t, got %r.' % p['setype'])
+    booleans = {}
+    for name, value in (p.get('booleans') or {}).items():
+        if not _NAME.match(str(name)):
+            raise SELinuxError('booleans: %r is not an SELinux boolean name (letters, digits, '
+                               'underscores), e.g. virt_use_nfs.' % (name,))
+        try:
+            booleans[name] = boolean(value, strict=True)
+        except TypeError:
+            raise SELinuxError('booleans: the value of %s must be true or false, got %r.'
+                               % (name, value))
+    # Directory settings are checked now too: nothing may fail after the store has changed.
+    if p['state'] == 'present':
+        check_directory_settings(p.get('owner'), p.get('group'), p.get('mode'))
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise SELinuxError('%s exists and is not a directory. Point path at a directory, or '
+                           'move the file away.' % path)
+    return dict(path=path, state=p['state'], setype=p.get('setype'),
+                equivalent_to=equivalent_to, relabel=p.get('relabel', True), booleans=booleans,
+                auto_booleans=p.get('auto_booleans', True), required=p.get('required', False))
+
+
+def check_directory_settings(owner, group, mode):
+    """SELinuxError for an unknown owner/group or a malformed mode."""
+    import grp
+    import pwd
+    checks = (('owner', owner, pwd.getpwnam, 'getent passwd'),
+              ('group', group, grp.getgrnam, 'getent group'))
+    for option, value, lookup, hint in checks:
+        if value is None or str(value).isdigit():
+            continue
+        try:
+            lookup(value)
+        except KeyError:
+            raise SELinuxError('%s: %s does not exist on this host (%s lists them). Create it '
+                               'first or pick an existing one.' % (option, value, hint))
+    if mode is None or isinstance(mode, int):
+        return
+    mode = str(mode)
+    if not (re.match(r'^0?[0-7]{3,4}$', mode) or _SYMBOLIC_MODE.match(mode)):
+        raise SELinuxError("mode must be octal such as '0755' or symbolic such as "
+                           "'u=rwx,g=rx,o=rx', got %r." % mode)
+
+
+def libvirt_security_models(uri):
+    """Security drivers from libvirt's host capabilities, or None when libvirt does not answer
+    (they are only reported: where SELinux is off, libvirt confines guests with these)."""
+    if not _libvirt_conn.HAS_LIBVIRT:
+        return None
+    try:
+        with _libvirt_conn.connection(uri, read_only=True) as conn:
+            return _capabilities.read(conn).security_models()
+    except Exception:  # pylint: disable=broad-except - only reported, never needed
+        return None
 
 
 def path_regex(path):
@@ -434,8 +514,10 @@ class VirtDirManager(object):
     honours check mode itself), or None to leave the directory alone.
     """
 
-    def __init__(self, cli, params, check_mode, directory=None, mount_lookup=None):
+    def __init__(self, cli, params, check_mode, directory=None, mount_lookup=None,
+                 security_models=None):
         self.cli = cli
+        self.security_models = security_models
         self.p = params
         self.check_mode = check_mode
         self.directory = directory
@@ -451,81 +533,17 @@ class VirtDirManager(object):
                   'rule_source': None, 'matchpathcon': None, 'booleans': {},
                   'relabelled': [], 'relabelled_count': 0, 'relabel_skipped': None,
                   'network_fs': None, 'semanage_commands': []}
-        mode = self.cli.mode()
-        if mode == 'disabled':
-            try:
-                local = self.cli.fcontext_local()
-            except SELinuxError as exc:
-                if not exc.details.get('store_error'):
-                    raise
-                self.warnings.append('semanage is installed but cannot read a policy store, so '
-                                     'this host counts as having no SELinux: %s' % exc.msg)
-                mode = 'absent'
+        mode, local = self._selinux_mode()
         result['selinux'] = mode
-
+        result['libvirt_security_models'] = None
+        if mode in ('disabled', 'absent') and self.security_models is not None:
+            result['libvirt_security_models'] = self.security_models()
         if mode == 'absent':
-            if p.get('required'):
-                raise SELinuxError(
-                    'SELinux is not available on this host (no SELinux userspace or policy '
-                    'store), and required=true. %s Or set required=false where libvirt uses '
-                    'AppArmor or plain permissions instead.' % PACKAGE_HINT)
-            self.notes.append('No SELinux here: nothing to label. libvirt confines guests with '
-                              'the security driver it reports (AppArmor on Debian/Ubuntu, or '
-                              'only DAC: the qemu user must be able to read the directory).')
-            dir_changed = self._ensure_directory([])
-            result['changed'] = dir_changed
-            result['notes'] = self.notes
-            result['diff'] = {'before': '', 'after': ''}
-            return result
-
-        enabled = mode in ('enforcing', 'permissive')
-        if mode != 'disabled':
+            return self._without_selinux(result)
+        if local is None:
             local = self.cli.fcontext_local()
-
-        # Where the path lives: NFS/CIFS need a boolean, and cannot carry labels.
-        mount, resolved = self.mount_lookup(path)
-        kind = _mountinfo.network_fs_kind(mount['fstype']) if mount else None
-        if mount is not None:
-            result['network_fs'] = None if not kind else {
-                'kind': kind, 'fstype': mount['fstype'], 'mount_point': mount['mount_point'],
-                'source': mount['source']}
-
-        wanted = dict(p.get('booleans') or {})
-        if p['state'] == 'present' and kind and p.get('auto_booleans', True):
-            boolean = _mountinfo.BOOLEAN_FOR_FS[kind]
-            if boolean in wanted:
-                if not wanted[boolean]:
-                    self.warnings.append(
-                        '%s is on a %s mount (%s) but booleans sets %s to false: libvirt guests '
-                        'will get "Permission denied" on its images while SELinux is enforcing.'
-                        % (path, mount['fstype'], mount['mount_point'], boolean))
-            else:
-                wanted[boolean] = True
-                self.notes.append('%s is on a %s mount (%s from %s): turning on %s.'
-                                  % (path, mount['fstype'], mount['mount_point'],
-                                     mount['source'], boolean))
-
-        setype = p.get('setype') or 'virt_image_t'
-        equivalent_to = p.get('equivalent_to')
-        mpc_paths = [path, path + '/kvmops-probe.img']
-
-        def policy_type_for():
-            answers = self.cli.matchpathcon(mpc_paths)
-            return (context_type(answers.get(mpc_paths[0])),
-                    context_type(answers.get(mpc_paths[1])))
-
-        rules = plan_rules(path, p['state'], setype, equivalent_to, local, policy_type_for)
-        bool_lines, bool_values = ([], {})
-        if wanted:
-            bool_lines, bool_values = plan_booleans(wanted, self.cli.booleans(), enabled)
-        lines = rules['lines'] + bool_lines
-        result['rule'] = rules['rule']
-        result['rule_source'] = rules['source']
-        result['booleans'] = bool_values
-        result['semanage_commands'] = lines
-        if rules['source'] == 'policy':
-            self.notes.append('The policy already labels %s as %s; no local rule needed.'
-                              % (path, setype))
+        mount, kind = self._network_fs(result)
+        rules, bool_values, lines = self._plan(mode, mount, kind, local, result)
 
         # Order: the store (rule, then booleans, one transaction), the directory, the relabel.
         # The store goes first because only semanage can tell a wrong type name: a typo then
@@ -535,13 +553,7 @@ class VirtDirManager(object):
             self._apply(lines, rules, done)
         if lines:
             done.append('policy store: %s' % '; '.join(lines))
-
-        dir_before = self.directory.describe() if self.directory else 'unmanaged'
-        dir_changed = self._ensure_directory(done)
-        dir_after = self.directory.describe() if self.directory else 'unmanaged'
-        if self.check_mode and dir_changed:
-            dir_after = self.directory.describe(planned=True)
-
+        dir_before, dir_changed, dir_after = self._directory_step(done)
         # Relabel: after the rule and booleans are in place.
         relabelled, count, skipped = self._relabel(mode, kind, bool(rules['lines']), done)
         result['relabelled'] = relabelled[:RELABEL_LIST_CAP]
@@ -569,6 +581,103 @@ class VirtDirManager(object):
                 'system at the next boot); nothing is relabelled now.'
                 % ('would be recorded' if self.check_mode else 'are recorded'))
         return result
+
+    def _selinux_mode(self):
+        """(mode, local rules or None): a disabled host whose semanage cannot read a policy
+        store counts as having no SELinux ('absent')."""
+        mode = self.cli.mode()
+        if mode != 'disabled':
+            return mode, None
+        try:
+            return mode, self.cli.fcontext_local()
+        except SELinuxError as exc:
+            if not exc.details.get('store_error'):
+                raise
+            self.warnings.append('semanage is installed but cannot read a policy store, so '
+                                 'this host counts as having no SELinux: %s' % exc.msg)
+            return 'absent', None
+
+    def _without_selinux(self, result):
+        if self.p.get('required'):
+            raise SELinuxError(
+                'SELinux is not available on this host (no SELinux userspace or policy '
+                'store), and required=true. %s Or set required=false where libvirt uses '
+                'AppArmor or plain permissions instead.' % PACKAGE_HINT)
+        self.notes.append('No SELinux here: nothing to label. libvirt confines guests with '
+                          'the security driver it reports (AppArmor on Debian/Ubuntu, or '
+                          'only DAC: the qemu user must be able to read the directory).')
+        result['changed'] = self._ensure_directory([])
+        result['notes'] = self.notes
+        result['diff'] = {'before': '', 'after': ''}
+        return result
+
+    def _network_fs(self, result):
+        """Where the path lives: NFS/CIFS need a boolean, and cannot carry labels."""
+        mount, dummy = self.mount_lookup(self.p['path'])
+        kind = _mountinfo.network_fs_kind(mount['fstype']) if mount else None
+        if mount is not None:
+            result['network_fs'] = None if not kind else {
+                'kind': kind, 'fstype': mount['fstype'], 'mount_point': mount['mount_point'],
+                'source': mount['source']}
+        return mount, kind
+
+    def _wanted_booleans(self, mount, kind):
+        """The booleans asked for, plus the one a network file system needs."""
+        p = self.p
+        wanted = dict(p.get('booleans') or {})
+        if p['state'] != 'present' or not kind or not p.get('auto_booleans', True):
+            return wanted
+        boolean = _mountinfo.BOOLEAN_FOR_FS[kind]
+        if boolean in wanted:
+            if not wanted[boolean]:
+                self.warnings.append(
+                    '%s is on a %s mount (%s) but booleans sets %s to false: libvirt guests '
+                    'will get "Permission denied" on its images while SELinux is enforcing.'
+                    % (p['path'], mount['fstype'], mount['mount_point'], boolean))
+        else:
+            wanted[boolean] = True
+            self.notes.append('%s is on a %s mount (%s from %s): turning on %s.'
+                              % (p['path'], mount['fstype'], mount['mount_point'],
+                                 mount['source'], boolean))
+        return wanted
+
+    def _plan(self, mode, mount, kind, local, result):
+        """(rules plan, boolean values, semanage lines) for the store transaction."""
+        p = self.p
+        path = p['path']
+        wanted = self._wanted_booleans(mount, kind)
+        setype = p.get('setype') or 'virt_image_t'
+        mpc_paths = [path, path + '/kvmops-probe.img']
+
+        def policy_type_for():
+            answers = self.cli.matchpathcon(mpc_paths)
+            return (context_type(answers.get(mpc_paths[0])),
+                    context_type(answers.get(mpc_paths[1])))
+
+        rules = plan_rules(path, p['state'], setype, p.get('equivalent_to'), local,
+                           policy_type_for)
+        bool_lines, bool_values = ([], {})
+        if wanted:
+            enabled = mode in ('enforcing', 'permissive')
+            bool_lines, bool_values = plan_booleans(wanted, self.cli.booleans(), enabled)
+        lines = rules['lines'] + bool_lines
+        result['rule'] = rules['rule']
+        result['rule_source'] = rules['source']
+        result['booleans'] = bool_values
+        result['semanage_commands'] = lines
+        if rules['source'] == 'policy':
+            self.notes.append('The policy already labels %s as %s; no local rule needed.'
+                              % (path, setype))
+        return rules, bool_values, lines
+
+    def _directory_step(self, done):
+        """(description before, changed, description after) of the managed directory."""
+        dir_before = self.directory.describe() if self.directory else 'unmanaged'
+        dir_changed = self._ensure_directory(done)
+        dir_after = self.directory.describe() if self.directory else 'unmanaged'
+        if self.check_mode and dir_changed:
+            dir_after = self.directory.describe(planned=True)
+        return dir_before, dir_changed, dir_after
 
     def _ensure_directory(self, done):
         if self.directory is None:
