@@ -244,6 +244,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.argspec import uri_option
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import connection as _libvirt_conn
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._host.kvm_capability import gather_kvm_capability
 
@@ -265,7 +266,7 @@ def _connect(uri):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            uri=dict(type='str', default='qemu:///system'),
+            uri=uri_option(),
             require=dict(type='str', default='none', choices=['none', 'kvm']),
             root=dict(type='path', default='/'),
         ),

@@ -585,8 +585,10 @@ install:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.argspec import uri_option
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connection import (
-    LibvirtConnectionError, fail_on_missing_libvirt, open_connection)
+    connection, fail_on_missing_libvirt)
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import spec as dspec
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.graphics import is_loopback
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.xml import HAS_LXML
@@ -602,19 +604,18 @@ except ImportError:  # pragma: no cover - lxml missing: reported through HAS_LXM
 
 
 def argument_spec():
-    """The module's options; part 2 extends this dict (install, extra_args, wait)."""
+    """The module's options; choices come from _domain/spec's constants."""
     return dict(
         name=dict(type='str', required=True),
-        uri=dict(type='str', default='qemu:///system'),
-        state=dict(type='str', default='running',
-                   choices=['running', 'stopped', 'present', 'absent']),
+        uri=uri_option(),
+        state=dict(type='str', default='running', choices=list(dspec.STATES)),
         memory=dict(type='raw'),
         vcpus=dict(type='int'),
         cpu=dict(type='str'),
-        virt_type=dict(type='str', default='auto', choices=['auto', 'kvm', 'qemu']),
+        virt_type=dict(type='str', default='auto', choices=list(dspec.VIRT_TYPES)),
         arch=dict(type='str'),
         machine=dict(type='str'),
-        firmware=dict(type='str', choices=['bios', 'uefi']),
+        firmware=dict(type='str', choices=list(dspec.FIRMWARES)),
         autostart=dict(type='bool'),
         kernel=dict(type='path'),
         initrd=dict(type='path'),
@@ -625,25 +626,24 @@ def argument_spec():
             pool=dict(type='str'),
             volume=dict(type='str'),
             size=dict(type='float'),
-            format=dict(type='str', choices=['raw', 'qcow2']),
+            format=dict(type='str', choices=list(dspec.DISK_FORMATS)),
             sparse=dict(type='bool', default=True),
             backing_store=dict(type='str'),
-            bus=dict(type='str', choices=['virtio', 'sata', 'scsi', 'ide', 'usb']),
-            cache=dict(type='str', choices=['default', 'none', 'writethrough', 'writeback',
-                                            'directsync', 'unsafe']),
-            device=dict(type='str', default='disk', choices=['disk', 'cdrom']),
+            bus=dict(type='str', choices=list(dspec.DISK_BUSES)),
+            cache=dict(type='str', choices=list(dspec.DISK_CACHES)),
+            device=dict(type='str', default='disk', choices=list(dspec.DISK_DEVICES)),
             readonly=dict(type='bool'),
         )),
         networks=dict(type='list', elements='dict', options=dict(
             network=dict(type='str'),
             bridge=dict(type='str'),
             direct=dict(type='str'),
-            mode=dict(type='str', choices=['bridge', 'vepa', 'private', 'passthrough']),
+            mode=dict(type='str', choices=list(dspec.DIRECT_MODES)),
             model=dict(type='str'),
             mac=dict(type='str'),
         )),
         graphics=dict(type='dict', options=dict(
-            type=dict(type='str', default='vnc', choices=['none', 'vnc', 'spice']),
+            type=dict(type='str', default='vnc', choices=list(dspec.GRAPHICS_TYPES)),
             listen=dict(type='str'),
             port=dict(type='int'),
             password=dict(type='str', no_log=True),
@@ -660,32 +660,26 @@ def argument_spec():
 
 
 def build_spec(module):
-    """Normalise the params (fails the module on bad input, before anything is touched)."""
+    """Normalise the params (SpecError on bad input, before anything is touched)."""
     params = dict(module.params)
     for key in ('disks', 'networks'):
         if params.get(key) is not None:
             params[key] = [dict((k, v) for k, v in item.items() if v is not None)
                            for item in params[key]]
-    try:
-        spec = dspec.normalize(params)
-    except dspec.SpecError as exc:
-        module.fail_json(msg=str(exc))
+    spec = dspec.normalize(params)
     g = spec.get('graphics')
     if g and g['type'] == 'vnc' and g.get('password') and g.get('listen') and \
             not is_loopback(g['listen']):
-        module.warn('graphics.password protects VNC with at most 8 bytes (DES challenge), and '
-                    'VNC traffic is not encrypted: on %s prefer listen 127.0.0.1 and an SSH '
-                    'tunnel, or spice with TLS.' % g['listen'])
+        module.warn('graphics.password protects VNC with at most 8 bytes (DES challenge), and VNC '
+                    'traffic is not encrypted: on %s prefer listen 127.0.0.1 and an SSH tunnel, '
+                    'or spice with TLS.' % g['listen'])
     return spec
 
 
 def make_manager(module, conn, spec):
-    """The DomainManager for this run; part 2 may return a subclass here."""
-    try:
-        install = dinst.normalize_install(module.params.get('install'), spec,
-                                          module.params.get('wait'))
-    except dman.DomainError as exc:
-        module.fail_json(msg=str(exc))
+    """The install-aware DomainManager for this run."""
+    install = dinst.normalize_install(module.params.get('install'), spec,
+                                      module.params.get('wait'))
     return dinst.InstallDomainManager(
         conn, spec, install=install, check_mode=module.check_mode, diff_mode=module._diff,
         run_command=module.run_command,
@@ -699,20 +693,17 @@ def main():
         from ansible.module_utils.basic import missing_required_lib
         module.fail_json(msg=missing_required_lib('lxml') + ' (Debian/Ubuntu: python3-lxml, '
                          'RHEL/Fedora: python3-lxml)')
-    spec = build_spec(module)
+    manager = None
     try:
-        conn = open_connection(module.params['uri'])
-    except LibvirtConnectionError as exc:
-        module.fail_json(msg=str(exc))
-    try:
-        manager = make_manager(module, conn, spec)
-        try:
+        spec = build_spec(module)
+        with connection(module.params['uri']) as conn:
+            manager = make_manager(module, conn, spec)
             result = manager.run()
-        except dman.DomainError as exc:
-            module.fail_json(msg=str(exc), name=spec['name'], actions=manager.actions,
-                             changed=manager.changed)
-    finally:
-        conn.close()
+    except KvmopsError as exc:
+        fields = {}
+        if manager is not None:
+            fields = dict(name=spec['name'], actions=manager.actions, changed=manager.changed)
+        module.fail_json(**exc.fail_kwargs(**fields))
     module.exit_json(**result)
 
 

@@ -3,6 +3,7 @@ build_spec before a connection is opened; the EXAMPLES are valid tasks."""
 import pytest
 import yaml
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.modules import virt_install_domain as mod
 
 
@@ -66,7 +67,7 @@ def test_build_spec_drops_unset_suboptions_and_fails_clearly():
                                               'sparse': True, 'device': 'disk'}]))
     spec = mod.build_spec(m)
     assert spec['disks'][0]['bus'] is None and spec['disks'][0]['size'] == 1024 ** 3
-    with pytest.raises(AssertionError, match='memory'):
+    with pytest.raises(KvmopsError, match='memory'):  # main() turns it into fail_json
         mod.build_spec(FakeModule(params(name='vm1', memory='-1GiB')))
 
 
