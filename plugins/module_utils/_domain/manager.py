@@ -7,7 +7,7 @@ check_mode -> changed / diff / results (the community.docker pattern).
 Private to the collection: no API promise. Independent of AnsibleModule: it gets the one
 libvirt connection, the normalised spec (_domain_spec.normalize) and a few callables.
 
-Seams for the install phase (virt_install_domain part 2):
+Seams for the install phase (_install/manager.py subclasses this manager):
 - build_final_xml(values) returns the persistent definition (an XML string);
 - start_new_domain(dom) starts a domain that THIS run defined (default: dom.create());
   an install phase replaces or extends it (start from an install XML, wait, restart);
@@ -167,7 +167,7 @@ class DomainManager(object):
             raise DomainError('libvirt refused the definition of %s: %s'
                               % (self.spec['name'], exc))
 
-    # ------------------------------------------------------- seams for part 2
+    # ------------------------------------------------- seams for the install phase
     def build_final_xml(self, values):
         """The persistent (final) definition of a new domain, as an XML string."""
         return dxml.build_domain_xml(values, self.host_facts())
@@ -177,7 +177,7 @@ class DomainManager(object):
         return None
 
     def start_new_domain(self, dom):
-        """Start a domain this run just defined. Part 2's install phase hooks in here."""
+        """Start a domain this run just defined; the install phase extends it."""
         self.start(dom)
 
     # ---------------------------------------------------------------- actions

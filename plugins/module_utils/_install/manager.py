@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: kvmops contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""virt_install_domain's install sources (part 2): location, cdrom, import, pxe.
+"""virt_install_domain's install sources: location, cdrom, import, pxe.
 
 Private to the collection: no API promise.
 

@@ -118,6 +118,15 @@ def test_same_options_no_drift_and_nothing_generated_is_touched():
         assert generated.replace("'", '"') in merged or generated in merged
 
 
+def test_with_differences_nothing_generated_is_touched():
+    d = drift(memory='512MiB', vcpus=2, graphics={'type': 'vnc', 'keymap': 'de'})
+    assert [x['item'] for x in d.differences] == ['memory', 'vcpus', 'graphics.keymap']
+    merged = d.merged_xml()
+    for generated in ("52:54:00:ae:04:e2", 'e6b609c9-521a-44e3-85c8-b40905e63423',
+                      "slot='0x04'", 'piix3-uhci'):
+        assert generated.replace("'", '"') in merged or generated in merged
+
+
 def test_only_given_options_are_compared():
     spec = S.normalize({'name': 'kvmops-p1dev-a'})
     assert D.compare(spec, NORMALISED, HOST).differences == []

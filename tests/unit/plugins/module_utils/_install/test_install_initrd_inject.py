@@ -83,8 +83,11 @@ def test_inject_appends_to_a_copy(tmp_path):
 
 
 def test_injection_is_deterministic(tmp_path):
-    # Same inputs give the same bytes (gzip mtime 0), so a re-run is comparable.
-    assert inj.gzip_bytes(b'abc') == inj.gzip_bytes(b'abc')
+    # Same inputs give the same bytes (gzip mtime 0), so a re-run is comparable. Two calls in
+    # the same second would match anyway: check the header's MTIME field (bytes 4-7) itself.
+    blob = inj.gzip_bytes(b'abc')
+    assert blob[:3] == b'\x1f\x8b\x08' and blob[4:8] == b'\x00\x00\x00\x00'
+    assert blob == inj.gzip_bytes(b'abc')
 
 
 def test_unreadable_file_error_names_the_path_only(tmp_path):

@@ -76,8 +76,9 @@ def test_kickstart_is_read_and_named_never_echoed(tmp_path):
     msg = fails({'location': str(tmp_path), 'kickstart': str(tmp_path / 'nope.cfg')}, 'nope.cfg')
     assert 'TopSecret' not in msg
     bad = tmp_path / 'bad name.cfg'
-    bad.write_text('x')
-    fails({'location': str(tmp_path), 'kickstart': str(bad)}, 'plain file name')
+    bad.write_text('rootpw --plaintext TopSecret\n')  # the refused file holds the secret
+    msg = fails({'location': str(tmp_path), 'kickstart': str(bad)}, 'plain file name')
+    assert 'TopSecret' not in msg
 
 
 def test_argument_spec_shape():
