@@ -137,7 +137,30 @@ def plan_host(text, params, exists=os.path.exists, isdir=os.path.isdir, filename
     errors, warnings, check_warnings = [], [], []
     entries = _qemu_conf.parse(text)
     before = host_state(entries)
-    wanted = []  # (key, value) in the order of HOST_KEYS
+    wanted = _wanted_settings(params, errors, warnings)
+
+    # Settings this run does not write must already be readable by libvirt.
+    written = set(k for k, dummy in wanted)
+    errors.extend(_qemu_conf.check_types(
+        entries, dict((k, t) for k, t in HOST_KEY_TYPES.items() if k not in written), filename))
+    settings = _differing(entries, wanted, before)
+    after = dict(before)
+    after.update(dict((k, _normal(v)) for k, v in wanted))
+
+    errors.extend(_port_range_errors(after))
+    _check_tls(params, entries, after, errors, warnings, check_warnings, exists, isdir)
+    _check_listen(params, after, errors, warnings, filename)
+    if after['vnc_auto_unix_socket'] and params.get('auto_unix_socket'):
+        warnings.append('vnc_auto_unix_socket takes precedence over vnc_listen: guests whose '
+                        'graphics have no listen address of their own get a UNIX socket, not '
+                        'a TCP port (no display number, no SSH tunnel by port).')
+    return {'settings': settings, 'errors': errors, 'warnings': warnings,
+            'check_warnings': check_warnings, 'state': after, 'before': before}
+
+
+def _wanted_settings(params, errors, warnings):
+    """(key, value) the options ask for, in the order of HOST_KEYS."""
+    wanted = []
     listen = params.get('listen')
     if listen is not None:
         parse_listen(listen)
@@ -165,14 +188,12 @@ def plan_host(text, params, exists=os.path.exists, isdir=os.path.isdir, filename
         wanted.append(('remote_display_port_min', params['port_min']))
     if params.get('port_max') is not None:
         wanted.append(('remote_display_port_max', params['port_max']))
+    return wanted
 
-    # Settings this run does not write must already be readable by libvirt.
-    written = set(k for k, dummy in wanted)
-    errors.extend(_qemu_conf.check_types(
-        entries, dict((k, t) for k, t in HOST_KEY_TYPES.items() if k not in written), filename))
 
-    # Keep only what differs from what libvirt already uses (a commented-out default that
-    # already matches is not written: the file stays as shipped).
+def _differing(entries, wanted, before):
+    """Only what differs from what libvirt already uses (a commented-out default that already
+    matches is not written: the file stays as shipped)."""
     settings = []
     for key, value in wanted:
         entry = _qemu_conf.effective(entries, key)
@@ -181,11 +202,12 @@ def plan_host(text, params, exists=os.path.exists, isdir=os.path.isdir, filename
                 settings.append((key, value))
         elif _normal(value) != _normal(before.get(key)):
             settings.append((key, value))
+    return settings
 
-    after = dict(before)
-    after.update(dict((k, _normal(v)) for k, v in wanted))
 
-    # Port range, as libvirt checks it when the daemon starts.
+def _port_range_errors(after):
+    """The port range, as libvirt checks it when the daemon starts."""
+    errors = []
     pmin, pmax = after['remote_display_port_min'], after['remote_display_port_max']
     if not isinstance(pmin, int) or pmin < REMOTE_PORT_MIN or pmin > REMOTE_PORT_MAX:
         errors.append('port_min (remote_display_port_min) must be between %d and %d, got %s'
@@ -196,9 +218,12 @@ def plan_host(text, params, exists=os.path.exists, isdir=os.path.isdir, filename
     elif isinstance(pmin, int) and pmin > pmax:
         errors.append('port_min (%s) must not be greater than port_max (%s); libvirtd would '
                       'refuse to load qemu.conf' % (pmin, pmax))
+    return errors
 
-    # TLS: libvirt refuses to start with a missing explicit certificate directory, and guests
-    # with VNC fail to start without the server certificates.
+
+def _check_tls(params, entries, after, errors, warnings, check_warnings, exists, isdir):
+    """libvirt refuses to start with a missing explicit certificate directory, and guests
+    with VNC fail to start without the server certificates."""
     if params.get('tls_cert_dir') and not isdir(params['tls_cert_dir']):
         errors.append('tls_cert_dir %s does not exist (or is not a directory): libvirtd '
                       'refuses to load a qemu.conf whose vnc_tls_x509_cert_dir is missing. '
@@ -212,31 +237,28 @@ def plan_host(text, params, exists=os.path.exists, isdir=os.path.isdir, filename
                 'VNC TLS needs %s in %s (missing: %s): guests with VNC would fail to start. '
                 'Put the certificates there first or point tls_cert_dir at them.'
                 % (', '.join(TLS_SERVER_FILES), cert_dir, ', '.join(missing)))
-
     if after['vnc_tls'] and not after['vnc_tls_x509_verify']:
         warnings.append('VNC TLS is on without x509 client verification (tls_verify): any '
                         'client may connect; qemu.conf itself recommends verification.')
 
+
+def _check_listen(params, after, errors, warnings, filename):
+    """The insecure-listen guard on the address libvirt will use after the edit."""
     listen_after = after['vnc_listen']
-    if isinstance(listen_after, str):
-        try:
-            loopback = is_loopback(listen_after)
-        except VncError as exc:
-            errors.append('%s line: vnc_listen: %s' % (filename, exc))
-            loopback = True
-        if not loopback and not after['vnc_tls'] and not params.get('allow_insecure'):
-            errors.append(insecure_message(listen_after, 'vnc_listen in %s' % filename,
-                                           params.get('ssh_user'), params.get('ssh_host')))
-        if not loopback and after['remote_display_port_max'] == REMOTE_PORT_MAX:
-            warnings.append('VNC listens on %s but remote_display_port_max is %d: a firewall '
-                            'rule for 5900-5950 only holds if port_max is lowered (e.g. '
-                            'port_max: 5950).' % (listen_after, REMOTE_PORT_MAX))
-    if after['vnc_auto_unix_socket'] and params.get('auto_unix_socket'):
-        warnings.append('vnc_auto_unix_socket takes precedence over vnc_listen: guests whose '
-                        'graphics have no listen address of their own get a UNIX socket, not '
-                        'a TCP port (no display number, no SSH tunnel by port).')
-    return {'settings': settings, 'errors': errors, 'warnings': warnings,
-            'check_warnings': check_warnings, 'state': after, 'before': before}
+    if not isinstance(listen_after, str):
+        return
+    try:
+        loopback = is_loopback(listen_after)
+    except VncError as exc:
+        errors.append('%s line: vnc_listen: %s' % (filename, exc))
+        loopback = True
+    if not loopback and not after['vnc_tls'] and not params.get('allow_insecure'):
+        errors.append(insecure_message(listen_after, 'vnc_listen in %s' % filename,
+                                       params.get('ssh_user'), params.get('ssh_host')))
+    if not loopback and after['remote_display_port_max'] == REMOTE_PORT_MAX:
+        warnings.append('VNC listens on %s but remote_display_port_max is %d: a firewall '
+                        'rule for 5900-5950 only holds if port_max is lowered (e.g. '
+                        'port_max: 5950).' % (listen_after, REMOTE_PORT_MAX))
 
 
 def _normal(value):
