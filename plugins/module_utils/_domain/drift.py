@@ -249,6 +249,26 @@ def _compare_disks(spec, drift):
         return
     devices = drift.merged.find('devices')
     current = devices.findall('disk')
+    keep, new, used_targets = _match_disks(wanted, current, drift)
+    kept_elements = [pair[1] for pair in keep]
+    for el in current:
+        if el not in kept_elements:
+            drift.add('disks', _disk_label(el), None)
+    # Reassign targets for disks whose bus changed and for new disks.
+    for el in kept_elements:
+        target = el.find('target')
+        if not target.get('dev'):
+            tmp = dx.assign_targets([{'bus': target.get('bus')}], used_targets)[0]['target']
+            target.set('dev', tmp)
+            used_targets.add(tmp)
+    new_elements = [dx.disk_element(d)
+                    for d in dx.assign_targets([dict(x) for x in new], used_targets)]
+    _place_disks(devices, current, wanted, keep, new_elements)
+
+
+def _match_disks(wanted, current, drift):
+    """Pair each wanted disk with its element (by source; empty CD-ROMs in order) and update
+    the pairs in place. Returns (kept [(disk, element)], new disks, targets in use)."""
     by_id = {}
     for el in current:
         ident = _disk_identity(el)
@@ -256,8 +276,7 @@ def _compare_disks(spec, drift):
             by_id[ident] = el
     empty_cdroms = [el for el in current if _disk_identity(el) is None]
     used_targets = set()
-    keep = []
-    new = []
+    keep, new = [], []
     for d in wanted:
         ident = disk_identity(d)
         el = by_id.pop(ident, None) if ident else (empty_cdroms.pop(0) if empty_cdroms else None)
@@ -267,60 +286,56 @@ def _compare_disks(spec, drift):
             new.append(d)
             drift.add('disks', None, label)
             continue
-        target = el.find('target')
-        changes = []
-        if el.get('device') != d['device']:
-            changes.append(('device', el.get('device'), d['device']))
-            el.set('device', d['device'])
-        if d.get('bus') and target.get('bus') != d['bus']:
-            changes.append(('bus', target.get('bus'), d['bus']))
-            target.set('bus', d['bus'])
-            target.set('dev', '')  # reassigned below
-            for addr in el.findall('address'):
-                el.remove(addr)
-        driver = el.find('driver')
-        if driver is None:
-            driver = etree.Element('driver', name='qemu')
-            el.insert(0, driver)
-        if d.get('format') and driver.get('type') != d['format']:
-            changes.append(('format', driver.get('type'), d['format']))
-            driver.set('type', d['format'])
-        if d.get('cache'):
-            have = driver.get('cache') or 'default'
-            if have != d['cache']:
-                changes.append(('cache', have, d['cache']))
-                if d['cache'] == 'default':
-                    del driver.attrib['cache']
-                else:
-                    driver.set('cache', d['cache'])
-        if d.get('readonly') is not None:
-            ro = el.find('readonly')
-            if (ro is not None) != d['readonly']:
-                changes.append(('readonly', ro is not None, d['readonly']))
-                if d['readonly']:
-                    etree.SubElement(el, 'readonly')
-                else:
-                    el.remove(ro)
-        for key, before, after in changes:
+        for key, before, after in _update_disk(d, el):
             drift.add('disks[%s].%s' % (label, key), before, after)
-        if target.get('dev'):
-            used_targets.add(target.get('dev'))
+        if el.find('target').get('dev'):
+            used_targets.add(el.find('target').get('dev'))
         keep.append((d, el))
-    kept_elements = [pair[1] for pair in keep]
-    removed = [el for el in current if el not in kept_elements]
-    for el in removed:
-        drift.add('disks', _disk_label(el), None)
-    # Reassign targets for disks whose bus changed and for new disks.
-    for el in kept_elements:
-        target = el.find('target')
-        if not target.get('dev'):
-            tmp = dx.assign_targets([{'bus': target.get('bus')}], used_targets)[0]['target']
-            target.set('dev', tmp)
-            used_targets.add(tmp)
-    new_elements = []
-    for d in dx.assign_targets([dict(x) for x in new], used_targets):
-        new_elements.append(dx.disk_element(d))
-    # Rebuild: wanted order, at the place of the first disk (after <emulator>).
+    return keep, new, used_targets
+
+
+def _update_disk(d, el):
+    """Apply the wanted disk's options to its element; [(key, before, after)] changed."""
+    target = el.find('target')
+    changes = []
+    if el.get('device') != d['device']:
+        changes.append(('device', el.get('device'), d['device']))
+        el.set('device', d['device'])
+    if d.get('bus') and target.get('bus') != d['bus']:
+        changes.append(('bus', target.get('bus'), d['bus']))
+        target.set('bus', d['bus'])
+        target.set('dev', '')  # reassigned by the caller
+        for addr in el.findall('address'):
+            el.remove(addr)
+    driver = el.find('driver')
+    if driver is None:
+        driver = etree.Element('driver', name='qemu')
+        el.insert(0, driver)
+    if d.get('format') and driver.get('type') != d['format']:
+        changes.append(('format', driver.get('type'), d['format']))
+        driver.set('type', d['format'])
+    if d.get('cache'):
+        have = driver.get('cache') or 'default'
+        if have != d['cache']:
+            changes.append(('cache', have, d['cache']))
+            if d['cache'] == 'default':
+                del driver.attrib['cache']
+            else:
+                driver.set('cache', d['cache'])
+    if d.get('readonly') is not None:
+        ro = el.find('readonly')
+        if (ro is not None) != d['readonly']:
+            changes.append(('readonly', ro is not None, d['readonly']))
+            if d['readonly']:
+                etree.SubElement(el, 'readonly')
+            else:
+                el.remove(ro)
+    return changes
+
+
+def _place_disks(devices, current, wanted, keep, new_elements):
+    """Rebuild the disks in the wanted order, at the place of the first disk (after
+    <emulator>)."""
     first = current[0] if current else None
     index = list(devices).index(first) if first is not None else (
         1 if devices.find('emulator') is not None else 0)
