@@ -298,19 +298,22 @@ def _check(name, result, detail):
 
 def decide(facts):
     """Fill kvm_usable, domain_type, reasons and checks from the gathered facts."""
+    blockers, notes, checks = [], [], []
+    _decide_cpu(facts, blockers, checks)
+    _decide_module(facts, blockers, checks)
+    _decide_kvm_device(facts, blockers, checks)
+    _decide_devices(facts, checks)
+    _decide_libvirt(facts, blockers, notes, checks)
+    usable, reasons = _summarise(facts, blockers, notes)
+    return usable, reasons, checks
+
+
+def _decide_cpu(facts, blockers, checks):
+    """Hardware virtualization in the CPU."""
     arch = facts['arch']
     ext = facts['virt_extension']
     n = facts['logical_cpus']
     dev = facts['kvm_device']
-    mods = facts['kvm_modules']
-    vendor = facts['kvm_vendor_module']
-    lv = facts['libvirt']
-    live = facts['_live']
-    blockers = []
-    notes = []
-    checks = []
-
-    # Hardware virtualization in the CPU.
     if arch in X86_ARCHES:
         if ext is None:
             blockers.append('The CPU reports no vmx/svm flag on any of its %d logical CPUs: '
@@ -346,7 +349,13 @@ def decide(facts):
                   'from the kernel and /dev/kvm' % (arch or 'these'))
         checks.append(_check('hardware virtualization', PASS if dev['present'] else FAIL, detail))
 
-    # The KVM module behind /dev/kvm.
+def _decide_module(facts, blockers, checks):
+    """The KVM module behind /dev/kvm."""
+    arch = facts['arch']
+    ext = facts['virt_extension']
+    dev = facts['kvm_device']
+    mods = facts['kvm_modules']
+    vendor = facts['kvm_vendor_module']
     others = [m for m in mods if m in OTHER_KVM_MODULES]
     if arch in X86_ARCHES:
         wanted = VENDOR_MODULES.get(ext, ('kvm_intel', 'kvm_amd'))
@@ -374,7 +383,10 @@ def decide(facts):
         checks.append(_check('kvm kernel module', PASS if (mods or dev['present']) else FAIL,
                              'loaded: %s' % (', '.join(mods) or 'none found in /sys/module')))
 
-    # /dev/kvm.
+def _decide_kvm_device(facts, blockers, checks):
+    """/dev/kvm: present, a character device, open-able by QEMU."""
+    dev = facts['kvm_device']
+    live = facts['_live']
     if not dev['present']:
         blockers.append('/dev/kvm does not exist: the KVM kernel module is not loaded or the '
                         'kernel was built without KVM.')
@@ -411,7 +423,8 @@ def decide(facts):
             checks.append(_check('/dev/kvm is accessible', PASS, '%s; QEMU user %s can open it via %s'
                                  % (desc, who, dev['qemu_access_via'])))
 
-    # Other devices, cgroups, IOMMU (virt-host-validate qemu).
+def _decide_devices(facts, checks):
+    """Other devices, cgroups, IOMMU (virt-host-validate qemu)."""
     for path, level, hint in (
             ('/dev/vhost-net', WARN, 'load vhost_net ("modprobe vhost_net") for in-kernel '
                                      'virtio-net acceleration'),
@@ -441,7 +454,9 @@ def decide(facts):
         checks.append(_check('IOMMU enabled', WARN, 'no IOMMU groups: PCI device assignment '
                              '(VFIO) is unavailable (no IOMMU, or disabled in firmware)'))
 
-    # libvirt.
+def _decide_libvirt(facts, blockers, notes, checks):
+    """libvirt: what it advertises against what the kernel allows."""
+    lv = facts['libvirt']
     if lv['connected']:
         if lv['advertises_kvm'] and blockers:
             notes.append('libvirt nevertheless advertises domain type "kvm" (it only checks that '
@@ -455,6 +470,12 @@ def decide(facts):
     else:
         checks.append(_check('libvirt', WARN, lv['summary']))
 
+def _summarise(facts, blockers, notes):
+    """(usable, reasons): the blockers, or why KVM works, then the notes."""
+    arch = facts['arch']
+    ext = facts['virt_extension']
+    n = facts['logical_cpus']
+    vendor = facts['kvm_vendor_module']
     usable = not blockers
     if usable:
         items = []
@@ -482,7 +503,7 @@ def decide(facts):
     if not usable:
         reasons.append('Guests will run under QEMU software emulation (TCG, domain type '
                        '"qemu"): they work, but much slower than with KVM.')
-    return usable, reasons, checks
+    return usable, reasons
 
 
 # ----------------------------------------------------------------------------- entry point
