@@ -277,3 +277,15 @@ def test_empty_password_removes_it_and_then_is_stable():
     again = D.compare(S.normalize(dict(SAME, graphics={'type': 'vnc', 'password': ''})),
                       d.merged_xml(), HOST)
     assert again.differences == []
+
+
+def test_graphics_keymap_drift_is_applied_and_then_stable():
+    d = drift(graphics={'type': 'vnc', 'keymap': 'de'})
+    assert d.differences == [{'item': 'graphics.keymap', 'before': None, 'after': 'de'}]
+    assert d.merged.find('devices/graphics').get('keymap') == 'de'
+    again = D.compare(S.normalize(dict(SAME, graphics={'type': 'vnc', 'keymap': 'de'})),
+                      d.merged_xml(), HOST)
+    assert again.differences == []
+    # no keymap given: whatever the guest has stays
+    assert D.compare(S.normalize(dict(SAME, graphics={'type': 'vnc'})), d.merged_xml(),
+                     HOST).differences == []

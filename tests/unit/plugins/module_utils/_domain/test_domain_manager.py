@@ -185,3 +185,32 @@ def test_host_facts_machine_aliases_and_foreign_arch_is_emulated():
     explicit = {'requested': 'kvm', 'domain_type': 'kvm', 'reasons': []}
     assert M.host_facts(FakeCaps(), S.normalize({'name': 'a', 'arch': 'aarch64'}),
                         explicit)['domain_type'] == 'kvm'  # asked for: libvirt will say no
+
+
+class IgnoresAcpi(object):
+    """A real test-driver domain whose guest ignores the ACPI power button (the test driver
+    cannot run a guest that does; the tiny guest powers off on it)."""
+
+    def __init__(self, dom):
+        self._dom = dom
+
+    def shutdown(self):
+        pass
+
+    def __getattr__(self, name):
+        return getattr(self._dom, name)
+
+
+def test_shutdown_timeout_bounds_the_wait_and_never_pulls_the_plug(conn, name, workdir):
+    run(conn, base(name, workdir))
+    assert S.normalize({'name': name})['shutdown_timeout'] == 120
+    spec = S.normalize(base(name, workdir, shutdown_timeout=1, state='stopped'))
+    mgr = M.DomainManager(conn, spec)
+    dom = conn.lookupByName(name)
+    with pytest.raises(M.DomainError) as exc:
+        mgr.shutdown(IgnoresAcpi(dom))
+    msg = str(exc.value)
+    assert 'shutdown_timeout=1s' in msg and 'virsh destroy %s' % name in msg
+    assert dom.isActive()  # still running: the module does not destroy it
+    mgr.shutdown(dom)  # a guest that handles ACPI stops within the timeout
+    assert not dom.isActive() and mgr.actions == ['shut down']

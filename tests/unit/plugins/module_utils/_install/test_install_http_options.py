@@ -1,0 +1,73 @@
+"""install.validate_certs and install.timeout, against real servers on 127.0.0.1: an HTTPS
+install tree with a self-signed certificate, and a server that accepts and never answers."""
+import http.server
+import socket
+import ssl
+import subprocess
+import threading
+
+import pytest
+
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import manager as im
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import media
+
+SPEC = {'name': 'kvmops-t-http', 'disks': [], 'kernel': None, 'initrd': None, 'cmdline': None,
+        'arch': None}
+
+
+@pytest.fixture
+def https_tree(tmp_path):
+    (tmp_path / 'tree').mkdir()
+    (tmp_path / 'tree' / 'hello.txt').write_bytes(b'install tree\n')
+    key, cert = str(tmp_path / 'key.pem'), str(tmp_path / 'cert.pem')
+    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1',
+                    '-subj', '/CN=127.0.0.1', '-keyout', key, '-out', cert],
+                   check=True, capture_output=True, timeout=60)
+    root = str(tmp_path / 'tree')
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super(Handler, self).__init__(*a, directory=root, **kw)
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield 'https://127.0.0.1:%d/' % server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_validate_certs_defaults_on_and_is_passed_through(tmp_path):
+    assert im.normalize_install({'location': str(tmp_path)}, SPEC)['validate_certs'] is True
+    assert im.normalize_install({'location': str(tmp_path), 'validate_certs': False},
+                                SPEC)['validate_certs'] is False
+
+
+def test_validate_certs_refuses_a_self_signed_tree_unless_false(https_tree):
+    with pytest.raises(media.InstallMediaError) as exc:
+        media._UrlTree(https_tree, validate_certs=True, timeout=10).read_small('hello.txt')
+    assert https_tree in str(exc.value) and 'CERTIFICATE' in str(exc.value).upper()
+    tree = media._UrlTree(https_tree, validate_certs=False, timeout=10)
+    assert tree.read_small('hello.txt') == b'install tree\n'
+
+
+def test_timeout_defaults_to_30_and_bounds_a_silent_server(tmp_path):
+    assert im.normalize_install({'location': str(tmp_path)}, SPEC)['timeout'] == 30
+    assert im.normalize_install({'location': str(tmp_path), 'timeout': 2}, SPEC)['timeout'] == 2
+    silent = socket.socket()
+    silent.bind(('127.0.0.1', 0))
+    silent.listen(1)  # the kernel completes the handshake; nobody ever answers
+    try:
+        url = 'http://127.0.0.1:%d/' % silent.getsockname()[1]
+        with pytest.raises(media.InstallMediaError) as exc:
+            media._UrlTree(url, timeout=1).read_small('images/pxeboot/vmlinuz')
+    finally:
+        silent.close()
+    assert url in str(exc.value) and 'timed out' in str(exc.value)
+
