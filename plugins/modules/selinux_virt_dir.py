@@ -312,6 +312,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._host.mountinfo 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._selinux.virt_dir import (
     C_LOCALE, SELinuxCLI, VirtDirManager, libvirt_security_models, normalize_params)
 
+
 class Directory(object):
     """The image directory: created with mode/owner/group when asked (check mode aware)."""
 

@@ -594,10 +594,6 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.graphic
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.xml import HAS_LXML
 
 try:
-    from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import manager as dman
-except ImportError:  # pragma: no cover
-    dman = None
-try:
     from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import manager as dinst
 except ImportError:  # pragma: no cover - lxml missing: reported through HAS_LXML
     dinst = None

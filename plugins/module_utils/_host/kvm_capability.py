@@ -349,6 +349,7 @@ def _decide_cpu(facts, blockers, checks):
                   'from the kernel and /dev/kvm' % (arch or 'these'))
         checks.append(_check('hardware virtualization', PASS if dev['present'] else FAIL, detail))
 
+
 def _decide_module(facts, blockers, checks):
     """The KVM module behind /dev/kvm."""
     arch = facts['arch']
@@ -382,6 +383,7 @@ def _decide_module(facts, blockers, checks):
     else:
         checks.append(_check('kvm kernel module', PASS if (mods or dev['present']) else FAIL,
                              'loaded: %s' % (', '.join(mods) or 'none found in /sys/module')))
+
 
 def _decide_kvm_device(facts, blockers, checks):
     """/dev/kvm: present, a character device, open-able by QEMU."""
@@ -423,6 +425,7 @@ def _decide_kvm_device(facts, blockers, checks):
             checks.append(_check('/dev/kvm is accessible', PASS, '%s; QEMU user %s can open it via %s'
                                  % (desc, who, dev['qemu_access_via'])))
 
+
 def _decide_devices(facts, checks):
     """Other devices, cgroups, IOMMU (virt-host-validate qemu)."""
     for path, level, hint in (
@@ -454,6 +457,7 @@ def _decide_devices(facts, checks):
         checks.append(_check('IOMMU enabled', WARN, 'no IOMMU groups: PCI device assignment '
                              '(VFIO) is unavailable (no IOMMU, or disabled in firmware)'))
 
+
 def _decide_libvirt(facts, blockers, notes, checks):
     """libvirt: what it advertises against what the kernel allows."""
     lv = facts['libvirt']
@@ -469,6 +473,7 @@ def _decide_libvirt(facts, blockers, notes, checks):
         checks.append(_check('libvirt', PASS, lv['summary']))
     else:
         checks.append(_check('libvirt', WARN, lv['summary']))
+
 
 def _summarise(facts, blockers, notes):
     """(usable, reasons): the blockers, or why KVM works, then the notes."""

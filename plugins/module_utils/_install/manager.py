@@ -21,8 +21,8 @@ import os
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import manager as dman
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import initrd_inject as inj
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import media as media
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import phase as phase
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import media
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import phase
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import preflight as _preflight
 
 try:

@@ -52,7 +52,6 @@ PHASE_COMPLETED = 'completed'  # the installer ended; the final configuration is
 PHASE_TIMED_OUT = 'timed_out'  # wait expired while the installer was still running
 
 
-
 class InstallPhaseError(KvmopsError):
     """The message says what failed and how to fix it."""
 

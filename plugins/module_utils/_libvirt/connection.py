@@ -72,5 +72,5 @@ def connection(uri, read_only=False):
     finally:
         try:
             conn.close()
-        except Exception:  # pylint: disable=broad-except - a dead daemon cannot be closed
+        except Exception:  # pylint: disable=broad-except  # a dead daemon cannot be closed
             pass

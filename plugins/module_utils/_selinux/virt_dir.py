@@ -195,7 +195,7 @@ def libvirt_security_models(uri):
     try:
         with _libvirt_conn.connection(uri, read_only=True) as conn:
             return _capabilities.read(conn).security_models()
-    except Exception:  # pylint: disable=broad-except - only reported, never needed
+    except Exception:  # pylint: disable=broad-except  # only reported, never needed
         return None
 
 

@@ -134,7 +134,7 @@ class VncListenManager(ManagerBase):
         if self.conn is not None:
             try:
                 self.conn.close()
-            except Exception:  # pylint: disable=broad-except - a dead daemon cannot be closed
+            except Exception:  # pylint: disable=broad-except  # a dead daemon cannot be closed
                 pass
             self.conn = None
 

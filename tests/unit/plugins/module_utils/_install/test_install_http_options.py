@@ -70,4 +70,3 @@ def test_timeout_defaults_to_30_and_bounds_a_silent_server(tmp_path):
     finally:
         silent.close()
     assert url in str(exc.value) and 'timed out' in str(exc.value)
-
