@@ -393,7 +393,7 @@ def disk_variants():
 def _remove_variant(args):
     c = B.conn()
     try:
-        B._remove_domain(c.lookupByName(args['name']))  # pylint: disable=protected-access
+        B.remove_domain(c.lookupByName(args['name']))
     except B.libvirt.libvirtError:
         pass
     for d in args['disks']:

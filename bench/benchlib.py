@@ -10,14 +10,20 @@ import resource
 import shutil
 import statistics
 import subprocess
+import sys
 import time
 import xml.etree.ElementTree as ET
-from concurrent.futures import ThreadPoolExecutor
 
 import libvirt
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
+sys.path.insert(0, os.path.join(REPO, 'tests'))
+from support import libvirt_helpers  # noqa: E402  # the tests' clean-up, shared
+
+remove_domain = libvirt_helpers.remove_domain
+remove_everything_named = libvirt_helpers.remove_everything_named
+
 WORK = os.path.join(BENCH, '.work')
 RAW = os.path.join(WORK, 'raw')
 VENV = os.environ.get('KVMOPS_VENV', os.path.join(REPO, '.venv'))
@@ -242,24 +248,6 @@ def reconnect():
     _CONN = None
 
 
-def _remove_domain(dom):
-    try:
-        if dom.isActive():
-            dom.destroy()
-    except libvirt.libvirtError:
-        pass
-    try:
-        if dom.isPersistent():
-            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
-                              | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
-                              | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
-    except libvirt.libvirtError:
-        try:
-            dom.undefine()
-        except libvirt.libvirtError:
-            pass
-
-
 def cleanup(recreate_dir=True):
     """Remove every domain, volume, pool and file the benchmarks made (prefix kvmops-bench-)."""
     try:
@@ -271,38 +259,7 @@ def cleanup(recreate_dir=True):
 
 
 def _cleanup(recreate_dir):
-    c = conn()
-    doms = [d for d in c.listAllDomains() if d.name().startswith(PREFIX)]
-    if doms:
-        # destroy waits for QEMU to exit (1-2 s a guest under load): all at once
-        with ThreadPoolExecutor(max_workers=len(doms)) as ex:
-            list(ex.map(_remove_domain, doms))
-    for pool in c.listAllStoragePools():
-        mine = pool.name().startswith(PREFIX)
-        try:
-            if pool.isActive():
-                if mine:
-                    pool.refresh(0)
-                for vol in pool.listAllVolumes():
-                    if vol.name().startswith(PREFIX) or (mine and vol.path().startswith(IMG_DIR)):
-                        vol.delete(0)
-        except libvirt.libvirtError:
-            pass
-        if mine:
-            try:
-                if pool.isActive():
-                    pool.destroy()
-                pool.undefine()
-            except libvirt.libvirtError:
-                pass
-    for net in c.listAllNetworks():
-        if net.name().startswith(PREFIX):
-            try:
-                if net.isActive():
-                    net.destroy()
-                net.undefine()
-            except libvirt.libvirtError:
-                pass
+    remove_everything_named(conn(), PREFIX, under=IMG_DIR, parallel=True)
     shutil.rmtree(IMG_DIR, ignore_errors=True)
     if recreate_dir:
         os.makedirs(IMG_DIR, mode=0o755)

@@ -1,6 +1,8 @@
 """Helpers for integration tests that talk to the real libvirtd."""
 import os
 import time
+import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 
 import libvirt
 
@@ -47,21 +49,40 @@ def remove_domain(dom):
         dom.undefine()
 
 
-def remove_everything_named(conn, prefix):
-    """Remove every domain, volume, pool and network whose name starts with prefix."""
-    for dom in conn.listAllDomains():
-        if dom.name().startswith(prefix):
+def _inside(path, directory):
+    return bool(directory) and bool(path) and (
+        path == directory or path.startswith(directory.rstrip('/') + '/'))
+
+
+def _pool_path(pool):
+    try:
+        return ET.fromstring(pool.XMLDesc(0)).findtext('target/path')
+    except (libvirt.libvirtError, ET.ParseError):
+        return None
+
+
+def remove_everything_named(conn, prefix, under=None, parallel=False):
+    """Remove every domain, volume, pool and network whose name starts with prefix; with
+    under (a directory), also every pool whose target path and every volume whose path is
+    inside it. parallel: destroy the domains at once (destroy waits for QEMU to exit)."""
+    doms = [d for d in conn.listAllDomains() if d.name().startswith(prefix)]
+    if parallel and len(doms) > 1:
+        with ThreadPoolExecutor(max_workers=len(doms)) as ex:
+            list(ex.map(remove_domain, doms))
+    else:
+        for dom in doms:
             remove_domain(dom)
     for pool in conn.listAllStoragePools():
+        mine = pool.name().startswith(prefix) or _inside(_pool_path(pool), under)
         try:
             if pool.isActive():
                 pool.refresh(0)
                 for vol in pool.listAllVolumes():
-                    if vol.name().startswith(prefix):
+                    if vol.name().startswith(prefix) or _inside(vol.path(), under):
                         vol.delete(0)
         except libvirt.libvirtError:
             pass
-        if pool.name().startswith(prefix):
+        if mine:
             try:
                 if pool.isActive():
                     pool.destroy()
