@@ -76,7 +76,8 @@ options:
     description:
       - With O(scope=host) C(vnc_password), the password of guests that have none of their own; with
         O(scope=domains) each guest's C(passwd).
-      - Only the first 8 bytes count in VNC; a longer password gets a warning. It must not be empty.
+      - VNC uses at most 8 bytes of a password; a longer one fails before anything changes (the same rule as
+        M(kvmops.hypervisor.virt_install_domain)). It must not be empty.
       - A running guest that was started with a password gets the new one live; one started without any needs a
         restart (it is listed in RV(domains_restart_required)).
       - Never shown in results or diffs, never put on a command line.
