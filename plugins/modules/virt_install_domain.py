@@ -585,12 +585,10 @@ install:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.argspec import uri_option
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connection import (
     connection, fail_on_missing_libvirt)
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import spec as dspec
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.graphics import is_loopback
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import argspec as dargspec
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.xml import HAS_LXML
 
 try:
@@ -600,75 +598,16 @@ except ImportError:  # pragma: no cover - lxml missing: reported through HAS_LXM
 
 
 def argument_spec():
-    """The module's options; choices come from _domain/spec's constants."""
-    return dict(
-        name=dict(type='str', required=True),
-        uri=uri_option(),
-        state=dict(type='str', default='running', choices=list(dspec.STATES)),
-        memory=dict(type='raw'),
-        vcpus=dict(type='int'),
-        cpu=dict(type='str'),
-        virt_type=dict(type='str', default='auto', choices=list(dspec.VIRT_TYPES)),
-        arch=dict(type='str'),
-        machine=dict(type='str'),
-        firmware=dict(type='str', choices=list(dspec.FIRMWARES)),
-        autostart=dict(type='bool'),
-        kernel=dict(type='path'),
-        initrd=dict(type='path'),
-        cmdline=dict(type='str'),
-        os_variant=dict(type='str', default='generic'),
-        disks=dict(type='list', elements='dict', options=dict(
-            path=dict(type='str'),
-            pool=dict(type='str'),
-            volume=dict(type='str'),
-            size=dict(type='float'),
-            format=dict(type='str', choices=list(dspec.DISK_FORMATS)),
-            sparse=dict(type='bool', default=True),
-            backing_store=dict(type='str'),
-            bus=dict(type='str', choices=list(dspec.DISK_BUSES)),
-            cache=dict(type='str', choices=list(dspec.DISK_CACHES)),
-            device=dict(type='str', default='disk', choices=list(dspec.DISK_DEVICES)),
-            readonly=dict(type='bool'),
-        )),
-        networks=dict(type='list', elements='dict', options=dict(
-            network=dict(type='str'),
-            bridge=dict(type='str'),
-            direct=dict(type='str'),
-            mode=dict(type='str', choices=list(dspec.DIRECT_MODES)),
-            model=dict(type='str'),
-            mac=dict(type='str'),
-        )),
-        graphics=dict(type='dict', options=dict(
-            type=dict(type='str', default='vnc', choices=list(dspec.GRAPHICS_TYPES)),
-            listen=dict(type='str'),
-            port=dict(type='int'),
-            password=dict(type='str', no_log=True),
-            keymap=dict(type='str', no_log=False),
-        )),
-        serial=dict(type='str'),
-        remove_storage=dict(type='bool', default=False),
-        update=dict(type='bool', default=True),
-        restart=dict(type='bool', default=False),
-        shutdown_timeout=dict(type='int', default=120),
-        install=dinst.install_argument_spec() if dinst else dict(type='dict'),
-        wait=dinst.wait_argument_spec() if dinst else dict(type='int', default=0),
-    )
+    """The module's options (shared with virt_install_domains: _domain/argspec.py)."""
+    return dargspec.domain_argument_spec()
 
 
 def build_spec(module):
     """Normalise the params (SpecError on bad input, before anything is touched)."""
-    params = dict(module.params)
-    for key in ('disks', 'networks'):
-        if params.get(key) is not None:
-            params[key] = [dict((k, v) for k, v in item.items() if v is not None)
-                           for item in params[key]]
-    spec = dspec.normalize(params)
-    g = spec.get('graphics')
-    if g and g['type'] == 'vnc' and g.get('password') and g.get('listen') and \
-            not is_loopback(g['listen']):
-        module.warn('graphics.password protects VNC with at most 8 bytes (DES challenge), and VNC '
-                    'traffic is not encrypted: on %s prefer listen 127.0.0.1 and an SSH tunnel, '
-                    'or spice with TLS.' % g['listen'])
+    spec = dargspec.spec_from_params(module.params)
+    warning = dargspec.vnc_password_warning(spec)
+    if warning:
+        module.warn(warning)
     return spec
 
 

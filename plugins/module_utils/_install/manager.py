@@ -19,6 +19,7 @@ __metaclass__ = type
 
 import os
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import argspec as dargspec
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import manager as dman
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import initrd_inject as inj
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import media
@@ -35,22 +36,12 @@ SOURCE_KEYS = ('location', 'cdrom', 'import', 'pxe')
 
 def install_argument_spec():
     """The install option (a dict) for the module's argument_spec."""
-    return dict(type='dict', options=dict(
-        location=dict(type='str'),
-        cdrom=dict(type='path'),
-        pxe=dict(type='bool'),
-        extra_args=dict(type='str'),
-        kickstart=dict(type='path'),
-        cache_dir=dict(type='path', default=media.DEFAULT_CACHE_DIR),
-        validate_certs=dict(type='bool', default=True),
-        timeout=dict(type='int', default=30),
-        **{'import': dict(type='bool')}
-    ))
+    return dargspec.install_option()
 
 
 def wait_argument_spec():
     """The top-level wait option (virt-install's --wait) for the module's argument_spec."""
-    return dict(type='int', default=0)
+    return dargspec.wait_option()
 
 
 def normalize_install(params, spec, wait=0):

@@ -1,0 +1,142 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The options of one guest (virt_install_domain's argument spec), shared by
+virt_install_domain and virt_install_domains, and the step from a module's params to the
+normalised spec. Private to the collection: no API promise.
+
+Imports nothing heavy (no lxml, libvirt or install-media code; choices come from
+_domain/spec's constants): a module builds its
+argument spec before it knows what the run needs.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import copy
+
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.argspec import uri_option
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import spec as dspec
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.graphics import is_loopback
+
+# Same value as _install.media.DEFAULT_CACHE_DIR (a unit test keeps them equal); repeated here
+# so that the argument spec does not import the install-media code.
+DEFAULT_INSTALL_CACHE_DIR = '/var/lib/libvirt/boot/kvmops'
+
+
+def install_option():
+    """The install option (virt-install's --location/--cdrom/--import/--pxe)."""
+    return dict(type='dict', options=dict(
+        location=dict(type='str'),
+        cdrom=dict(type='path'),
+        pxe=dict(type='bool'),
+        extra_args=dict(type='str'),
+        kickstart=dict(type='path'),
+        cache_dir=dict(type='path', default=DEFAULT_INSTALL_CACHE_DIR),
+        validate_certs=dict(type='bool', default=True),
+        timeout=dict(type='int', default=30),
+        **{'import': dict(type='bool')}
+    ))
+
+
+def wait_option():
+    """The top-level wait option (virt-install's --wait)."""
+    return dict(type='int', default=0)
+
+
+def guest_options():
+    """Every option of one guest (without uri: one connection serves a module run)."""
+    return dict(
+        name=dict(type='str', required=True),
+        state=dict(type='str', default='running',
+                   choices=list(dspec.STATES)),
+        memory=dict(type='raw'),
+        vcpus=dict(type='int'),
+        cpu=dict(type='str'),
+        virt_type=dict(type='str', default='auto', choices=list(dspec.VIRT_TYPES)),
+        arch=dict(type='str'),
+        machine=dict(type='str'),
+        firmware=dict(type='str', choices=list(dspec.FIRMWARES)),
+        autostart=dict(type='bool'),
+        kernel=dict(type='path'),
+        initrd=dict(type='path'),
+        cmdline=dict(type='str'),
+        os_variant=dict(type='str', default='generic'),
+        disks=dict(type='list', elements='dict', options=dict(
+            path=dict(type='str'),
+            pool=dict(type='str'),
+            volume=dict(type='str'),
+            size=dict(type='float'),
+            format=dict(type='str', choices=list(dspec.DISK_FORMATS)),
+            sparse=dict(type='bool', default=True),
+            backing_store=dict(type='str'),
+            bus=dict(type='str', choices=list(dspec.DISK_BUSES)),
+            cache=dict(type='str', choices=list(dspec.DISK_CACHES)),
+            device=dict(type='str', default='disk', choices=list(dspec.DISK_DEVICES)),
+            readonly=dict(type='bool'),
+        )),
+        networks=dict(type='list', elements='dict', options=dict(
+            network=dict(type='str'),
+            bridge=dict(type='str'),
+            direct=dict(type='str'),
+            mode=dict(type='str', choices=list(dspec.DIRECT_MODES)),
+            model=dict(type='str'),
+            mac=dict(type='str'),
+        )),
+        graphics=dict(type='dict', options=dict(
+            type=dict(type='str', default='vnc', choices=list(dspec.GRAPHICS_TYPES)),
+            listen=dict(type='str'),
+            port=dict(type='int'),
+            password=dict(type='str', no_log=True),
+            keymap=dict(type='str', no_log=False),
+        )),
+        serial=dict(type='str'),
+        remove_storage=dict(type='bool', default=False),
+        update=dict(type='bool', default=True),
+        restart=dict(type='bool', default=False),
+        shutdown_timeout=dict(type='int', default=120),
+        install=install_option(),
+        wait=wait_option(),
+    )
+
+
+def domain_argument_spec():
+    """virt_install_domain's argument spec: one guest plus uri."""
+    spec = guest_options()
+    spec['uri'] = uri_option()
+    return spec
+
+
+def without_defaults(spec, drop_required=True):
+    """The spec with every top-level default (and required) removed, so that a value left
+    unset stays None and can come from elsewhere (virt_install_domains' defaults). Nested
+    defaults (disks[].device, install.cache_dir) stay: they belong to the item."""
+    out = copy.deepcopy(spec)
+    for opt in out.values():
+        opt.pop('default', None)
+        if drop_required:
+            opt.pop('required', None)
+    return out
+
+
+def spec_from_params(params):
+    """Normalise one guest's params (as AnsibleModule validated them) into the spec.
+
+    Raises _domain.spec.SpecError with the option and the fix."""
+    params = dict(params)
+    for key in ('disks', 'networks'):
+        if params.get(key) is not None:
+            params[key] = [dict((k, v) for k, v in item.items() if v is not None)
+                           for item in params[key]]
+    return dspec.normalize(params)
+
+
+def vnc_password_warning(spec):
+    """The warning for a password-protected VNC console on a non-loopback address, or None."""
+    g = spec.get('graphics')
+    if g and g['type'] == 'vnc' and g.get('password') and g.get('listen') and \
+            not is_loopback(g['listen']):
+        return ('graphics.password protects VNC with at most 8 bytes (DES challenge), and '
+                'VNC traffic is not encrypted: on %s prefer listen 127.0.0.1 and an SSH '
+                'tunnel, or spice with TLS.' % g['listen'])
+    return None
