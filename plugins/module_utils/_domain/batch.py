@@ -1,0 +1,430 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Many guests in one module run (virt_install_domains). Private to the collection.
+
+1. prepare(): merge `defaults` under each guest, validate the result with the one guest
+   argument spec (_domain/argspec.py), refuse duplicate names and disk images, normalise.
+2. Batch.run(), plan pass: every guest runs through its manager in CHECK MODE (no side
+   effects), in parallel; a guest that cannot be made (missing ISO or kernel, a disk that
+   exists with another size, a name taken by a domain kvmops did not create, ...) fails the
+   whole run before anything is created, and the error names every such guest.
+3. Apply pass: the guests whose plan changes something run for real, in a thread pool of
+   `parallel` workers over ONE libvirt connection (libvirt's API is thread-safe and
+   libvirt-python releases the GIL during calls). An unchanged guest's plan IS its result.
+   One guest failing does not stop the others; the run then fails naming each failed guest.
+
+What libvirt (or the shared host) cannot do concurrently is serialised here, not in the
+managers: volume creation per storage pool (libvirt refuses jobs on a pool with
+"asynchronous jobs running"; such an error is retried), fetching one install source into
+its cache, and the host facts (asked once per virt_type/arch, shared by every guest).
+The install-media code is imported only when a guest has an install source.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import contextlib
+import copy
+import os
+import threading
+import time
+
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import argspec as dargspec
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import manager as dman
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import spec as dspec
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import storage as _storage
+
+try:
+    import libvirt
+except ImportError:  # pragma: no cover - reported by the module
+    libvirt = None
+
+ASYNC_JOBS = 'asynchronous jobs running'
+POOL_RETRIES = 20
+INSTALL_SOURCES = ('location', 'cdrom', 'pxe')
+
+
+class BatchError(KvmopsError):
+    """The run fails; result fields carry the per-guest results and errors."""
+
+
+def default_parallel(cpus=None):
+    """Workers when `parallel` is unset: starting guests waits mostly on libvirtd and QEMU,
+    and an installing guest's worker mostly sleeps, so more workers than CPUs pay off."""
+    cpus = cpus or os.cpu_count() or 1
+    return max(4, 2 * cpus)
+
+
+# ------------------------------------------------------------------------------ prepare
+
+def merge(defaults, guest):
+    """defaults under guest, top-level keys only (like the guests role's combine)."""
+    out = dict((k, v) for k, v in (defaults or {}).items() if v is not None)
+    out.update((k, v) for k, v in guest.items() if v is not None)
+    return out
+
+
+def _validate(params, option_spec):
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+    result = ArgumentSpecValidator(option_spec).validate(params)
+    return result.validated_parameters, result.error_messages
+
+
+def _disk_keys(params):
+    """Identities of the writable images a guest uses (files by path, volumes by pool/name)."""
+    keys = []
+    for d in params.get('disks') or []:
+        if d.get('device') == 'cdrom' or d.get('readonly'):
+            continue
+        if d.get('path'):
+            keys.append(('file', os.path.normpath(d['path'])))
+        elif d.get('pool') and d.get('volume'):
+            keys.append(('volume', '%s/%s' % (d['pool'], d['volume'])))
+    return keys
+
+
+class Guest(object):
+    """One guest of the list: its params, spec, install, and what became of it."""
+
+    def __init__(self, index, params):
+        self.index = index
+        self.params = params
+        self.name = params.get('name')
+        self.spec = None
+        self.install = None
+        self.error = None
+        self.result = None
+        self.warnings = []
+        self.elapsed = 0.0
+
+    @property
+    def has_install(self):
+        return bool(self.install)
+
+
+def prepare(guests, defaults=None):
+    """Merged, validated and normalised Guests; raises BatchError naming every bad guest
+    (nothing has been touched: no connection is needed)."""
+    option_spec = dargspec.guest_options()
+    if defaults and defaults.get('name') is not None:
+        raise BatchError('defaults.name=%s: a name belongs to one guest; set it in guests.'
+                         % defaults['name'])
+    out = []
+    for i, item in enumerate(guests or []):
+        params, msgs = _validate(merge(defaults, item), option_spec)
+        g = Guest(i, params)
+        out.append(g)
+        if not item.get('name'):
+            g.error = 'guests[%d] has no name: every guest needs one.' % i
+            continue
+        if msgs:
+            g.error = '; '.join(msgs)
+            continue
+        try:
+            g.spec = dargspec.spec_from_params(params)
+            if params.get('install'):
+                g.install = _install_manager().normalize_install(
+                    params['install'], g.spec, params.get('wait'))
+        except (dspec.SpecError, dman.DomainError) as exc:
+            g.error = str(exc)
+    _check_duplicates(out)
+    bad = [g for g in out if g.error]
+    if not out:
+        raise BatchError('guests is empty: give at least one guest.')
+    if bad:
+        raise BatchError(_nothing_created(bad), guests=[failed_result(g) for g in out],
+                         changed=False)
+    return out
+
+
+def _check_duplicates(guests):
+    names, images = {}, {}
+    for g in guests:
+        if g.name in names:
+            g.error = g.error or ('the name %s is also guests[%d]\'s: every guest needs its own '
+                                  'name.' % (g.name, names[g.name]))
+        names.setdefault(g.name, g.index)
+        if g.params.get('state') == 'absent':
+            continue
+        for key in _disk_keys(g.params):
+            if key in images and images[key][0] != g.name:
+                g.error = g.error or ('the disk %s is also %s\'s: two guests writing one image '
+                                      'corrupt it; give each its own image (a shared one '
+                                      'read-only or as a CD-ROM).' % (key[1], images[key][0]))
+            images.setdefault(key, (g.name, g.index))
+
+
+def _nothing_created(bad):
+    return ('Nothing was created or changed: %d guest%s cannot be made. %s'
+            % (len(bad), '' if len(bad) == 1 else 's',
+               ' '.join('[%s] %s' % (g.name or 'guests[%d]' % g.index, g.error) for g in bad)))
+
+
+def failed_result(g):
+    return {'name': g.name, 'failed': bool(g.error), 'msg': g.error, 'changed': False}
+
+
+_INSTALL = []
+
+
+def _install_manager():
+    """The install-phase code, imported only for a run whose guests install something."""
+    if not _INSTALL:
+        from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import (
+            manager as dinst)
+        _INSTALL.append(dinst)
+    return _INSTALL[0]
+
+
+# ------------------------------------------------------------------------------ sharing
+
+class Shared(object):
+    """What the guests of one run share: named locks and the host facts."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._locks = {}
+        self._facts = {}
+
+    def lock(self, key):
+        with self._lock:
+            return self._locks.setdefault(key, threading.RLock())
+
+    @contextlib.contextmanager
+    def pools(self, names):
+        """Hold the lock of every pool named (sorted: no deadlock between guests)."""
+        with contextlib.ExitStack() as stack:
+            for name in sorted(set(names)):
+                stack.enter_context(self.lock(('pool', name)))
+            yield
+
+    def host_facts(self, spec, conn):
+        key = (spec.get('virt_type') or 'auto', spec.get('arch'))
+        with self.lock(('facts',) + key):
+            if key not in self._facts:
+                decision = dman.decide_virt_type(spec, conn)
+                self._facts[key] = (decision, dman.host_facts(conn, spec, decision))
+            return copy.deepcopy(self._facts[key])
+
+
+def retry_pool_busy(call, sleep=time.sleep, retries=POOL_RETRIES):
+    """call() again while libvirt says the pool has asynchronous jobs running (someone else,
+    e.g. a pool refresh by another tool, holds it): up to `retries` times, 0.1 s .. 1 s."""
+    for attempt in range(retries + 1):
+        try:
+            return call()
+        except (dman.DomainError, _storage.StorageError) as exc:
+            if ASYNC_JOBS not in str(exc) or attempt == retries:
+                raise
+        sleep(min(1.0, 0.1 * (attempt + 1)))
+
+
+class _BatchMixin(object):
+    """Overrides of the manager seams for a guest among many (see the module docstring)."""
+
+    shared = None
+
+    def host_facts(self):
+        if self.host is None:
+            self.decision, self.host = self.shared.host_facts(self.spec, self.conn)
+        return self.host
+
+    def create_storage(self):
+        created = []
+        for p in self.plans:
+            if p['action'] != 'create':
+                continue
+            pools = [p['pool']] if p['kind'] == 'volume' else []
+            with self.shared.pools(pools):
+                def one(p=p):
+                    return _storage.create_missing([p], self.conn, self.run_command,
+                                                   self.qemu_img)
+                try:
+                    created += retry_pool_busy(one)
+                except _storage.StorageError as exc:
+                    raise dman.DomainError(str(exc))
+            self.act('created disk %s' % p['label'])
+        return created
+
+    def ensure_absent(self):
+        if not self.spec.get('remove_storage') or self.check_mode:
+            return super(_BatchMixin, self).ensure_absent()
+        try:
+            pools = self.conn.listStoragePools()
+        except libvirt.libvirtError:
+            pools = []
+        with self.shared.pools(pools):
+            return super(_BatchMixin, self).ensure_absent()
+
+    # install guests only (InstallDomainManager): one fetch per source at a time, so a
+    # second guest of the same tree finds the cache the first one filled.
+    def _media_lock(self):
+        return self.shared.lock(('media', self.install.get('cache_dir'),
+                                 self.install.get('location'), self._arch()))
+
+    def _resolve_media(self, check_mode):
+        with self._media_lock():
+            return super(_BatchMixin, self)._resolve_media(check_mode)
+
+    def _plan(self, check_mode):
+        with self._media_lock():
+            return super(_BatchMixin, self)._plan(check_mode)
+
+
+_CLASSES = {}
+
+
+def manager_class(with_install):
+    if with_install not in _CLASSES:
+        base = _install_manager().InstallDomainManager if with_install else dman.DomainManager
+        _CLASSES[with_install] = type('Batch' + base.__name__, (_BatchMixin, base), {})
+    return _CLASSES[with_install]
+
+
+# ------------------------------------------------------------------------------ the run
+
+class Batch(object):
+    def __init__(self, conn, guests, parallel=None, check_mode=False, diff_mode=False,
+                 run_command=None, qemu_img=None):
+        self.conn = conn
+        self.guests = guests
+        self.parallel = max(1, min(parallel or default_parallel(), len(guests) or 1))
+        self.check_mode = check_mode
+        self.diff_mode = diff_mode
+        self.run_command = run_command
+        self.qemu_img = qemu_img
+        self.shared = Shared()
+
+    def manager(self, g, check_mode):
+        g.warnings = []
+        kwargs = dict(check_mode=check_mode, diff_mode=self.diff_mode,
+                      run_command=self.run_command, qemu_img=self.qemu_img,
+                      warn=g.warnings.append)
+        if g.has_install:
+            m = manager_class(True)(self.conn, g.spec, install=g.install, **kwargs)
+        else:
+            m = manager_class(False)(self.conn, g.spec, **kwargs)
+        m.shared = self.shared
+        return m
+
+    def _map(self, fn, guests):
+        if len(guests) <= 1 or self.parallel == 1:
+            for g in guests:
+                fn(g)
+            return
+        with ThreadPoolExecutor(max_workers=self.parallel) as pool:
+            list(pool.map(fn, guests))
+
+    def _guarded(self, g, check_mode, extra_checks=None):
+        started = time.time()
+        m = None
+        try:
+            m = self.manager(g, check_mode)
+            g.result = m.run()
+            if extra_checks:
+                extra_checks(g, m)
+        except dman.DomainError as exc:
+            g.error = str(exc)
+        except (KvmopsError, _storage.StorageError) as exc:
+            g.error = str(exc)
+        except Exception as exc:  # pylint: disable=broad-except - one guest never kills the others
+            if libvirt is not None and isinstance(exc, libvirt.libvirtError):
+                g.error = 'libvirt: %s' % exc
+            else:
+                g.error = ('unexpected %s: %s (a bug in kvmops.hypervisor, please report it)'
+                           % (type(exc).__name__, exc))
+        if g.error:
+            g.result = {'name': g.name, 'failed': True, 'msg': g.error,
+                        'changed': bool(m and m.changed),
+                        'actions': list(m.actions) if m else []}
+        g.elapsed += time.time() - started
+        return g
+
+    def plan(self):
+        """Every guest in check mode; BatchError when one cannot be made."""
+        self._map(lambda g: self._guarded(g, True, self._refuse), self.guests)
+        bad = [g for g in self.guests if g.error]
+        if bad:
+            raise BatchError(_nothing_created(bad), changed=False,
+                             guests=[g.result for g in self.guests],
+                             summary=self.summary())
+
+    @staticmethod
+    def _refuse(g, m):
+        """What a single virt_install_domain run allows but a list must not."""
+        new = m.dom is None and g.spec['state'] != 'absent'
+        if new:
+            for p in m.plans:
+                if p['action'] == 'exists' and p.get('requested') is not None and (
+                        p['growth'] or p['shrink_refused']):
+                    raise dman.DomainError(
+                        'the disk %s exists already with %s GiB, not the %s GiB asked for, and '
+                        'no domain %s uses it: is it another guest\'s image? Remove or rename '
+                        'it, or give its size (nothing is ever resized).'
+                        % (p['label'], _storage._gib(p['size']), _storage._gib(p['requested']),
+                           g.name))
+        if m.dom is not None and g.has_install and g.install['source'] in INSTALL_SOURCES \
+                and getattr(m, 'record', None) is None and g.spec['state'] != 'absent':
+            raise dman.DomainError(
+                'a domain named %s exists and was not created by kvmops (no install record), '
+                'but the list installs it from install.%s: rename the guest, remove that domain '
+                'first, or drop install to manage the existing domain.'
+                % (g.name, g.install['source']))
+
+    def apply(self):
+        """The guests whose plan changes something, for real."""
+        todo = [g for g in self.guests
+                if g.result.get('changed') or g.result.get('install_phase') == 'started']
+        self._map(lambda g: self._guarded(g, False), todo)
+
+    def run(self):
+        started = time.time()
+        self.plan()
+        if not self.check_mode:
+            self.apply()
+        self.elapsed = time.time() - started
+        return self.outcome()
+
+    def summary(self):
+        results = [g.result or failed_result(g) for g in self.guests]
+        return {
+            'total': len(self.guests),
+            'changed': sum(1 for r in results if r.get('changed')),
+            'failed': sum(1 for r in results if r.get('failed')),
+            'unchanged': sum(1 for r in results if not r.get('changed') and not r.get('failed')),
+            'changed_guests': [r['name'] for r in results if r.get('changed')],
+            'failed_guests': [r['name'] for r in results if r.get('failed')],
+            'parallel': self.parallel,
+            'elapsed': round(getattr(self, 'elapsed', 0.0), 3),
+        }
+
+    def outcome(self):
+        """The module result; raises BatchError (with every result) when a guest failed."""
+        results, diffs, warnings = [], [], []
+        for g in self.guests:
+            r = dict(g.result)
+            r['elapsed'] = round(g.elapsed, 3)
+            diff = r.pop('diff', None)
+            if self.diff_mode and diff and (diff.get('before') or diff.get('after')):
+                diffs.append(dict(diff, before_header='%s (before)' % g.name,
+                                  after_header='%s (after)' % g.name))
+            for w in g.warnings:
+                warnings.append('%s: %s' % (g.name, w))
+            if g.warnings:
+                r['warnings'] = list(g.warnings)
+            results.append(r)
+        out = {'changed': any(r.get('changed') for r in results), 'guests': results,
+               'summary': self.summary(), 'warnings': warnings}
+        if self.diff_mode:
+            out['diff'] = diffs
+        failed = [g for g in self.guests if g.error]
+        if failed:
+            raise BatchError(
+                '%d of %d guests failed (the others were converged): %s'
+                % (len(failed), len(self.guests),
+                   ' '.join('[%s] %s' % (g.name, g.error) for g in failed)), **out)
+        return out
