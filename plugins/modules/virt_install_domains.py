@@ -379,7 +379,8 @@ options:
     description:
       - Options every guest gets unless it sets them itself; top-level keys only (a guest's
         O(guests[].disks) or O(guests[].install) replaces the default's as a whole, as the
-        guests role's C(combine) does). Never O(guests[].name).
+        guests role's C(combine) does). Never O(guests[].name). A guest cannot unset what
+        O(defaults) sets (null means unset); leave such an option out of O(defaults).
     type: dict
     suboptions: *guest_options
   parallel:

@@ -61,10 +61,20 @@ def default_parallel(cpus=None):
 
 # ------------------------------------------------------------------------------ prepare
 
+def _unset_dropped(value):
+    """AnsibleModule fills every unset suboption with None; drop them (at every level) so the
+    merged guest is validated as if the user had written only what they wrote."""
+    if isinstance(value, dict):
+        return dict((k, _unset_dropped(v)) for k, v in value.items() if v is not None)
+    if isinstance(value, list):
+        return [_unset_dropped(v) for v in value]
+    return value
+
+
 def merge(defaults, guest):
     """defaults under guest, top-level keys only (like the guests role's combine)."""
-    out = dict((k, v) for k, v in (defaults or {}).items() if v is not None)
-    out.update((k, v) for k, v in guest.items() if v is not None)
+    out = _unset_dropped(defaults or {})
+    out.update(_unset_dropped(guest))
     return out
 
 
