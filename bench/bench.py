@@ -5,7 +5,8 @@ Run through bench/run.sh (`make bench`), which takes the test-bed lock. Each cas
 raw figures to bench/.work/raw/case<N>.json; bench/report.py turns them into
 bench/results.md, bench/results.json and bench/ratios.png. See bench/README.md.
 
-Usage: bench.py meta | case1 | case3 | case4 | case5 | case6   [--reps N]
+Usage: bench.py meta | case1 | case3 | case4 | case5 | case6 | case7 | case8 | case9  [--reps N]
+(cases 7-9, many guests at once, are in bench/many.py.)
 (case1 also measures case 2, the re-run, on the guests it has just made.)
 """
 import argparse
@@ -516,7 +517,7 @@ def case6(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('what', choices=['meta', 'case1', 'case3', 'case4', 'case5', 'case6',
-                                         'cleanup'])
+                                         'case7', 'case8', 'case9', 'cleanup'])
     parser.add_argument('--reps', type=int, default=int(os.environ.get('BENCH_REPS', '5')),
                         help='measured repetitions after one warm-up (default 5)')
     args = parser.parse_args()
@@ -525,7 +526,11 @@ def main():
         return
     t0 = time.monotonic()
     try:
-        globals()[args.what](args)
+        if args.what in ('case7', 'case8', 'case9'):
+            import many  # pylint: disable=import-outside-toplevel - issue 13's cases
+            getattr(many, args.what)(args)
+        else:
+            globals()[args.what](args)
     except Exception as exc:  # pylint: disable=broad-except
         # keep the reason for the report; the other cases still run
         case = int(args.what[4:]) if args.what.startswith('case') else args.what

@@ -3,7 +3,8 @@
 # (bench/results.md, bench/results.json, bench/ratios.png). Called after `make setup`.
 #   BENCH_REPS=N   measured repetitions per case after one warm-up (default 5)
 #   BENCH_REPS_FAST=N  the same for the cheap cases 4 and 5 (default 2 x BENCH_REPS)
-#   BENCH_CASES    which cases to run (default "1 3 4 5 6"; case 2 is measured inside case 1)
+#   BENCH_CASES    which cases to run (default "1 3 4 5 6 7 8 9"; case 2 is measured inside
+#                  case 1; 7-9 are the many-guests cases of bench/many.py)
 #   BENCH_REPORT=0 skip writing the report (e.g. while debugging one case)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -11,7 +12,7 @@ root=$(cd "$here/.." && pwd)
 venv=${KVMOPS_VENV:-$root/.venv}
 py=$venv/bin/python
 lock=/run/kvmops-testbed.lock
-cases=${BENCH_CASES:-1 3 4 5 6}
+cases=${BENCH_CASES:-1 3 4 5 6 7 8 9}
 export BENCH_REPS=${BENCH_REPS:-5}
 reps_fast=${BENCH_REPS_FAST:-$(( 2 * BENCH_REPS ))}
 export PATH="$venv/bin:$PATH"
