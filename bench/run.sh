@@ -50,7 +50,10 @@ echo "$(( $(date +%s) - start ))" > bench/.work/raw/wall-seconds.txt
 echo "[bench] end $(date -u '+%F %T') UTC, load average $(cut -d' ' -f1-3 /proc/loadavg), $(( $(date +%s) - start )) s"
 
 if [ "${BENCH_REPORT:-1}" = 1 ]; then
-  "$py" bench/report.py
+  # A run of only the many-guests cases (7-9) keeps the last full run's sections of
+  # results.md and replaces just its own (bench/report_many.py).
+  if echo " $cases " | grep -qE ' [1-6] '; then "$py" bench/report.py; fi
+  "$py" bench/report_many.py
 fi
 if [ -n "$failed" ]; then
   echo "[bench] FAILED cases:$failed (see above and bench/results.md)" >&2

@@ -591,10 +591,6 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connect
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import argspec as dargspec
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.xml import HAS_LXML
 
-try:
-    from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import manager as dinst
-except ImportError:  # pragma: no cover - lxml missing: reported through HAS_LXML
-    dinst = None
 
 
 def argument_spec():
@@ -612,13 +608,20 @@ def build_spec(module):
 
 
 def make_manager(module, conn, spec):
-    """The install-aware DomainManager for this run."""
+    """The DomainManager for this run; the install-phase code is imported only when the
+    guest has an install source (a re-run of a plain guest skips its import time)."""
+    kwargs = dict(check_mode=module.check_mode, diff_mode=module._diff,
+                  run_command=module.run_command, qemu_img=module.get_bin_path('qemu-img'),
+                  warn=module.warn)
+    if not module.params.get('install'):
+        from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import (
+            manager as dman)
+        return dman.DomainManager(conn, spec, **kwargs)
+    from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import (
+        manager as dinst)
     install = dinst.normalize_install(module.params.get('install'), spec,
                                       module.params.get('wait'))
-    return dinst.InstallDomainManager(
-        conn, spec, install=install, check_mode=module.check_mode, diff_mode=module._diff,
-        run_command=module.run_command,
-        qemu_img=module.get_bin_path('qemu-img'), warn=module.warn)
+    return dinst.InstallDomainManager(conn, spec, install=install, **kwargs)
 
 
 def main():
