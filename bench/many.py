@@ -84,8 +84,8 @@ def batch_payload(names, state='running', tag='batch-rerun'):
                      'graphics': {'type': 'vnc', 'listen': '127.0.0.1'},
                      'kernel': B.KERNEL, 'initrd': B.INITRD, 'cmdline': 'console=ttyS0',
                      'state': state},
-        'guests': [{'name': x['name'], 'disks': [{'path': x['disk'], 'size': 1, 'format': 'raw',
-                                                   'sparse': True}]}
+        'guests': [{'name': x['name'],
+                    'disks': [{'path': x['disk'], 'size': 1, 'format': 'raw', 'sparse': True}]}
                    for x in g['bench_guests']]}, tag)
 
 

@@ -48,8 +48,8 @@ def table(times, order, base=None):
         r = ''
         if base:
             r = ' %s |' % R.fr(R.ratio(s['median'], R.med(times, base[1])))
-        rows.append('| %s | %s | %s | %s |%s' % (NAMES.get(k, k), R.fs(s['median']), R.fs(s['min']),
-                                                  R.fs(s['max']), r))
+        rows.append('| %s | %s | %s | %s |%s' % (
+            NAMES.get(k, k), R.fs(s['median']), R.fs(s['min']), R.fs(s['max']), r))
     return '\n'.join(rows) + '\n'
 
 

@@ -373,7 +373,6 @@ options:
           - When the time runs out, RV(guests[].install_phase) is V(timed_out) (with a warning, not a failure); a later
             run finishes the job.
         type: int
-      
 
   defaults:
     description:
