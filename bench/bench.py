@@ -527,7 +527,7 @@ def main():
     t0 = time.monotonic()
     try:
         if args.what in ('case7', 'case8', 'case9'):
-            import many  # pylint: disable=import-outside-toplevel - issue 13's cases
+            import many  # pylint: disable=import-outside-toplevel
             getattr(many, args.what)(args)
         else:
             globals()[args.what](args)

@@ -341,7 +341,8 @@ class Batch(object):
             g.error = str(exc)
         except (KvmopsError, _storage.StorageError) as exc:
             g.error = str(exc)
-        except Exception as exc:  # pylint: disable=broad-except - one guest never kills the others
+        # One guest's surprise never takes the others' results with it.
+        except Exception as exc:  # pylint: disable=broad-except
             if libvirt is not None and isinstance(exc, libvirt.libvirtError):
                 g.error = 'libvirt: %s' % exc
             else:
