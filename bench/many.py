@@ -22,7 +22,9 @@ import benchlib as B
 
 GUESTS = ['%sg%02d' % (B.PREFIX, i) for i in range(1, 11)]
 TREE = os.path.join(B.TINY, 'trees', 'rhel')
-INSTALLER_ARGS = 'console=ttyS0 kvmops.installer=1'
+# noapic: under heavy load (other test runs) the tiny kernel's IO-APIC timer check can fail
+# under TCG ("IO-APIC + timer doesn't work"), a panic that leaves the installer hanging.
+INSTALLER_ARGS = 'console=ttyS0 noapic kvmops.installer=1'
 
 
 def rotate(items, n):
@@ -230,6 +232,7 @@ def case8(args):
     tools = ['kvmops_batch', 'kvmops_loop']
     times = {t: [] for t in tools}
     verify = {t: [] for t in tools}
+    runs = []
     load = {'start': B.loadavg()}
     for rep in range(args.reps + 1):
         warm = rep == 0
@@ -242,11 +245,15 @@ def case8(args):
             verify[tool].extend(problems)
             B.log('case8 rep %d%s %-12s %.2fs problems=%s' % (
                 rep, ' (warm-up)' if warm else '', tool, dt, problems[:3]))
-            if not warm:
+            runs.append({'rep': rep, 'tool': tool, 'seconds': round(dt, 3),
+                         'problems': problems})
+            # A run whose guests did not all install (an installer that hung) is not a time.
+            if not warm and not problems:
                 times[tool].append(dt)
         B.cleanup()
     load['end'] = B.loadavg()
     B.save_raw(8, {'times': {t: B.summary(v) for t, v in times.items()}, 'verify_problems': verify,
+                   'runs': runs,
                    'guests': len(names), 'load': load, 'reps': args.reps})
 
 
