@@ -9,7 +9,21 @@ import yaml
 from ansible_collections.kvmops.hypervisor.plugins.modules import virt_install_domain as single
 from ansible_collections.kvmops.hypervisor.plugins.modules import virt_install_domains as mod
 
-from test_virt_install_domain import compare  # noqa: E402 (same directory)
+
+
+def compare(spec, options, path=''):
+    """The argument spec against the documented options (as in test_virt_install_domain)."""
+    assert sorted(spec) == sorted(options), path
+    for key, s in spec.items():
+        o = options[key]
+        where = path + key
+        assert o.get('type', 'str') == s.get('type', 'str'), where
+        assert o.get('default') == s.get('default'), where
+        assert sorted(o.get('choices') or []) == sorted(s.get('choices') or []), where
+        assert bool(o.get('required')) == bool(s.get('required')), where
+        assert o.get('elements') == s.get('elements'), where
+        if s.get('options'):
+            compare(s['options'], o.get('suboptions') or {}, where + '.')
 
 
 def doc():
