@@ -30,9 +30,12 @@ VENV = os.environ.get('KVMOPS_VENV', os.path.join(REPO, '.venv'))
 COLLECTIONS_DIR = os.path.join(REPO, '.build', 'collections')
 PLAYBOOKS = os.path.join(BENCH, 'playbooks')
 URI = 'qemu:///system'
-PREFIX = 'kvmops-bench-'
+# BENCH_PREFIX: another name space for a run beside someone else's benchmark on the same host
+# (every clean-up removes everything carrying the prefix; no default prefix may start with
+# another's).
+PREFIX = os.environ.get('BENCH_PREFIX', 'kvmops-bench-')
 IMAGE_ROOT = '/var/lib/libvirt/images'
-IMG_DIR = os.path.join(IMAGE_ROOT, 'kvmops-bench-img')
+IMG_DIR = os.path.join(IMAGE_ROOT, PREFIX + 'img')
 TINY = os.environ.get('KVMOPS_ASSETS', '/var/cache/kvmops-testbed/tiny')
 KERNEL = os.path.join(TINY, 'vmlinuz')
 INITRD = os.path.join(TINY, 'initrd.img')
