@@ -10,7 +10,6 @@ from ansible_collections.kvmops.hypervisor.plugins.modules import virt_install_d
 from ansible_collections.kvmops.hypervisor.plugins.modules import virt_install_domains as mod
 
 
-
 def compare(spec, options, path=''):
     """The argument spec against the documented options (as in test_virt_install_domain)."""
     assert sorted(spec) == sorted(options), path
