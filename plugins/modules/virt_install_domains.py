@@ -588,12 +588,12 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import a
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connection import (
     connection, fail_on_missing_libvirt)
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.xml import HAS_LXML
+
 try:
     from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import batch
-    HAS_LXML = batch.dman.etree is not None
-except ImportError:  # pragma: no cover
+except ImportError:  # pragma: no cover - lxml missing: reported through HAS_LXML
     batch = None
-    HAS_LXML = False
 
 
 def argument_spec():
