@@ -592,7 +592,6 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import a
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.xml import HAS_LXML
 
 
-
 def argument_spec():
     """The module's options (shared with virt_install_domains: _domain/argspec.py)."""
     return dargspec.domain_argument_spec()
