@@ -176,7 +176,13 @@ class VncListenManager(ManagerBase):
 
     def run_host(self):
         path = self.params['config']
-        text = read_config(path)
+        text = read_config(path, must_exist=not self.check_mode)
+        if text is None:
+            # Check mode before libvirt is installed (site.yml --check on a bare host): predict
+            # against the shipped file, in which every setting is commented out.
+            self.warn('%s does not exist yet (libvirt is not installed): the prediction assumes '
+                      'the file libvirt ships, with every setting at its default.' % path)
+            text = ''
         plan = self.plan_host(text)
         try:
             new_text, changes = _qemu_conf.edit(text, plan['settings'])
