@@ -1,14 +1,11 @@
 """playbooks/vnc_tunnels.yml against a real sshd on 127.0.0.1 (own config and keys) and a
 running tiny guest with VNC: open (a VNC banner comes through the tunnel), re-run (no second
 tunnel), close, close again (nothing to do)."""
-import contextlib
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
-import tempfile
 import time
 
 import pytest
@@ -16,18 +13,10 @@ import pytest
 from support import paths
 from support.ansible_run import run_playbook
 from support.libvirt_helpers import tiny_guest_xml, wait_for_text
+from support.sshd import SSHD, private_sshd
 
 PLAYBOOK = os.path.join(paths.REPO, 'playbooks', 'vnc_tunnels.yml')
-SSHD = '/usr/sbin/sshd'
 OFFSET = 20000   # local port = guest port + OFFSET: the guest's own port is taken on 127.0.0.1
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @pytest.fixture
@@ -35,33 +24,8 @@ def sshd():
     """An sshd on 127.0.0.1:<free port> with its own host key, client key and config."""
     if not os.access(SSHD, os.X_OK):
         pytest.skip('openssh-server is not installed')
-    d = tempfile.mkdtemp(prefix='kvmops-sshd-')
-    for key in ('host', 'client'):
-        subprocess.check_call(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f',
-                               os.path.join(d, key)])
-    shutil.copy(os.path.join(d, 'client.pub'), os.path.join(d, 'authorized_keys'))
-    port = free_port()
-    with open(os.path.join(d, 'sshd_config'), 'w') as f:
-        f.write('\n'.join([
-            'ListenAddress 127.0.0.1:%d' % port, 'HostKey %s/host' % d,
-            'AuthorizedKeysFile %s/authorized_keys' % d, 'PidFile %s/sshd.pid' % d,
-            'PermitRootLogin prohibit-password', 'PasswordAuthentication no',
-            'KbdInteractiveAuthentication no', 'UsePAM no', 'StrictModes no',
-            'AllowTcpForwarding yes', 'PermitOpen 127.0.0.1:*', '']))
-    os.makedirs('/run/sshd', exist_ok=True)   # sshd's privilege separation directory
-    proc = subprocess.Popen([SSHD, '-D', '-e', '-f', os.path.join(d, 'sshd_config')],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(('127.0.0.1', port), 0.2):
-            break
-        time.sleep(0.05)
-    try:
-        yield {'port': port, 'key': os.path.join(d, 'client')}
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        shutil.rmtree(d, ignore_errors=True)
+    with private_sshd() as daemon:
+        yield daemon
 
 
 def tunnel_pids(forward):

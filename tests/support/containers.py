@@ -125,3 +125,10 @@ def assert_still_bare(name):
     assert podman_exec(name, 'dpkg-query', '-W', 'libvirt-daemon-system').returncode != 0
     for path in ('/vm-images', '/etc/libvirt'):
         assert podman_exec(name, 'test', '-e', path).returncode != 0, path
+
+
+def address(name):
+    """The container's address on podman's network (a test may send traffic there)."""
+    out = subprocess.run(['podman', 'inspect', '-f', '{{.NetworkSettings.IPAddress}}', name],
+                         stdout=subprocess.PIPE, universal_newlines=True, check=True, timeout=30)
+    return out.stdout.strip()
