@@ -189,7 +189,7 @@ def test_guide_inventory_is_valid_for_the_roles():
                                  ".argument_specs.main.options }}" % spec}})
     play = [{'hosts': 'localhost', 'gather_facts': False, 'vars_files': [group_vars],
              'tasks': tasks_ + [{'name': 'count guests', 'ansible.builtin.assert': {
-                 'that': ["guests_list | map(attribute='name') | list == ['centos7', 'win2012']",
+                 'that': ["guests_list | map(attribute='name') | list == ['vm1', 'windows1']",
                           "guests_list[0].install.location is match('http')",
                           "'console=ttyS0' in guests_list[0].install.extra_args",
                           "guests_list[1].install.cdrom is match('/vm-images/')",
