@@ -5,7 +5,7 @@ PYTEST := $(VENV)/bin/pytest
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
 
-.PHONY: setup test unit integration lint sanity molecule demo bench collection-link
+.PHONY: setup test unit integration lint sanity molecule demo bench collection-link containers
 
 setup:
 	@testbed/setup.sh
@@ -35,6 +35,13 @@ test: setup collection-link
 # hold the test-bed lock exclusively (integration tests hold it shared).
 molecule: setup collection-link
 	flock -x /run/kvmops-testbed.lock molecule test
+
+# Tests in podman containers that take minutes (apt from the Debian mirror inside them):
+# site.yml on a bare host (check, real run, re-run) and the persisted iptables rule for VNC.
+# Not part of `make test`.
+containers: setup collection-link
+	@testbed/setup_podman.sh
+	$(PYTEST) tests/containers -q --durations=12 --junitxml=.build/reports/containers.xml
 
 demo: setup collection-link
 	@testbed/demo.sh

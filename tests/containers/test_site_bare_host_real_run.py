@@ -1,4 +1,4 @@
-"""The README's bare-host path for real, in one bare Debian 12 podman container (make bare-host):
+"""The README's bare-host path for real, in one bare Debian 12 podman container (make containers):
 site.yml --check --diff predicts, then the real run installs libvirt from the Debian mirror
 inside the container, starts libvirtd under systemd and boots the tiny guest (TCG), then a
 second run and a second check change nothing. Minutes (apt), hence not in `make test`;

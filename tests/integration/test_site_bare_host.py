@@ -3,7 +3,7 @@
 The host is a podman container from testbed/images/barehost.packages (systemd, python3, no
 libvirt, no python3-apt), reached with the containers.podman connection. The real run in the
 same container afterwards takes minutes (apt inside the container): it is
-tests/containers/test_site_bare_host_real_run.py, `make bare-host`.
+tests/containers/test_site_bare_host_real_run.py, `make containers`.
 """
 import os
 import shutil
