@@ -124,4 +124,3 @@ def test_fleet_path_from_a_fresh_plain_ansible_core(tmp_path, prefix, image_dir,
 
     doc = _run(cmd, run_env, 900)
     assert doc['_rc'] == 0 and doc['stats']['localhost']['changed'] == 0, doc['stats']['localhost']
-

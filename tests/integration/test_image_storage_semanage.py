@@ -87,5 +87,3 @@ def test_the_package_that_provides_semanage_per_family():
     assert names == {'RedHat': 'policycoreutils-python-utils',
                      'Debian': 'policycoreutils-python-utils',
                      'Suse': 'policycoreutils-python-utils'}
-
-

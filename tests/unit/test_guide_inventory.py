@@ -58,7 +58,7 @@ def test_the_guest_has_the_values_of_its_command(name):
     assert g['vcpus'] == int(cmd['--vcpus'])
     assert g.get('cpu') == cmd.get('--cpu')
     assert g['disks'][0]['path'] == disk['path'] and g['disks'][0]['size'] == int(disk['size'])
-    kind, _, target = cmd['--network'].partition(':')
+    kind, target = cmd['--network'].split(':', 1)
     assert g['networks'] == [{kind: target}]
     assert g['graphics']['type'] == cmd['--graphics']
     assert g.get('os_variant') in (cmd.get('--os-variant'), 'centos7.0' if name == 'vm1' else None)
