@@ -226,7 +226,10 @@ prediction:
   description: What a revert does (or, in check mode, would do) and what it throws away.
   returned: with state reverted
   type: str
-  sample: vm1 would go back to snapshot before-upgrade (taken 2026-12-02 13:00:00 UTC, guest running then) and be running afterwards; everything the guest wrote to its disks since the snapshot, and its current memory state (it is running now) would be discarded.
+  sample: >-
+    vm1 would go back to snapshot before-upgrade (taken 2026-12-02 13:00:00 UTC, guest running then)
+    and be running afterwards; everything the guest wrote to its disks since the snapshot, and its
+    current memory state (it is running now) would be discarded.
 state_before:
   description: Power state of the guest before a revert.
   returned: with state reverted

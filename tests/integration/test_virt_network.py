@@ -113,7 +113,7 @@ def test_create_check_mode_rerun_and_absent(conn, prefix):
 def test_dhcp_range_and_static_host_change_live_and_a_guest_follows(conn, prefix, image_dir, tiny):
     subnet, = free_subnets(conn, 1)
     name, bridge = prefix + 'net', bridge_name()
-    mac = '52:54:00:%02x:%02x:%02x' % tuple(random.randrange(256) for _ in range(3))
+    mac = '52:54:00:%02x:%02x:%02x' % tuple(random.randrange(256) for i in range(3))
     res = run_module('virt_network', net_args(name, subnet, bridge, 100, 150))
     assert res['changed'] is True, res
     net = conn.networkLookupByName(name)

@@ -136,7 +136,7 @@ def test_internal_snapshots_of_a_qcow2_guest_running_and_shut_off(conn, prefix, 
         assert res['children_kept'] == ['off1'] and res['diff']['after'] == 'off1\n'
         assert dom.snapshotListNames(0) == ['off1']
         assert '<parent>' not in dom.snapshotLookupByName('off1', 0).getXMLDesc(0)
-        for _ in range(2):                              # absent twice
+        for attempt in range(2):                        # absent twice
             res = run_module('virt_snapshot', snap(name, 'run1', state='absent'))
             assert res['changed'] is False and res['actions'] == []
         res = run_module('virt_snapshot', snap(name, 'off1', state='absent', children=True))
@@ -194,7 +194,7 @@ def test_external_snapshot_of_a_raw_disk_guest_is_merged_back_when_deleted(conn,
         assert disk_source(dom) == disk and disk_source(dom, libvirt.VIR_DOMAIN_XML_INACTIVE) == disk
         assert not os.path.exists(overlay) and block_in_file(disk) == 'OVERLAY'
         assert sh.read_block() == 'OVERLAY'
-        for _ in range(2):
+        for attempt in range(2):
             res = run_module('virt_snapshot', snap(name, 'ext1', state='absent'))
             assert res['changed'] is False
 

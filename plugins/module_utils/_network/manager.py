@@ -63,7 +63,7 @@ def live_update_plan(changes, live_root, wanted):
                                     -1, lxml_util.to_string(el, pretty=False),
                                     'remove DNS host %s' % key[0]))
             for key in wanted['dns_hosts']:
-                if key not in [k for k, _ in have]:
+                if key not in [k for k, _el in have]:
                     adds.append((C.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, C.VIR_NETWORK_SECTION_DNS_HOST,
                                  -1, lxml_util.to_string(nxml.dns_host_element(key), pretty=False),
                                  'add DNS host %s (%s)' % (key[0], ', '.join(key[1]))))
@@ -259,8 +259,8 @@ class NetworkManager(ManagerBase):
                           'true, or virsh net-destroy/net-start); guests on it must reconnect '
                           'then.' % (self.name, ', '.join(pending)))
             return
-        for command, section, index, xml, what in live_update_plan(live_changes, live_root,
-                                                                 self.spec['facets']):
+        plan = live_update_plan(live_changes, live_root, self.spec['facets'])
+        for command, section, index, xml, what in plan:
             self.act('live: ' + what)
             self.live_updates.append(what)
             if self.check_mode:

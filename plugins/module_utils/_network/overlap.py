@@ -75,7 +75,7 @@ def find_overlaps(subnets, other_networks, routes, own_bridge=None):
     on other networks' bridges (reported as that network) are not counted again.
     """
     problems = []
-    other_bridges = set(b for _, b, _ in other_networks if b)
+    other_bridges = set(net[1] for net in other_networks if net[1])
     for net in subnets:
         for name, bridge, theirs in other_networks:
             for other in theirs:

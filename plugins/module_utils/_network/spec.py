@@ -151,7 +151,7 @@ def _dns_hosts(hosts):
             if not _NAME.match(n):
                 raise NetworkSpecError('%s.hostnames: %r is not a host name.' % (where, n))
         out.append((addr, tuple(sorted(set(names)))))
-    ips = [a for a, _ in out]
+    ips = [host[0] for host in out]
     if len(set(ips)) != len(ips):
         raise NetworkSpecError('dns_hosts: give each IP once, with all its hostnames in one list.')
     return sorted(out, key=_ip_key)

@@ -50,7 +50,7 @@ def test_external_snapshot_xml_covers_disks_not_cdroms():
     assert disks['sda'].get('snapshot') == 'no'
     assert disks['vda'].get('snapshot') == 'external'
     assert disks['vda'].find('source').get('file') == '/vm-images/vm1.s1.qcow2'
-    _, overlays = plan.snapshot_xml(spec(external_dir='/snaps'), 'external', domain('raw'))
+    overlays = plan.snapshot_xml(spec(external_dir='/snaps'), 'external', domain('raw'))[1]
     assert overlays == ['/snaps/vm1.s1.qcow2']
     xml, overlays = plan.snapshot_xml(spec(), 'internal', domain())
     assert overlays == [] and lxml_util.parse(xml).find('disks') is None
