@@ -182,12 +182,15 @@ def test_external_snapshot_of_a_raw_disk_guest_is_merged_back_when_deleted(conn,
         assert res.get('failed') and 'cannot revert to external' in res['msg'], res
         assert sh.read_block() == 'OVERLAY'
 
-        # an overlay file in the way is never overwritten
-        with open(os.path.join(image_dir, 'disk.ext2.qcow2'), 'w') as f:
+        # an overlay file in the way is never overwritten (the next overlay goes on top of
+        # disk.ext1.qcow2, named after it)
+        in_the_way = os.path.join(image_dir, 'disk.ext1.ext2.qcow2')
+        with open(in_the_way, 'w') as f:
             f.write('precious')
-        res = run_module('virt_snapshot', snap(name, 'ext2'))
+        res = run_module('virt_snapshot', snap(name, 'ext2'))   # external again: ext1 exists
         assert res.get('failed') and 'nothing is overwritten' in res['msg'], res
-        assert open(os.path.join(image_dir, 'disk.ext2.qcow2')).read() == 'precious'
+        assert in_the_way in res['msg'] and open(in_the_way).read() == 'precious'
+        os.unlink(in_the_way)
         assert dom.snapshotListNames(0) == ['ext1']
 
         # delete: merged back into the raw base, overlay gone, guest runs on the base again

@@ -137,7 +137,8 @@ class SnapshotManager(ManagerBase):
             return
         root = lxml_util.parse(dom.XMLDesc(C.VIR_DOMAIN_XML_INACTIVE if not dom.isActive() else 0))
         try:
-            kind, reason = plan.decide_kind(self.spec['kind'], root)
+            external = [s['name'] for s in self.list_snapshots(dom) if s['kind'] == 'external']
+            kind, reason = plan.decide_kind(self.spec['kind'], root, external)
         except KvmopsError as exc:
             self._fail(exc.msg)
         xml, overlays = plan.snapshot_xml(self.spec, kind, root)

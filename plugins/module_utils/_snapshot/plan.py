@@ -96,13 +96,18 @@ def has_agent_channel(domain_root):
     return False
 
 
-def decide_kind(requested, domain_root):
+def decide_kind(requested, domain_root, external_snapshots=()):
     """(kind, reason): internal where every disk is qcow2 and the firmware is not UEFI
-    (pflash); external disk-only otherwise. Raises when an explicit internal is impossible."""
+    (pflash); external disk-only otherwise, and also once the guest has external snapshots (its
+    disks then are their overlays: internal snapshots there would not survive merging them
+    back). Raises when an explicit internal is impossible."""
     disks = snapshot_disks(domain_root)
     if not disks:
         raise SnapshotSpecError('The guest has no writable disk to snapshot.')
     obstacles = []
+    if external_snapshots:
+        obstacles.append('the guest already has external snapshots (%s) and runs on their overlays'
+                         % ', '.join(external_snapshots))
     for d in disks:
         if d['format'] != 'qcow2':
             obstacles.append('disk %s is %s (internal snapshots live inside qcow2 images)'

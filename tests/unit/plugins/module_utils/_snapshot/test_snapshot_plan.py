@@ -39,6 +39,8 @@ def test_auto_takes_internal_for_qcow2_and_external_for_raw_or_uefi():
         plan.decide_kind('internal', domain('raw'))
     assert 'kind=external' in str(exc.value)
     assert plan.decide_kind('external', domain())[0] == 'external'
+    kind, reason = plan.decide_kind('auto', domain(), external_snapshots=['ext1'])
+    assert kind == 'external' and 'already has external snapshots (ext1)' in reason
 
 
 def test_external_snapshot_xml_covers_disks_not_cdroms():
