@@ -114,3 +114,58 @@ def test_public_vnc_opens_the_port_range_in_the_firewall_check_mode():
     with open(QEMU_CONF, 'rb') as f:
         assert f.read() == conf_before
     assert _iptables_rules() == rules_before
+
+
+def test_default_network_follows_the_role_variables(conn, prefix):
+    """kvm_host keeps its NAT network as its variables say: a changed dhcp_end changes the
+    network on the next run (live and persistent). Tested on a network of this test's own name
+    and subnet: the machine's 'default' network is shared with everyone's tests."""
+    import ipaddress
+    import libvirt
+    from support.network_helpers import bridge_name, free_subnets, ranges
+    subnet, = free_subnets(conn, 1)
+    name, bridge = prefix + 'nat', bridge_name()
+    base = str(subnet.network_address)[:-1]
+
+    def play(dhcp_end, check=False):
+        variables = {'kvm_host_manage_packages': False, 'kvm_host_vnc_manage': False,
+                     'kvm_host_manage_kvm_device': False,
+                     'kvm_host_default_network_name': name,
+                     'kvm_host_default_network_bridge': bridge,
+                     'kvm_host_default_network_address': base + '1',
+                     'kvm_host_default_network_netmask': '255.255.255.0',
+                     'kvm_host_default_network_dhcp_start': base + '2',
+                     'kvm_host_default_network_dhcp_end': base + dhcp_end}
+        pb = [{'hosts': 'hypervisors', 'gather_facts': True, 'gather_subset': ['min'],
+               'roles': [dict({'role': 'kvmops.hypervisor.kvm_host'}, **variables)]}]
+        fd, path = tempfile.mkstemp(suffix='.yml')
+        with os.fdopen(fd, 'w') as f:
+            json.dump(pb, f)
+        try:
+            doc = run_playbook(path, inventory=DEMO_INVENTORY, check=check)
+        finally:
+            os.unlink(path)
+        assert doc['_rc'] == 0, json.dumps(doc['stats']) + doc['_stderr'][-3000:]
+        for task in doc['plays'][0]['tasks']:
+            if task['task']['name'].endswith('Keep the default NAT network as the variables say, '
+                                             'active and autostarted'):
+                return task['hosts']['localhost']
+        raise AssertionError('the network task did not run')
+
+    res = play('254')
+    assert res['changed'] is True and 'define the network' in res['actions'], res
+    net = conn.networkLookupByName(name)
+    assert net.isActive() and net.autostart()
+    assert ranges(net.XMLDesc(0)) == [(base + '2', base + '254')]
+    assert play('254')['changed'] is False
+
+    res = play('100', check=True)
+    assert res['changed'] is True and ranges(net.XMLDesc(0)) == [(base + '2', base + '254')]
+    res = play('100')
+    assert res['changed'] is True and res['restart_required'] is False, res
+    assert res['live_updates'] == ['remove DHCP range %s2-%s254' % (base, base),
+                                   'add DHCP range %s2-%s100' % (base, base)]
+    for flags in (0, libvirt.VIR_NETWORK_XML_INACTIVE):
+        assert ranges(net.XMLDesc(flags)) == [(base + '2', base + '100')]
+    assert play('100')['changed'] is False
+    assert ipaddress.ip_address(base + '1') in subnet

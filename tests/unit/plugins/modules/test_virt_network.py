@@ -1,0 +1,26 @@
+"""virt_network module: documentation matches the argument spec; the EXAMPLES are tasks of
+this module whose options pass the argument spec and the spec normalisation."""
+import yaml
+
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._network import spec as nspec
+from ansible_collections.kvmops.hypervisor.plugins.modules import virt_network as mod
+
+from test_virt_install_domain import compare
+
+
+def test_documentation_matches_argument_spec():
+    options = dict(yaml.safe_load(mod.DOCUMENTATION)['options'])
+    options['uri'] = {'type': 'str', 'default': 'qemu:///system'}
+    compare(mod.argument_spec(), options)
+
+
+def test_examples_are_valid_tasks():
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+    validator = ArgumentSpecValidator(mod.argument_spec())
+    tasks = yaml.safe_load(mod.EXAMPLES)
+    assert len(tasks) >= 4
+    for task in tasks:
+        args = task['kvmops.hypervisor.virt_network']
+        result = validator.validate(args)
+        assert not result.error_messages, (task["name"], result.error_messages)
+        nspec.normalize(result.validated_parameters)
