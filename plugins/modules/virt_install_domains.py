@@ -581,6 +581,12 @@ guests:
       description: The install source and, for a location, the cached kernel and initrd.
       type: dict
       returned: when the guest has an install
+    os_info:
+      description:
+        - What O(guests[].os_variant) means for a new guest and which source decided (V(libosinfo) or V(families)),
+          as virt_install_domain returns it.
+      type: dict
+      returned: when the guest was planned
     warnings:
       description: This guest's warnings (also shown as the task's warnings, prefixed with its name).
       type: list
