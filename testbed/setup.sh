@@ -22,7 +22,7 @@ packages=(
   python3-libvirt python3-lxml dnsmasq-base iproute2 iptables netcat-openbsd libxml2-utils
   busybox-static cpio xorriso isolinux syslinux-common libarchive-tools genisoimage ovmf virtinst
   selinux-utils policycoreutils policycoreutils-python-utils selinux-policy-default
-  openssh-client openssh-server sudo make
+  openssh-client openssh-server sudo make osinfo-db python3-gi gir1.2-libosinfo-1.0
 )
 missing=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' "${packages[@]}" 2>&1 | grep -v '^ii ' || true)
 if [ -n "$missing" ]; then

@@ -110,11 +110,31 @@ options:
   os_variant:
     description:
       - V(generic), V(linux) or V(windows), or a libosinfo short id (C(--os-variant)) such as
-        V(centos7.0) or V(win2k12r2) that maps onto one of them by prefix. The guide's
+        V(centos7.0), V(debian12), V(freebsd13.0) or V(win2k12r2). The guide's
         C(--os-type=windows) maps here.
-      - V(linux) - virtio disks and NICs. V(windows) - SATA disks, e1000e NIC, localtime clock,
-        Hyper-V enlightenments (with KVM), USB tablet. V(generic) - SATA disks, e1000 NIC.
+      - When libosinfo is on the hypervisor (Debian/Ubuntu C(osinfo-db), C(python3-gi),
+        C(gir1.2-libosinfo-1.0); the kvm_host role installs them with
+        C(kvm_host_install_libosinfo)) an id is looked up there, as virt-install does - virtio
+        support of disks and NICs, virtio-rng, the guest agent channel, q35, the minimum memory
+        (a warning below it), the installer's kernel-url-argument (see O(install.location)) and
+        the id written into the domain's libosinfo metadata.
+      - Otherwise, and for ids the installed osinfo-db does not know yet (V(debian12) in
+        osinfo-db 2022), the families decide by prefix - V(linux) - virtio disks and NICs,
+        virtio-rng, guest agent channel, q35. V(windows) - SATA disks, e1000e NIC, localtime
+        clock, Hyper-V enlightenments (with KVM), q35. V(generic) - SATA disks, e1000 NIC, pc.
+        BSDs get virtio disks and NICs. RV(os_info) says which source decided.
+      - libosinfo is read only when the module creates a guest or starts its installer; a
+        re-run against an existing guest (or a removal) does not load its database.
       - The defaults apply to new domains, and to disks and NICs listed without O(disks[].bus) or O(networks[].model).
+      - A new guest gets the devices virt-install 4.1 gives it - machine q35 (x86, when the OS
+        supports it and no disk uses the IDE bus), suspend-to-RAM/disk off, the QEMU guest
+        agent channel and virtio-rng (from /dev/urandom) when the OS has the drivers,
+        C(discard=unmap) on sparse images, a USB tablet with graphics. Not copied - 14 spare
+        PCIe root ports (libvirt adds the ones the devices need) and Hyper-V enlightenments
+        under TCG (QEMU without KVM has none).
+      - An existing domain keeps the devices it was defined with - the module compares only
+        what the options ask for, so a guest defined with older defaults (machine pc, no
+        agent channel) stays unchanged on a re-run.
     type: str
     default: generic
   disks:
@@ -281,6 +301,19 @@ options:
             and renamed into place. A later run uses the cache without any network traffic.
           - An ISO needs xorriso, bsdtar or isoinfo on the hypervisor; it is also attached as a
             CD-ROM while the installer runs (like virt-install).
+          - Like virt-install, the installer is told where its tree is (libosinfo's
+            kernel-url-argument) - for an http(s)/ftp location the module appends
+            V(inst.repo=<location>) for RHEL, CentOS and Fedora 7 and later, V(method=<location>)
+            for older ones, V(install=<location>) for openSUSE/SLES, and nothing for Debian and
+            Ubuntu (their netboot initrd asks for a mirror), unless O(install.extra_args)
+            already names a source (C(inst.repo=), C(repo=), C(method=), C(inst.stage2=),
+            C(install=)). Which one is decided by the tree's C(.treeinfo) (family and version),
+            else O(os_variant), else the layout found; RV(install) returns it as
+            C(source_argument) and C(source_argument_decided_by).
+          - An ISO needs nothing more (the installer looks at its CD-ROM). A directory on the
+            hypervisor cannot be reached from inside the guest - a RHEL or SUSE tree there
+            gets a warning, serve it over HTTP or name a reachable source in
+            O(install.extra_args).
         type: str
       cdrom:
         description:
@@ -303,6 +336,10 @@ options:
           - Kernel arguments for the installer (C(--extra-args)), only with O(install.location),
             e.g. V(console=tty0 console=ttyS0,115200) to follow the installer on the serial
             console, or V(inst.ks=http://server/ks.cfg).
+          - The LAST C(console=) becomes /dev/console, where the installer writes. With VNC or
+            spice graphics and a serial console last the VNC screen stops at the last boot
+            message; the module warns then (put V(console=tty0) last, or use
+            O(graphics.type=none) and C(virsh console)).
         type: str
       kickstart:
         description:
@@ -328,12 +365,19 @@ options:
         default: 30
   wait:
     description:
-      - With O(install), seconds to wait for the install phase to end (C(--wait)). V(0)
-        returns once the installer has started, V(-1) waits without limit. Once the installer
-        has ended the module starts the final configuration.
+      - With O(install), how long to wait for the install phase to end (C(--wait)) - a number
+        of seconds, or a number with a unit V(30s), V(90m), V(1h), V(1d). A bare number counts
+        SECONDS (virt-install's C(--wait) counts minutes - its C(--wait 60) is V(60m) here).
+        V(0) returns once the installer has started, V(-1) waits without limit.
+      - Once the installer has ended (its reboot stops the domain - C(on_reboot=destroy) during
+        the install phase) the module starts the final configuration, so a Windows Setup or
+        anaconda that reboots goes on booting from the disk within the same task.
+      - Without O(wait) (or with V(0)) the task returns while the installer runs; after its
+        first reboot the guest stays shut off until the next run with O(state=running), which
+        starts the final configuration.
       - When the time runs out, RV(install_phase) is V(timed_out) (with a warning, not a
         failure); a later run finishes the job.
-    type: int
+    type: raw
     default: 0
 notes:
   - Requires libvirt-python and python3-lxml on the managed host, and qemu-img to create qcow2 images.
@@ -349,13 +393,14 @@ requirements:
 
 EXAMPLES = r'''
 # The guide's Linux guest:
-#   virt-install --network bridge:br0 --name vm1 --ram=1024 --vcpus=1 \
+#   virt-install --network bridge:virbr0 --name vm1 --ram=1024 --vcpus=1 \
 #     --disk path=/vm-images/vm1.img,size=10 --graphics none \
 #     --location=http://mirror.example.org/centos/7/os/x86_64/ \
 #     --extra-args="console=tty0 console=ttyS0,115200"
-# translated; the installer's kernel and initrd are fetched once and cached, and the
-# module waits for the installer and boots the installed guest:
-- name: CentOS 7 guest vm1 on the host bridge, serial console only
+# translated; the installer's kernel and initrd are fetched once and cached, the installer
+# gets inst.repo=<location> (as virt-install adds it), and the module waits for the
+# installer and boots the installed guest (follow it with virsh console vm1):
+- name: CentOS 7 guest vm1 on virbr0, serial console only
   kvmops.hypervisor.virt_install_domain:
     name: vm1
     memory: 1024
@@ -366,13 +411,13 @@ EXAMPLES = r'''
         size: 10
         format: raw
     networks:
-      - bridge: br0
+      - bridge: virbr0
     graphics:
       type: none
     install:
       location: http://mirror.example.org/centos/7/os/x86_64/
       extra_args: console=tty0 console=ttyS0,115200
-    wait: 3600
+    wait: 1h
 
 # The same, unattended: the kickstart file is injected into the installer's initrd
 # (virt-install --initrd-inject=/root/ks.cfg --extra-args="ks=file:/ks.cfg ...").
@@ -396,31 +441,31 @@ EXAMPLES = r'''
     wait: -1
 
 # The guide's Windows guest:
-#   virt-install --name=windows1 --ram=2048 --cpu=host --vcpus=2 --os-type=windows \
-#     --os-variant=win2k12r2 --disk path=/vm-images/windows1.img,size=40 \
-#     --cdrom=/root/win2012.iso --network bridge:br0 --graphics vnc
+#   virt-install --name=windows1 --ram=1024 --vcpus=1 --os-type=windows \
+#     --os-variant=win2k12r2 --disk path=/vm-images/windows1.img,size=10 \
+#     --cdrom=/root/win2012.iso --network bridge:virbr0 --graphics vnc
 # /root is not reachable by QEMU: the module fails before creating anything and says so.
-# Keep the ISO under /var/lib/libvirt/boot instead. The CD-ROM boots first during the
-# install phase only; after setup's first reboot the module starts the guest from its disk
-# (follow setup on the VNC console, e.g. through an SSH tunnel to 127.0.0.1:5900).
+# Keep the ISO in the ISO directory (/vm-images/iso) instead. The CD-ROM boots first during
+# the install phase only; wait lets Setup's first reboot end the install phase and the
+# module start the guest from its disk in the same task (follow Setup on the VNC console,
+# e.g. through an SSH tunnel to 127.0.0.1:5900).
 - name: Windows 2012 guest windows1 with VNC on 127.0.0.1
   kvmops.hypervisor.virt_install_domain:
     name: windows1
-    memory: 2GiB
-    cpu: host
-    vcpus: 2
-    os_variant: windows
+    memory: 1024
+    vcpus: 1
+    os_variant: win2k12r2
     disks:
       - path: /vm-images/windows1.img
-        size: 40
+        size: 10
     networks:
-      - bridge: br0
+      - bridge: virbr0
     graphics:
       type: vnc
       password: "{{ vault_vnc_password }}"
     install:
-      cdrom: /var/lib/libvirt/boot/win2012.iso
-    wait: 7200
+      cdrom: /vm-images/iso/win2012.iso
+    wait: 2h
 
 # Direct kernel boot with the serial console in a log file (how the tests boot a tiny guest)
 - name: Tiny guest under QEMU emulation
@@ -570,17 +615,33 @@ install_phase:
   sample: completed
 install:
   description:
-    - The install source - source, wait, and for O(install.location) the cached kernel and
+    - The install source - source, wait (seconds), and for O(install.location) the cached kernel and
       initrd, the layout found (redhat, debian, ubuntu, suse), the cache directory and
       whether this run fetched anything (in check mode, whether it would). Also the
       installer's kernel command line and the name the kickstart file has in the initrd
       (never its content).
+    - C(source_argument) (e.g. V(inst.repo=http://...), or null) and
+      C(source_argument_decided_by) when the installer's kernel starts.
   returned: when O(install) is given
   type: dict
   sample: {"source": "location", "layout": "redhat", "fetched": false,
            "kernel": "/var/lib/libvirt/boot/kvmops/70ff82bfcc3ffe47/kernel",
            "initrd": "/var/lib/libvirt/boot/kvmops/70ff82bfcc3ffe47/initrd",
            "cmdline": "console=ttyS0 inst.ks=file:/ks.cfg", "injected_as": "/ks.cfg"}
+os_info:
+  description:
+    - What O(os_variant) means for a new guest and which source decided - C(source) is
+      V(libosinfo) or V(families), C(reason) says why; with the libosinfo C(id), C(distro),
+      C(version), C(disk_bus), C(nic_model), C(q35), C(virtio_rng), C(guest_agent), the
+      recommended and minimum memory (MiB), the installer's C(kernel_url_arg) and the
+      C(cloud_user) of the distribution's cloud images.
+    - For an existing guest C(source) is V(families) (libosinfo is read only when a guest is
+      created or its installer starts).
+  returned: always
+  type: dict
+  sample: {"os_variant": "centos7.0", "source": "libosinfo", "id": "http://centos.org/centos/7.0",
+           "disk_bus": "virtio", "nic_model": "virtio", "q35": true, "kernel_url_arg": "inst.repo",
+           "cloud_user": "centos"}
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -589,6 +650,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors i
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connection import (
     connection, fail_on_missing_libvirt)
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import argspec as dargspec
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import console_hint
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.xml import HAS_LXML
 
 
@@ -612,6 +674,10 @@ def make_manager(module, conn, spec):
     kwargs = dict(check_mode=module.check_mode, diff_mode=module._diff,
                   run_command=module.run_command, qemu_img=module.get_bin_path('qemu-img'),
                   warn=module.warn)
+    if spec.get('cmdline') and spec.get('graphics'):
+        hint = console_hint.serial_last_warning(spec['cmdline'], spec['graphics'], 'cmdline')
+        if hint:
+            module.warn(hint)
     if not module.params.get('install'):
         from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import (
             manager as dman)
@@ -620,6 +686,10 @@ def make_manager(module, conn, spec):
         manager as dinst)
     install = dinst.normalize_install(module.params.get('install'), spec,
                                       module.params.get('wait'))
+    if install and install['source'] == 'location':
+        hint = console_hint.serial_last_warning(install.get('extra_args'), spec.get('graphics'))
+        if hint:
+            module.warn(hint)
     return dinst.InstallDomainManager(conn, spec, install=install, **kwargs)
 
 

@@ -129,11 +129,31 @@ options:
         type: str
       os_variant:
         description:
-          - V(generic), V(linux) or V(windows), or a libosinfo short id (C(--os-variant)) such as V(centos7.0)
-            or V(win2k12r2) that maps onto one of them by prefix. The guide's C(--os-type=windows) maps here.
-          - V(linux) - virtio disks and NICs. V(windows) - SATA disks, e1000e NIC, localtime clock, Hyper-V
-            enlightenments (with KVM), USB tablet. V(generic) - SATA disks, e1000 NIC.
-          - The defaults apply to new domains, and to disks and NICs listed without O(guests[].disks[].bus) or O(guests[].networks[].model).
+          - V(generic), V(linux) or V(windows), or a libosinfo short id (C(--os-variant)) such as
+            V(centos7.0), V(debian12), V(freebsd13.0) or V(win2k12r2). The guide's C(--os-type=windows) maps
+            here.
+          - When libosinfo is on the hypervisor (Debian/Ubuntu C(osinfo-db), C(python3-gi),
+            C(gir1.2-libosinfo-1.0); the kvm_host role installs them with C(kvm_host_install_libosinfo)) an id
+            is looked up there, as virt-install does - virtio support of disks and NICs, virtio-rng, the guest
+            agent channel, q35, the minimum memory (a warning below it), the installer's kernel-url-argument
+            (see O(guests[].install.location)) and the id written into the domain's libosinfo metadata.
+          - Otherwise, and for ids the installed osinfo-db does not know yet (V(debian12) in osinfo-db 2022),
+            the families decide by prefix - V(linux) - virtio disks and NICs, virtio-rng, guest agent channel,
+            q35. V(windows) - SATA disks, e1000e NIC, localtime clock, Hyper-V enlightenments (with KVM), q35.
+            V(generic) - SATA disks, e1000 NIC, pc. BSDs get virtio disks and NICs. RV(guests[].os_info) says
+            which source decided.
+          - libosinfo is read only when the module creates a guest or starts its installer; a re-run against
+            an existing guest (or a removal) does not load its database.
+          - The defaults apply to new domains, and to disks and NICs listed without O(guests[].disks[].bus) or
+            O(guests[].networks[].model).
+          - A new guest gets the devices virt-install 4.1 gives it - machine q35 (x86, when the OS supports it
+            and no disk uses the IDE bus), suspend-to-RAM/disk off, the QEMU guest agent channel and
+            virtio-rng (from /dev/urandom) when the OS has the drivers, C(discard=unmap) on sparse images, a
+            USB tablet with graphics. Not copied - 14 spare PCIe root ports (libvirt adds the ones the devices
+            need) and Hyper-V enlightenments under TCG (QEMU without KVM has none).
+          - An existing domain keeps the devices it was defined with - the module compares only what the
+            options ask for, so a guest defined with older defaults (machine pc, no agent channel) stays
+            unchanged on a re-run.
         type: str
       disks:
         description:
@@ -309,18 +329,30 @@ options:
         suboptions:
           location:
             description:
-              - An install tree (C(--location)) - an http, https or ftp URL, a directory on the hypervisor,
-                or an ISO image on the hypervisor that holds one.
+              - An install tree (C(--location)) - an http, https or ftp URL, a directory on the hypervisor, or
+                an ISO image on the hypervisor that holds one.
               - Layouts found - RHEL, CentOS, Fedora, Rocky and Alma (C(.treeinfo), C(images/pxeboot/vmlinuz)
-                and C(initrd.img)), Debian and Ubuntu netboot (give C(.../dists/<suite>/main/installer-<arch>/);
-                one level up or down works too), openSUSE/SLES (C(boot/<arch>/loader/linux) and C(initrd)),
-                and installer DVDs (C(isolinux/), C(install.amd/), C(casper/)).
-              - The kernel and initrd are copied into O(guests[].install.cache_dir) under a directory keyed by the location
-                and the architecture, checked against their size and SHA-256 (and the checksums of C(.treeinfo)
-                when it has them), written to a temporary file and renamed into place. A later run uses the
-                cache without any network traffic.
-              - An ISO needs xorriso, bsdtar or isoinfo on the hypervisor; it is also attached as a CD-ROM while
-                the installer runs (like virt-install).
+                and C(initrd.img)), Debian and Ubuntu netboot (give
+                C(.../dists/<suite>/main/installer-<arch>/); one level up or down works too), openSUSE/SLES
+                (C(boot/<arch>/loader/linux) and C(initrd)), and installer DVDs (C(isolinux/),
+                C(install.amd/), C(casper/)).
+              - The kernel and initrd are copied into O(guests[].install.cache_dir) under a directory keyed by
+                the location and the architecture, checked against their size and SHA-256 (and the checksums
+                of C(.treeinfo) when it has them), written to a temporary file and renamed into place. A later
+                run uses the cache without any network traffic.
+              - An ISO needs xorriso, bsdtar or isoinfo on the hypervisor; it is also attached as a CD-ROM
+                while the installer runs (like virt-install).
+              - Like virt-install, the installer is told where its tree is (libosinfo's kernel-url-argument) -
+                for an http(s)/ftp location the module appends V(inst.repo=<location>) for RHEL, CentOS and
+                Fedora 7 and later, V(method=<location>) for older ones, V(install=<location>) for
+                openSUSE/SLES, and nothing for Debian and Ubuntu (their netboot initrd asks for a mirror),
+                unless O(guests[].install.extra_args) already names a source (C(inst.repo=), C(repo=),
+                C(method=), C(inst.stage2=), C(install=)). Which one is decided by the tree's C(.treeinfo)
+                (family and version), else O(guests[].os_variant), else the layout found; RV(guests[].install)
+                returns it as C(source_argument) and C(source_argument_decided_by).
+              - An ISO needs nothing more (the installer looks at its CD-ROM). A directory on the hypervisor
+                cannot be reached from inside the guest - a RHEL or SUSE tree there gets a warning, serve it
+                over HTTP or name a reachable source in O(guests[].install.extra_args).
             type: str
           cdrom:
             description:
@@ -340,8 +372,13 @@ options:
             type: bool
           extra_args:
             description:
-              - Kernel arguments for the installer (C(--extra-args)), only with O(guests[].install.location), e.g. V(console=tty0
-                console=ttyS0,115200) to follow the installer on the serial console, or V(inst.ks=http://server/ks.cfg).
+              - Kernel arguments for the installer (C(--extra-args)), only with O(guests[].install.location),
+                e.g. V(console=tty0 console=ttyS0,115200) to follow the installer on the serial console, or
+                V(inst.ks=http://server/ks.cfg).
+              - The LAST C(console=) becomes /dev/console, where the installer writes. With VNC or spice
+                graphics and a serial console last the VNC screen stops at the last boot message; the module
+                warns then (put V(console=tty0) last, or use O(guests[].graphics.type=none) and C(virsh
+                console)).
             type: str
           kickstart:
             description:
@@ -367,12 +404,19 @@ options:
             default: 30
       wait:
         description:
-          - With O(guests[].install), seconds to wait for the install phase to end (C(--wait)). V(0) returns once the
-            installer has started, V(-1) waits without limit. Once the installer has ended the module starts
+          - With O(guests[].install), how long to wait for the install phase to end (C(--wait)) - a number of
+            seconds, or a number with a unit V(30s), V(90m), V(1h), V(1d). A bare number counts SECONDS
+            (virt-install's C(--wait) counts minutes - its C(--wait 60) is V(60m) here). V(0) returns once the
+            installer has started, V(-1) waits without limit.
+          - Once the installer has ended (its reboot stops the domain - C(on_reboot=destroy) during the
+            install phase) the module starts the final configuration, so a Windows Setup or anaconda that
+            reboots goes on booting from the disk within the same task.
+          - Without O(guests[].wait) (or with V(0)) the task returns while the installer runs; after its first
+            reboot the guest stays shut off until the next run with O(guests[].state=running), which starts
             the final configuration.
-          - When the time runs out, RV(guests[].install_phase) is V(timed_out) (with a warning, not a failure); a later
-            run finishes the job.
-        type: int
+          - When the time runs out, RV(guests[].install_phase) is V(timed_out) (with a warning, not a
+            failure); a later run finishes the job.
+        type: raw
 
   defaults:
     description:
@@ -537,6 +581,12 @@ guests:
       description: The install source and, for a location, the cached kernel and initrd.
       type: dict
       returned: when the guest has an install
+    os_info:
+      description:
+        - What O(guests[].os_variant) means for a new guest and which source decided (V(libosinfo) or V(families)),
+          as virt_install_domain returns it.
+      type: dict
+      returned: when the guest was planned
     warnings:
       description: This guest's warnings (also shown as the task's warnings, prefixed with its name).
       type: list

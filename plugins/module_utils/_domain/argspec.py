@@ -17,6 +17,7 @@ import copy
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.argspec import uri_option
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import spec as dspec
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import osinfo as _osinfo
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.graphics import is_loopback
 
 # Same value as _install.media.DEFAULT_CACHE_DIR (a unit test keeps them equal); repeated here
@@ -40,8 +41,9 @@ def install_option():
 
 
 def wait_option():
-    """The top-level wait option (virt-install's --wait)."""
-    return dict(type='int', default=0)
+    """The top-level wait option (virt-install's --wait): seconds, or a duration with a unit
+    such as 90m (parsed by _install/durations.py)."""
+    return dict(type='raw', default=0)
 
 
 def guest_options():
@@ -128,7 +130,7 @@ def spec_from_params(params):
         if params.get(key) is not None:
             params[key] = [dict((k, v) for k, v in item.items() if v is not None)
                            for item in params[key]]
-    return dspec.normalize(params)
+    return _osinfo.normalize_with_facts(dspec, params)
 
 
 def vnc_password_warning(spec):

@@ -19,6 +19,9 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.xml import etree
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import (
+    device_defaults as _devdef)
+
 # The allocator lives in _libvirt/disk_targets; these names stay for the drift merge.
 TARGET_PREFIX = disk_targets.TARGET_PREFIX
 target_name = disk_targets.target_name
@@ -44,7 +47,7 @@ def disk_element(disk):
         el = etree.Element('disk', type='file', device=disk['device'])
     fmt = disk.get('format_resolved') or disk.get('format') or 'raw'
     _sub(el, 'driver', {'name': 'qemu', 'type': fmt,
-                        'cache': disk.get('cache')})
+                        'cache': disk.get('cache'), 'discard': disk.get('discard')})
     if disk.get('pool'):
         _sub(el, 'source', {'pool': disk['pool'], 'volume': disk['volume']})
     elif disk.get('path'):
@@ -176,9 +179,15 @@ def features_element(family_defaults, domain_type):
 
 def build_domain_tree(values, host):
     """The final domain definition as an lxml Element (see the module docstring)."""
-    fam = values['family_defaults']
+    info = _devdef.facts(values, host)
+    values = _devdef.with_defaults(values, host, info)  # virt-install's devices: see there
+    fam = dict(values['family_defaults'],
+               video=_devdef.video_model(info, values['family_defaults'], values))
     dom = etree.Element('domain', type=host['domain_type'])
     _sub(dom, 'name', text=values['name'])
+    meta = _devdef.metadata_element(info)
+    if meta is not None:
+        dom.append(meta)
     _sub(dom, 'memory', {'unit': 'MiB'}, values['memory_mib'])
     _sub(dom, 'currentMemory', {'unit': 'MiB'}, values['memory_mib'])
     _sub(dom, 'vcpu', {'placement': 'static'}, values['vcpus'])
@@ -191,6 +200,9 @@ def build_domain_tree(values, host):
     _sub(dom, 'on_poweroff', text='destroy')
     _sub(dom, 'on_reboot', text='restart')
     _sub(dom, 'on_crash', text='destroy')
+    pm = _devdef.pm_element(host)
+    if pm is not None:
+        dom.append(pm)
     devices = _sub(dom, 'devices')
     disks = assign_targets([dict(d) for d in values['disks']])
     for d in disks:
@@ -201,7 +213,9 @@ def build_domain_tree(values, host):
         devices.append(interface_element(n))
     for el in serial_elements(values['serial']):
         devices.append(el)
-    if fam.get('tablet') and values['graphics']['type'] != 'none':
+    for el in _devdef.extra_devices(values, host, info):
+        devices.append(el)
+    if _devdef.wants_tablet(values, host, info, fam):
         _sub(devices, 'input', {'type': 'tablet', 'bus': 'usb'})
     gfx = graphics_element(values['graphics'])
     if gfx is not None:

@@ -26,6 +26,8 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import s
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import builder as dxml
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import preflight as _preflight
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import storage as _storage
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import space as _space
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import osinfo as _osinfo
 
 try:
     import libvirt
@@ -122,6 +124,11 @@ class DomainManager(object):
             raise DomainError(str(exc))
         for msg in _storage.growth_warnings(self.plans):
             self.warn(msg)
+        try:
+            for msg in _space.check(self.plans, self.conn):
+                self.warn(msg)
+        except (_space.SpaceError, OSError) as exc:
+            raise DomainError(str(exc))
         return self.plans
 
     def preflight(self):
@@ -174,7 +181,26 @@ class DomainManager(object):
 
     def plan_new_domain(self, values):
         """Hook: validate install inputs before anything is created (no side effects)."""
+        self.resolve_osinfo(values)
         return None
+
+    def resolve_osinfo(self, values=None):
+        """os_variant through libosinfo (once, only for a guest being created or installed):
+        the facts go into the spec and into the creation values (_domain/osinfo.py)."""
+        if not self.spec.get('osinfo_lookup'):
+            return self.spec.get('osinfo')
+        self.spec['osinfo_lookup'] = False
+        info = _osinfo.resolve(self.spec['os_variant'], self.spec['os_family'],
+                               arch=self.host_facts()['arch'])
+        _osinfo.apply(self.spec, info)
+        if values is not None:
+            _osinfo.apply(values, info)
+            minimum = info.get('minimum_memory_mib')
+            if minimum and values.get('memory_mib') and values['memory_mib'] < minimum:
+                self.warn('memory=%s MiB is below the %s MiB libosinfo gives as the minimum '
+                          'for %s; its installer may fail.'
+                          % (values['memory_mib'], minimum, self.spec['os_variant']))
+        return info
 
     def start_new_domain(self, dom):
         """Start a domain this run just defined; the install phase extends it."""
@@ -442,6 +468,8 @@ class DomainManager(object):
         }
         if self.decision:
             res['virt_type'] = self.decision
+        if self.spec.get('osinfo'):
+            res['os_info'] = _osinfo.summary(self.spec['osinfo'])
         if self.removed_storage:
             res['removed_storage'] = self.removed_storage
         if self.diff_mode:

@@ -19,6 +19,7 @@ import os
 import re
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import osinfo as _osinfo
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import graphics
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.disk_targets import CDROM_BUS
 
@@ -184,9 +185,14 @@ def os_family(os_variant):
     for p in _LINUX_PREFIXES:
         if v.startswith(p):
             return 'linux'
+    # BSDs and other systems libosinfo knows (freebsd13.0): see _domain/osinfo.py.
+    family = _osinfo.fallback_family(v)
+    if family:
+        return family
     raise SpecError("os_variant=%r is unknown; use generic, linux or windows, or a libosinfo "
                     "short id that starts with a known family (e.g. centos7.0, rhel9.4, "
-                    "debian12, ubuntu24.04, win2k12r2)." % (os_variant,))
+                    "debian12, ubuntu24.04, win2k12r2, freebsd13.0; osinfo-query os lists "
+                    "them)." % (os_variant,))
 
 
 def _disk(i, d, family):

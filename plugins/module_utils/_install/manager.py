@@ -24,6 +24,10 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import m
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import initrd_inject as inj
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import media
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import phase
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import (
+    source_arg as _source_arg)
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import (
+    durations as _durations)
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import preflight as _preflight
 
 try:
@@ -40,7 +44,8 @@ def install_argument_spec():
 
 
 def wait_argument_spec():
-    """The top-level wait option (virt-install's --wait) for the module's argument_spec."""
+    """The top-level wait option (virt-install's --wait) for the module's argument_spec:
+    seconds, or a duration with a unit (see _install/durations.py)."""
     return dargspec.wait_option()
 
 
@@ -58,6 +63,10 @@ def normalize_install(params, spec, wait=0):
             "existing disk image) or pxe: true; got %s."
             % (', '.join(chosen) if chosen else 'none'))
     source = chosen[0]
+    try:
+        wait = _durations.parse_wait(wait)
+    except _durations.DurationError as exc:
+        raise dman.DomainError(str(exc))
     out = {
         'source': source, 'location': params.get('location'), 'cdrom': params.get('cdrom'),
         'extra_args': params.get('extra_args'), 'kickstart': params.get('kickstart'),
@@ -120,6 +129,8 @@ class InstallDomainManager(dman.DomainManager):
         self.plan = None           # install plan (build_install_xml)
         self.record = None         # install record of the domain at the start of the run
         self.install_outcome = None
+        self.source_arg = None     # _install/source_arg.plan(): the installer's source argument
+        self._source_warned = False
 
     # ------------------------------------------------------------------ validation
     def _check_import(self):
@@ -153,6 +164,7 @@ class InstallDomainManager(dman.DomainManager):
             raise dman.DomainError(str(exc))
 
     def plan_new_domain(self, values):
+        self.resolve_osinfo(values)
         if not self.install:
             return None
         if self.install['source'] == 'import':
@@ -166,8 +178,20 @@ class InstallDomainManager(dman.DomainManager):
             # Fetch now (only for a guest that is to run): a source that cannot be fetched
             # fails before anything is defined. Check mode fetches nothing.
             fetch = self.spec['state'] == 'running' and not self.check_mode
-            self._resolve_media(check_mode=not fetch)
+            self._plan_source_arg(self._resolve_media(check_mode=not fetch))
         return None
+
+    def _plan_source_arg(self, m):
+        """The installer's source argument (inst.repo=...); warns once when the guest
+        cannot reach the tree (a directory on the hypervisor)."""
+        self.resolve_osinfo()
+        self.source_arg = _source_arg.plan(self.install['location'], m.get('kind'),
+                                           m.get('layout'), self.install['extra_args'],
+                                           m.get('release'), self.spec.get('osinfo'))
+        if self.source_arg['warning'] and not self._source_warned:
+            self._source_warned = True
+            self.warn(self.source_arg['warning'])
+        return self.source_arg
 
     # ------------------------------------------------------------------ media and plan
     def _resolve_media(self, check_mode):
@@ -201,9 +225,11 @@ class InstallDomainManager(dman.DomainManager):
             except (IOError, OSError) as exc:
                 raise dman.DomainError("Injecting install.kickstart into a copy of %s failed: %s"
                                        % (m['initrd'], exc))
+        cmdline = phase.install_cmdline(self.install['extra_args'], m.get('layout'),
+                                        self.install.get('inject_name'))
+        self._plan_source_arg(m)
         plan = {'boot': 'kernel', 'kernel': m['kernel'], 'initrd': initrd,
-                'cmdline': phase.install_cmdline(self.install['extra_args'], m.get('layout'),
-                                                 self.install.get('inject_name'))}
+                'cmdline': _source_arg.append(cmdline, self.source_arg['argument'])}
         if m.get('kind') == 'iso':
             plan['attach_iso'] = m['iso']
         return plan
@@ -307,10 +333,11 @@ class InstallDomainManager(dman.DomainManager):
             self.act('started' if not self.check_mode else 'would start')
             self.restart_required = False  # the final configuration started from the definition
         if out['install_phase'] == phase.PHASE_TIMED_OUT:
-            self.warn("The installer of %s was still running after wait=%s seconds. "
+            self.warn("The installer of %s was still running after wait=%s seconds (%s). "
                       "A later run with state=running finishes the job (it starts the final "
                       "configuration once the installer has ended)."
-                      % (self.spec['name'], self.install['wait']))
+                      % (self.spec['name'], self.install['wait'],
+                         _durations.describe(self.install['wait'])))
         self.install_outcome = out
 
     # ------------------------------------------------------------------ result
@@ -342,6 +369,9 @@ class InstallDomainManager(dman.DomainManager):
             info['cdrom'] = self.install['cdrom']
         if self.plan and self.plan.get('cmdline') is not None:
             info['cmdline'] = self.plan['cmdline']
+        if self.source_arg:
+            info['source_argument'] = self.source_arg['argument']
+            info['source_argument_decided_by'] = self.source_arg['decided_by']
         if self.install.get('kickstart'):
             info['kickstart'] = self.install['kickstart']
             info['injected_as'] = '/' + self.install['inject_name']

@@ -45,6 +45,9 @@ from urllib.error import HTTPError, URLError
 from ansible.module_utils.common.text.converters import to_native, to_text
 from ansible.module_utils.urls import open_url
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import (
+    source_arg as _source_arg)
+
 DEFAULT_CACHE_DIR = '/var/lib/libvirt/boot/kvmops'
 MANIFEST = 'manifest.json'
 MANIFEST_VERSION = 1
@@ -589,6 +592,7 @@ def _candidates(tree, arch):
         text = tree.read_small(name)
         if text is None:
             continue
+        tree.treeinfo_text = text  # family/version for the installer's source argument
         parsed = parse_treeinfo(text, arch)
         if parsed:
             kernel, initrd, sums = parsed
@@ -712,12 +716,14 @@ def resolve_location(location, arch='x86_64', cache_dir=None, check_mode=False,
             fresh = sig == manifest.get('signature')
         if fresh:
             result['layout'] = manifest.get('layout')
+            result['release'] = manifest.get('release')
             return result
 
     tree = _make_tree(kind, source, validate_certs, timeout, runner)
     if check_mode:
         if kind != 'url':
             result['layout'] = find_layout(tree, arch, location)[0]
+            result['release'] = _source_arg.treeinfo_release(getattr(tree, 'treeinfo_text', None))
         result['fetched'] = True
         return result
 
@@ -745,10 +751,12 @@ def resolve_location(location, arch='x86_64', cache_dir=None, check_mode=False,
     manifest = {
         'version': MANIFEST_VERSION, 'source': source, 'arch': arch, 'kind': kind,
         'layout': layout, 'signature': sig,
+        'release': _source_arg.treeinfo_release(getattr(tree, 'treeinfo_text', None)),
         KERNEL_NAME: {'from': krel, 'size': k[1], 'sha256': k[2]},
         INITRD_NAME: {'from': irel, 'size': i[1], 'sha256': i[2]},
     }
     _write_atomic(directory, MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
     result['layout'] = layout
+    result['release'] = manifest['release']
     result['fetched'] = True
     return result

@@ -86,4 +86,4 @@ def test_argument_spec_shape():
     assert spec['type'] == 'dict'
     assert set(spec['options']) == {'location', 'cdrom', 'import', 'pxe', 'extra_args', 'kickstart',
                                     'cache_dir', 'validate_certs', 'timeout'}
-    assert im.wait_argument_spec() == {'type': 'int', 'default': 0}
+    assert im.wait_argument_spec() == {'type': 'raw', 'default': 0}  # seconds or '90m'
