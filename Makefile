@@ -5,7 +5,7 @@ PYTEST := $(VENV)/bin/pytest
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
 
-.PHONY: setup test unit integration lint sanity molecule demo bench collection-link containers
+.PHONY: setup test unit integration lint sanity molecule demo bench collection-link containers fuzz
 
 setup:
 	@testbed/setup.sh
@@ -48,3 +48,11 @@ demo: setup collection-link
 
 bench: setup collection-link
 	@bench/run.sh
+
+# The property-based suites (hypothesis) with a long, randomised search; `make test` runs the
+# same tests with the derandomised `ci` budget (tests/conftest.py). Failures found are kept in
+# .build/hypothesis and replayed first next time.
+PROPERTY_TESTS := $(shell find tests/unit -name 'test_*_properties.py') \
+	tests/unit/plugins/module_utils/_domain/test_domain_path_escapes.py
+fuzz: setup collection-link
+	HYPOTHESIS_PROFILE=fuzz $(PYTEST) $(PROPERTY_TESTS) -q --durations=5

@@ -112,10 +112,24 @@ def plan_disks(disks, conn=None):
 
 def _plan_file(d, p, i):
     path = d['path']
+    if os.path.islink(path):
+        real = os.path.realpath(path)
+        if os.path.dirname(real) != os.path.realpath(os.path.dirname(path)):
+            # libvirt would relabel and chown the target (dynamic_ownership): be explicit.
+            raise StorageError("disks[%d].path=%s is a symlink to %s, outside its directory; "
+                               "give the real path (%s) if that file is meant to be the disk."
+                               % (i, path, real, real))
     if os.path.exists(path):
         if os.path.isdir(path):
             raise StorageError("disks[%d].path=%s is a directory; give the image file's path."
                                % (i, path))
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            kind = 'block device' if stat.S_ISBLK(mode) else 'device or special file'
+            raise StorageError("disks[%d].path=%s is a %s, not an image file; this module "
+                               "manages file images. Give an image file, or the device as a "
+                               "volume of a libvirt storage pool (pool and volume)."
+                               % (i, path, kind))
         try:
             fmt, size = probe_image(path)
         except (IOError, OSError) as exc:
