@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 
 import libvirt
 import pytest

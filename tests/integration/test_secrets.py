@@ -214,7 +214,7 @@ def test_no_secret_leaks_from_any_run(conn, prefix, image_dir, tmp_path):
     for dirpath, dirnames, filenames in os.walk(cache):
         assert not [f for f in filenames if f.startswith('initrd-inject-')], filenames
     # No leftover of Ansible's module temporary files from these runs.
-    leftovers = [p for p in files_changed_since([os.path.join(home_ansible, 'tmp')], start)]
+    leftovers = files_changed_since([os.path.join(home_ansible, 'tmp')], start)
     assert not files_holding(leftovers, secrets['vnc'])
 
 

@@ -15,7 +15,7 @@ def connection_alive(conn):
     """False when the run's connection to libvirtd is gone (a daemon restart kills it)."""
     try:
         return bool(conn.isAlive())
-    except Exception:  # pylint: disable=broad-except - a dead connection may raise too
+    except Exception:  # pylint: disable=broad-except  # a dead connection may raise too
         return False
 
 

@@ -95,7 +95,7 @@ def domain_params(draw):
     if draw(st.booleans()):
         p['serial'] = draw(st.one_of(st.just('pty'), paths))
     disks = []
-    for _ in range(draw(st.integers(0, 3))):
+    for dummy in range(draw(st.integers(0, 3))):
         d = {'path': draw(paths), 'size': draw(st.sampled_from([1, 0.5, 10]))}
         if draw(st.booleans()):
             d['device'] = 'cdrom'

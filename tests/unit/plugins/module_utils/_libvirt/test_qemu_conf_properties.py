@@ -67,7 +67,7 @@ def line(draw, nl):
     if kind == 'list_example':
         return '#%s = [%s#  "a",%s#]' % (draw(st.sampled_from(EDIT_KEYS)), nl, nl)
     stmt = '%s%s%s=%s%s' % (draw(blank), draw(st.sampled_from(KEYS)), draw(blank), draw(blank),
-                           draw(value(nl)))
+                            draw(value(nl)))
     if kind == 'two':
         stmt += '; %s = %s' % (draw(st.sampled_from(KEYS)), draw(scalar()))
     if draw(st.booleans()):
