@@ -97,3 +97,22 @@ def test_a_fifo_is_not_a_disk_image(tmp_path):
     os.mkfifo(str(fifo))
     with pytest.raises(ST.StorageError, match='special file'):
         _plan(str(fifo))
+
+
+def test_partial_image_of_a_dead_run_is_removed_and_never_at_the_disk_path(tmp_path):
+    """A run killed mid-creation leaves only a hidden partial file; the next run removes it
+    (its process is gone) and creates the image; a live run's partial file is left alone."""
+    path = str(tmp_path / 'vm.img')
+    dead = ST._partial_name(path, pid=2 ** 22 + 12345)  # above pid_max: never a live process
+    live = ST._partial_name(path, pid=1)  # a live process (init): its file stays
+    for p in (dead, live):
+        with open(p, 'wb') as f:
+            f.write(b'half')
+    plans = _plan(path, size=0.001)
+    assert plans[0]['action'] == 'create'
+    ST.create_missing(plans)
+    assert not os.path.exists(dead)
+    assert os.path.getsize(path) == plans[0]['size']
+    assert sorted(os.listdir(str(tmp_path))) == sorted(['vm.img', os.path.basename(live)])
+    with pytest.raises(ST.StorageError, match='already exists'):
+        ST.create_missing(plans)
