@@ -18,9 +18,21 @@ REPORT_DIR = os.path.join(paths.REPO, '.build', 'reports', 'reliability')
 
 # ------------------------------------------------------------------ libvirtd
 def libvirtd_pid():
-    out = subprocess.run(['pidof', '-s', 'libvirtd'], stdout=subprocess.PIPE,
-                         universal_newlines=True, check=False).stdout.strip()
-    return int(out) if out else None
+    """The host's libvirtd (its init script's pid file), never one inside a container or
+    namespace another test started (pidof would see those too)."""
+    for path in ('/run/libvirtd.pid', '/var/run/libvirtd.pid'):
+        try:
+            with open(path) as f:
+                pid = int(f.read().strip())
+            with open('/proc/%d/comm' % pid) as f:
+                if f.read().strip() != 'libvirtd':
+                    continue
+            if os.readlink('/proc/%d/ns/mnt' % pid) != os.readlink('/proc/self/ns/mnt'):
+                continue
+            return pid
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def wait_for_libvirtd(timeout=90):
@@ -53,9 +65,21 @@ def kill_libvirtd(sig=signal.SIGKILL, timeout=30):
         return None
     os.kill(pid, sig)
     if sig == signal.SIGKILL:
-        _wait_gone(timeout)
+        deadline = time.monotonic() + timeout
+        while os.path.exists('/proc/%d' % pid) and not _zombie(pid):
+            if time.monotonic() > deadline:
+                raise AssertionError('libvirtd %d still running after SIGKILL' % pid)
+            time.sleep(0.02)
         _remove_stale_pidfile()
     return pid
+
+
+def _zombie(pid):
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return f.read().rsplit(')', 1)[1].split()[0] == 'Z'
+    except OSError:
+        return True
 
 
 def _remove_stale_pidfile():
