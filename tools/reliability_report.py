@@ -1,6 +1,6 @@
 """Write tests/RELIABILITY.md from the fault tests' records and JUnit report.
 
-    python tools/reliability_report.py .build/reports/reliability.xml [OUT]
+    python tools/reliability_report.py [--out OUT] JUNIT_XML...
 
 The records are the JSON files tests/support/faults.record() writes into
 .build/reports/reliability/ (what was injected, how many times, what the module reported,
@@ -56,9 +56,13 @@ def cell(text):
 
 
 def main():
-    junit = sys.argv[1] if len(sys.argv) > 1 else None
-    out = sys.argv[2] if len(sys.argv) > 2 else os.path.join(REPO, 'tests', 'RELIABILITY.md')
-    cases = junit_cases(junit)
+    args = sys.argv[1:]
+    out = os.path.join(REPO, 'tests', 'RELIABILITY.md')
+    if args[:1] == ['--out']:
+        out, args = args[1], args[2:]
+    cases = {}
+    for junit in args:
+        cases.update(junit_cases(junit))
     rows = []
     for path in sorted(glob.glob(os.path.join(RECORDS, '*.json'))):
         with open(path) as f:
