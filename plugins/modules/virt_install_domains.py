@@ -268,7 +268,8 @@ options:
           allow_insecure:
             description:
               - Allow VNC to listen on a non-loopback O(guests[].graphics.listen) although qemu.conf has
-                no C(vnc_tls). Without it such a listen fails before anything changes.
+                no C(vnc_tls). Without it such a listen fails before anything changes (the same rule as
+                M(kvmops.hypervisor.vnc_listen) for the host setting and per-guest listens).
             type: bool
             default: false
       serial:

@@ -4,6 +4,8 @@ import pytest
 import yaml
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
+
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.modules import virt_install_domain as mod
 
 
@@ -80,7 +82,7 @@ def test_public_vnc_with_password_warns():
 
 def test_public_vnc_without_tls_is_refused_unless_allowed():
     for listen in ('0.0.0.0', '::', '192.0.2.7'):
-        with pytest.raises(mod.dspec.SpecError, match='Refusing graphics.listen=%s' % listen):
+        with pytest.raises(KvmopsError, match='Refusing graphics.listen=%s' % listen):
             mod.build_spec(FakeModule(params(name='vm1', graphics={'type': 'vnc',
                                                                    'listen': listen})))
     for listen in ('127.0.0.1', '127.0.0.9', '::1', None):
