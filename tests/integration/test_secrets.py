@@ -30,10 +30,12 @@ from support.secrets_scan import ProcSampler, files_changed_since, files_holding
 
 TREES = '/var/cache/kvmops-testbed/tiny/trees'
 INSTALLER_ARGS = 'console=tty0 console=ttyS0,115200 kvmops.installer=1'
-MODULES = ('virt_install_domain', 'vnc_listen', 'selinux_virt_dir', 'kvm_capability_facts')
+MODULES = ('virt_install_domain', 'virt_install_domains', 'vnc_listen', 'selinux_virt_dir',
+           'kvm_capability_facts')
 # module -> dotted no_log options this test sets
 COVERED = {
     'virt_install_domain': {'graphics.password'},
+    'virt_install_domains': {'guests.graphics.password', 'defaults.graphics.password'},
     'vnc_listen': {'password'},
 }
 
@@ -103,6 +105,7 @@ def test_no_secret_leaks_from_any_run(conn, prefix, image_dir, tmp_path):
     secrets = {
         'vnc': _secret('Vn'), 'vnc2': _secret('Vm'), 'dom': _secret('Dm'),
         'host': _secret('Hs'), 'ks': _secret('KsRootPw', 24),
+        'many': _secret('Mg'), 'mdef': _secret('Md'),
     }
     name = prefix + 'sec'
     ks = os.path.join(image_dir, 'ks.cfg')
@@ -130,6 +133,18 @@ def test_no_secret_leaks_from_any_run(conn, prefix, image_dir, tmp_path):
                   'kvmops.hypervisor.vnc_listen': {'scope': 'domains', 'domains': [name],
                                                    'listen': '127.0.0.1',
                                                    'password': secrets['dom']}},
+                 {'name': 'many guests: own and default VNC passwords',
+                  'kvmops.hypervisor.virt_install_domains': {
+                      'defaults': {'graphics': {'type': 'vnc', 'listen': '127.0.0.1',
+                                                'password': secrets['mdef']}},
+                      'guests': [
+                          {'name': name + '-m1', 'state': 'present', 'memory': 128,
+                           'virt_type': 'qemu', 'os_variant': 'linux', 'disks': [],
+                           'networks': [], 'graphics': {'type': 'vnc', 'listen': '127.0.0.1',
+                                                        'password': secrets['many']}},
+                          {'name': name + '-m2', 'state': 'present', 'memory': 128,
+                           'virt_type': 'qemu', 'os_variant': 'linux', 'disks': [],
+                           'networks': []}]}},
                  {'name': 'host-wide VNC password',
                   'kvmops.hypervisor.vnc_listen': {'config': str(conf), 'listen': '127.0.0.1',
                                                    'password': secrets['host'],
@@ -163,13 +178,17 @@ def test_no_secret_leaks_from_any_run(conn, prefix, image_dir, tmp_path):
     dom = conn.lookupByName(name)
     secure = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE)
     assert "passwd='%s'" % secrets['dom'] in secure  # the last task set it, for real
+    for n, key in (('-m1', 'many'), ('-m2', 'mdef')):
+        xml = conn.lookupByName(name + n).XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE)
+        assert "passwd='%s'" % secrets[key] in xml, (n, xml)
 
     # The wrong passwords are not the point; the leaks are. Everything written during the run:
     roots = ['/tmp', home_ansible, image_dir, cache, str(tmp_path), '/var/log/libvirt',
              '/var/lib/libvirt/qemu', '/run/libvirt/qemu', '/etc/libvirt/qemu',
              '/var/lib/libvirt/boot']
     written = files_changed_since(roots, start)
-    libvirt_own = {'/etc/libvirt/qemu/%s.xml' % name, '/run/libvirt/qemu/%s.xml' % name}
+    libvirt_own = set('/etc/libvirt/qemu/%s.xml' % n for n in (name, name + '-m1', name + '-m2'))
+    libvirt_own.add('/run/libvirt/qemu/%s.xml' % name)
     inputs = {playbook, ks, vars_file}
     backups = [p for p in written if os.path.basename(p).startswith('qemu.conf.')
                and p.startswith(str(tmp_path))]
