@@ -5,7 +5,7 @@ PYTEST := $(VENV)/bin/pytest
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
 
-.PHONY: setup test unit integration lint sanity molecule demo bench collection-link containers
+.PHONY: setup test unit integration lint sanity molecule demo bench collection-link containers fuzz reliability
 
 setup:
 	@testbed/setup.sh
@@ -48,3 +48,21 @@ demo: setup collection-link
 
 bench: setup collection-link
 	@bench/run.sh
+
+# The property-based suites (hypothesis) with a long, randomised search; `make test` runs the
+# same tests with the derandomised `ci` budget (tests/conftest.py). Failures found are kept in
+# .build/hypothesis and replayed first next time.
+PROPERTY_TESTS := $(shell find tests/unit -name 'test_*_properties.py') \
+	tests/unit/plugins/module_utils/_domain/test_domain_path_escapes.py
+fuzz: setup collection-link
+	HYPOTHESIS_PROFILE=fuzz $(PYTEST) $(PROPERTY_TESTS) -q --durations=5
+
+# Every fault test against the real daemon, the daemon kills and restarts included (they take
+# the test-bed lock exclusively), concurrent runs 20 times; then tests/RELIABILITY.md.
+reliability: setup collection-link
+	@rm -rf .build/reports/reliability
+	-KVMOPS_RELIABILITY=1 $(PYTEST) tests/integration/test_faults_storage.py \
+		tests/integration/test_faults_install_media.py tests/integration/test_faults_concurrency.py \
+		tests/integration/test_faults_daemon.py tests/integration/test_secrets.py -q \
+		--durations=20 --junitxml=.build/reports/reliability.xml
+	$(VENV)/bin/python tools/reliability_report.py .build/reports/reliability.xml

@@ -242,6 +242,13 @@ options:
       keymap:
         description: Keymap such as V(en-us) or V(de).
         type: str
+      allow_insecure:
+        description:
+          - Allow VNC to listen on a non-loopback O(graphics.listen) although qemu.conf has no
+            C(vnc_tls). Without it such a listen fails before anything changes (the same rule
+            as M(kvmops.hypervisor.vnc_listen) for the host setting and per-guest listens).
+        type: bool
+        default: false
   serial:
     description:
       - V(pty) (default for new domains) or an absolute path of a log file that receives the
@@ -651,6 +658,8 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connect
     connection, fail_on_missing_libvirt)
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import argspec as dargspec
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import console_hint
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import connection as _libvirt_conn
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.failure import libvirt_failure_message
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.xml import HAS_LXML
 
 
@@ -705,7 +714,12 @@ def main():
         spec = build_spec(module)
         with connection(module.params['uri']) as conn:
             manager = make_manager(module, conn, spec)
-            result = manager.run()
+            try:
+                result = manager.run()
+            except _libvirt_conn.libvirt.libvirtError as exc:
+                # e.g. libvirtd stopped or restarted between two calls of this run
+                raise KvmopsError(libvirt_failure_message('domain %s' % spec['name'], exc, conn,
+                                                          manager.actions))
     except KvmopsError as exc:
         fields = {}
         if manager is not None:

@@ -285,6 +285,13 @@ options:
           keymap:
             description: Keymap such as V(en-us) or V(de).
             type: str
+          allow_insecure:
+            description:
+              - Allow VNC to listen on a non-loopback O(guests[].graphics.listen) although qemu.conf has
+                no C(vnc_tls). Without it such a listen fails before anything changes (the same rule as
+                M(kvmops.hypervisor.vnc_listen) for the host setting and per-guest listens).
+            type: bool
+            default: false
       serial:
         description:
           - V(pty) (default for new domains) or an absolute path of a log file that receives the guest's serial

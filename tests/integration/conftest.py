@@ -103,3 +103,22 @@ def tiny():
     if missing:
         pytest.fail('tiny guest assets missing (run testbed/setup.sh): %s' % missing)
     return assets
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked reliability (daemon kills, 20 repetitions) run only in `make reliability`
+    (KVMOPS_RELIABILITY=1): they restart libvirtd under the exclusive lock."""
+    if os.environ.get('KVMOPS_RELIABILITY') == '1':
+        return
+    skip = pytest.mark.skip(reason='reliability run only (make reliability)')
+    for item in items:
+        if 'reliability' in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def daemon_fault(daemon_exclusive):
+    """For tests that stop or kill libvirtd: it is running again afterwards, whatever failed."""
+    from support import faults
+    yield faults
+    faults.start_libvirtd()

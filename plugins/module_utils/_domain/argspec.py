@@ -19,6 +19,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.argspec 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import spec as dspec
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import osinfo as _osinfo
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.graphics import is_loopback
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._vnc import guard as _vnc_guard
 
 # Same value as _install.media.DEFAULT_CACHE_DIR (a unit test keeps them equal); repeated here
 # so that the argument spec does not import the install-media code.
@@ -91,6 +92,7 @@ def guest_options():
             port=dict(type='int'),
             password=dict(type='str', no_log=True),
             keymap=dict(type='str', no_log=False),
+            allow_insecure=dict(type='bool', default=False),
         )),
         serial=dict(type='str'),
         remove_storage=dict(type='bool', default=False),
@@ -126,11 +128,19 @@ def spec_from_params(params):
 
     Raises _domain.spec.SpecError with the option and the fix."""
     params = dict(params)
+    allow_insecure = False
+    if params.get('graphics') is not None:
+        params['graphics'] = dict(params['graphics'])
+        allow_insecure = bool(params['graphics'].pop('allow_insecure', False))
     for key in ('disks', 'networks'):
         if params.get(key) is not None:
             params[key] = [dict((k, v) for k, v in item.items() if v is not None)
                            for item in params[key]]
-    return _osinfo.normalize_with_facts(dspec, params)
+    spec = _osinfo.normalize_with_facts(dspec, params)
+    refusal = _vnc_guard.public_vnc_error(spec.get('graphics'), allow_insecure)
+    if refusal:
+        raise dspec.SpecError(refusal)
+    return spec
 
 
 def vnc_password_warning(spec):

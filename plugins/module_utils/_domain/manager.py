@@ -28,6 +28,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import p
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import storage as _storage
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import space as _space
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import osinfo as _osinfo
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import failure as _failure
 
 try:
     import libvirt
@@ -321,6 +322,13 @@ class DomainManager(object):
         try:
             self.dom = self.define(xml)
         except DomainError:
+            if not _failure.connection_alive(self.conn):
+                # libvirtd went away during the define: it may have stored the definition
+                # before dying, so the new images stay (a re-run uses them, never recreates).
+                raise DomainError('The connection to libvirtd was lost while defining %s; '
+                                  'the disk images created for it were kept (%s) in case the '
+                                  'definition was stored. Start libvirtd and run again.'
+                                  % (self.spec['name'], ', '.join(created) or 'none'))
             # Roll back the empty images this run created; nothing else was touched.
             for p in self.plans:
                 if p['label'] in created:

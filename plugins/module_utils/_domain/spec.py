@@ -72,7 +72,10 @@ _MEMORY_UNITS = {
     'g': 1024, 'gb': 1024, 'gib': 1024,
     't': 1024 * 1024, 'tb': 1024 * 1024, 'tib': 1024 * 1024,
 }
-_XML_META = re.compile(r'[<>&"\'\x00-\x08\x0b\x0c\x0e-\x1f\x7f]')
+_XML_META = re.compile('[<>&"\'\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]')
+# Characters XML 1.0 cannot carry at all (lxml raises ValueError on them): control
+# characters, lone surrogates and the non-characters U+FFFE/U+FFFF.
+NOT_XML = re.compile('[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]')
 _MAC_RE = re.compile(r'^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$')
 _NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.+:-]*$')
 _IFACE_RE = re.compile(r'^[A-Za-z0-9_.:-]{1,15}$')
@@ -161,6 +164,9 @@ def check_path(option, value):
     norm = os.path.normpath(value)
     if norm.startswith('//'):
         norm = '/' + norm.lstrip('/')
+    if norm == '/':
+        raise SpecError("%s=%r names the root directory, not a file; give the file's absolute "
+                        "path." % (option, value))
     return norm
 
 
@@ -327,8 +333,9 @@ def _graphics(g):
     password = g.get('password')
     if password is not None:
         password = str(password)
-        if re.search(r'[\x00-\x1f\x7f]', password):
-            raise SpecError("graphics.password contains control characters.")
+        if re.search(r'[\x00-\x1f\x7f]', password) or NOT_XML.search(password):
+            raise SpecError("graphics.password contains control characters or characters XML "
+                            "cannot carry (U+FFFE, U+FFFF, lone surrogates); choose another.")
         if gtype == 'vnc':
             try:
                 graphics.check_vnc_password(password, 'graphics.password')

@@ -17,6 +17,7 @@ reported (growth), never silently ignored.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import errno
 import os
 import stat
 import struct
@@ -112,10 +113,24 @@ def plan_disks(disks, conn=None):
 
 def _plan_file(d, p, i):
     path = d['path']
+    if os.path.islink(path):
+        real = os.path.realpath(path)
+        if os.path.dirname(real) != os.path.realpath(os.path.dirname(path)):
+            # libvirt would relabel and chown the target (dynamic_ownership): be explicit.
+            raise StorageError("disks[%d].path=%s is a symlink to %s, outside its directory; "
+                               "give the real path (%s) if that file is meant to be the disk."
+                               % (i, path, real, real))
     if os.path.exists(path):
         if os.path.isdir(path):
             raise StorageError("disks[%d].path=%s is a directory; give the image file's path."
                                % (i, path))
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            kind = 'block device' if stat.S_ISBLK(mode) else 'device or special file'
+            raise StorageError("disks[%d].path=%s is a %s, not an image file; this module "
+                               "manages file images. Give an image file, or the device as a "
+                               "volume of a libvirt storage pool (pool and volume)."
+                               % (i, path, kind))
         try:
             fmt, size = probe_image(path)
         except (IOError, OSError) as exc:
@@ -228,45 +243,102 @@ def create_missing(plans, conn=None, run_command=None, qemu_img=None):
     return created
 
 
-def _create_file(p, run_command, qemu_img):
-    path = p['path']
-    # O_EXCL: never overwrite an image that appeared since planning.
+PARTIAL_SUFFIX = '.kvmops-partial'
+
+
+def _partial_name(path, pid=None):
+    """Hidden name an image is built under before it appears at its path."""
+    d, base = os.path.split(path)
+    return os.path.join(d, '.%s.%d%s' % (base, pid or os.getpid(), PARTIAL_SUFFIX))
+
+
+def _remove_stale_partials(path):
+    """Partial images of runs that died (killed mid-creation): their process is gone."""
+    d, base = os.path.split(path)
+    head = '.%s.' % base
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        names = os.listdir(d)
+    except OSError:
+        return
+    for name in names:
+        if not (name.startswith(head) and name.endswith(PARTIAL_SUFFIX)):
+            continue
+        pid = name[len(head):-len(PARTIAL_SUFFIX)]
+        if pid.isdigit() and not os.path.exists('/proc/%s' % pid):
+            _unlink_quiet(os.path.join(d, name))
+
+
+def _unlink_quiet(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _publish(tmp, path):
+    """Make the finished image appear at path, never over an existing file."""
+    try:
+        os.link(tmp, path)  # atomic, and fails with EEXIST instead of overwriting
+    except OSError as exc:
+        if exc.errno == errno.EEXIST:
+            raise StorageError("cannot create %s: it appeared while this run created it (a "
+                               "concurrent run?); nothing was overwritten. Run again." % path)
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV,
+                             errno.EMLINK):
+            raise StorageError("cannot create %s: %s (nothing was overwritten)." % (path, exc))
+        # a file system without hard links
+        if os.path.lexists(path):
+            raise StorageError("cannot create %s: it appeared while this run created it; "
+                               "nothing was overwritten. Run again." % path)
+        os.rename(tmp, path)
+        return
+    os.unlink(tmp)
+
+
+def _create_file(p, run_command, qemu_img):
+    """Build the image under a hidden partial name, then link it into place: a run killed or
+    failing midway never leaves a zero-length or half-written image at the disk's path."""
+    path = p['path']
+    if os.path.lexists(path):
+        raise StorageError("cannot create %s: it already exists (nothing was overwritten)."
+                           % path)
+    _remove_stale_partials(path)
+    tmp = _partial_name(path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except (IOError, OSError) as exc:
         raise StorageError("cannot create %s: %s (nothing was overwritten)." % (path, exc))
     try:
-        if p['format'] == 'raw':
-            try:
-                if p['sparse']:
-                    os.ftruncate(fd, p['size'])
-                else:
-                    os.posix_fallocate(fd, 0, p['size'])
-            except (IOError, OSError) as exc:
-                os.close(fd)
-                fd = None
-                os.unlink(path)
-                raise StorageError("cannot allocate %s GiB for %s: %s"
-                                   % (_gib(p['size']), path, exc))
-            return
-    finally:
-        if fd is not None:
+        try:
+            if p['format'] == 'raw':
+                try:
+                    if p['sparse']:
+                        os.ftruncate(fd, p['size'])
+                    else:
+                        os.posix_fallocate(fd, 0, p['size'])
+                    os.fsync(fd)
+                except (IOError, OSError) as exc:
+                    raise StorageError("cannot allocate %s GiB for %s: %s"
+                                       % (_gib(p['size']), path, exc))
+        finally:
             os.close(fd)
-    # qcow2: our empty placeholder exists, qemu-img writes the image over it.
-    if not qemu_img or run_command is None:
-        os.unlink(path)
-        raise StorageError("qemu-img is needed to create the qcow2 image %s; install it "
-                           "(Debian: qemu-utils, RHEL: qemu-img)." % path)
-    cmd = [qemu_img, 'create', '-q', '-f', 'qcow2']
-    if p.get('backing_store'):
-        cmd += ['-b', p['backing_store'], '-F', p['backing_format']]
-    if not p['sparse'] and not p.get('backing_store'):
-        cmd += ['-o', 'preallocation=falloc']
-    cmd += [path, str(p['size'])]
-    rc, out, err = run_command(cmd)
-    if rc != 0:
-        os.unlink(path)
-        raise StorageError("qemu-img create failed for %s: %s" % (path, (err or out).strip()))
+        if p['format'] != 'raw':
+            if not qemu_img or run_command is None:
+                raise StorageError("qemu-img is needed to create the qcow2 image %s; install it "
+                                   "(Debian: qemu-utils, RHEL: qemu-img)." % path)
+            cmd = [qemu_img, 'create', '-q', '-f', 'qcow2']
+            if p.get('backing_store'):
+                cmd += ['-b', p['backing_store'], '-F', p['backing_format']]
+            if not p['sparse'] and not p.get('backing_store'):
+                cmd += ['-o', 'preallocation=falloc']
+            cmd += [tmp, str(p['size'])]
+            rc, out, err = run_command(cmd)
+            if rc != 0 or not os.path.isfile(tmp):
+                raise StorageError("qemu-img create failed for %s: %s"
+                                   % (path, (err or out).strip()))
+        _publish(tmp, path)
+    finally:
+        _unlink_quiet(tmp)
 
 
 def report(plans):

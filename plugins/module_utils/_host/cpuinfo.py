@@ -97,7 +97,10 @@ def infer_arch(text):
     keys = set()
     vendor_id = None
     flags = set()
-    for line in text.splitlines():
+    lines = text.splitlines()
+    if text and not text.endswith('\n'):
+        lines = lines[:-1]  # a truncated last line (a cut 'flags' line would lose 'lm')
+    for line in lines:
         kv = _split(line)
         if kv is None:
             continue
@@ -112,8 +115,9 @@ def infer_arch(text):
         return 'aarch64'
     if 'cpu' in keys and ('timebase' in keys or 'revision' in keys):
         return 'ppc64le'
-    if vendor_id is not None or 'flags' in keys:
+    if 'flags' in keys:
         return 'x86_64' if 'lm' in flags else 'i686'
+    # x86 without a (complete) flags line: 64 or 32 bit cannot be told, so unrecognised.
     return None
 
 

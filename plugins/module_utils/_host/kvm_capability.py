@@ -345,8 +345,12 @@ def _decide_cpu(facts, blockers, checks):
             checks.append(_check('hardware virtualization', PASS,
                                  'sie in the machine-wide features line: all %d CPUs' % n))
     else:
-        detail = ('%s CPUs carry no virtualization flag in /proc/cpuinfo: KVM availability comes '
-                  'from the kernel and /dev/kvm' % (arch or 'these'))
+        if arch is None:
+            detail = ('/proc/cpuinfo is unrecognised (no field of a known architecture): KVM '
+                      'availability can only come from the kernel and /dev/kvm')
+        else:
+            detail = ('%s CPUs carry no virtualization flag in /proc/cpuinfo: KVM availability '
+                      'comes from the kernel and /dev/kvm' % arch)
         checks.append(_check('hardware virtualization', PASS if dev['present'] else FAIL, detail))
 
 

@@ -21,6 +21,7 @@ import os
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import argspec as dargspec
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import manager as dman
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import spec as dspec
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import initrd_inject as inj
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import media
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import phase
@@ -92,9 +93,9 @@ def normalize_install(params, spec, wait=0):
             % source)
     for key in ('extra_args',):
         value = out[key]
-        if value and any(c in value for c in '<>&\x00\n\r'):
-            raise dman.DomainError("install.extra_args contains XML metacharacters or line "
-                                   "breaks; give plain kernel arguments.")
+        if value and (any(c in value for c in '<>&\x00\n\r') or dspec.NOT_XML.search(value)):
+            raise dman.DomainError("install.extra_args contains XML metacharacters, line "
+                                   "breaks or control characters; give plain kernel arguments.")
     if out['cdrom']:
         if not os.path.isabs(out['cdrom']):
             raise dman.DomainError("install.cdrom=%s must be an absolute path on the hypervisor."

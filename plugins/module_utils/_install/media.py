@@ -316,22 +316,34 @@ class _DirTree(object):
     def describe(self, rel):
         return os.path.join(self.root, rel)
 
-    def read_small(self, rel):
+    def _inside(self, rel):
+        """The path of rel, refused when a symlink takes it outside the tree (a tree's
+        vmlinuz -> /etc/shadow must not end up world-readable in the cache)."""
         path = self.describe(rel)
+        real = os.path.realpath(path)
+        root = os.path.realpath(self.root)
+        if os.path.exists(path) and not real.startswith(root.rstrip(os.sep) + os.sep):
+            raise InstallMediaError(
+                "%s is a symlink to %s, outside the install tree %s; refusing to copy it. "
+                "Give a tree whose files lie inside it." % (path, real, root))
+        return path
+
+    def read_small(self, rel):
+        path = self._inside(rel)
         if not os.path.isfile(path):
             return None
         with open(path, 'rb') as f:
             return f.read(_SMALL_LIMIT)
 
     def exists(self, rel):
-        return os.path.isfile(self.describe(rel))
+        return os.path.isfile(self._inside(rel))
 
     def signature(self, rel):
         st = os.stat(self.describe(rel))
         return [st.st_size, int(st.st_mtime * 1e9)]
 
     def copy_to(self, rel, fileobj, workdir=None):
-        path = self.describe(rel)
+        path = self._inside(rel)
         if not os.path.isfile(path):
             raise _NotFound(path, 'missing')
         with open(path, 'rb') as f:

@@ -364,6 +364,9 @@ def _unset_one(text, key):
         changes.append({'key': key, 'action': 'remove', 'line': entry.line,
                         'before': text[line_start:line_end].rstrip('\r\n'), 'after': None})
         text = text[:line_start] + text[line_end:]
+        if not text.strip(' \t\r\n'):
+            # libvirt refuses a file of blank lines ("expecting a name"), not an empty one.
+            text = ''
 
 
 def edit(text, settings=None, unset=None):

@@ -4,6 +4,8 @@ import pytest
 import yaml
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
+
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.modules import virt_install_domain as mod
 
 
@@ -73,6 +75,15 @@ def test_build_spec_drops_unset_suboptions_and_fails_clearly():
 
 def test_public_vnc_with_password_warns():
     m = FakeModule(params(name='vm1', graphics={'type': 'vnc', 'listen': '0.0.0.0',
-                                                'password': 'abcdefgh'}))
+                                                'allow_insecure': True, 'password': 'abcdefgh'}))
     mod.build_spec(m)
     assert m.warnings and '8 bytes' in m.warnings[0]
+
+
+def test_public_vnc_without_tls_is_refused_unless_allowed():
+    for listen in ('0.0.0.0', '::', '192.0.2.7'):
+        with pytest.raises(KvmopsError, match='Refusing graphics.listen=%s' % listen):
+            mod.build_spec(FakeModule(params(name='vm1', graphics={'type': 'vnc',
+                                                                   'listen': listen})))
+    for listen in ('127.0.0.1', '127.0.0.9', '::1', None):
+        mod.build_spec(FakeModule(params(name='vm1', graphics={'type': 'vnc', 'listen': listen})))
