@@ -1,0 +1,120 @@
+"""The kvmops.hypervisor.libvirt_guests inventory plugin against the real libvirtd: a tiny guest
+on an isolated network of the test's own gets a DHCP lease (no guest agent in the tiny guest),
+the plugin lists it with that address, its state and tag groups, a stopped guest in the
+shutoff group, a hypervisor that cannot be reached gives a warning while the others are listed,
+and the cache answers until it is flushed. (The fleet scenario lists three remote
+hypervisors' guests over qemu+ssh, with the ProxyJump.)"""
+import json
+import os
+import re
+import subprocess
+
+import libvirt
+import pytest
+import yaml
+
+from support import paths
+from support.libvirt_helpers import tiny_guest_xml, wait_for_text
+
+TAG_NS = 'urn:kvmops:hypervisor:tags:1'
+UNREACHABLE = 'qemu+ssh://root@127.0.0.1:1/system'   # nothing listens on port 1: refused at once
+
+
+def plain(value):
+    """ansible-inventory marks values from inventory plugins unsafe ({'__ansible_unsafe': v}):
+    rightly, a tag or a guest name is never templated."""
+    if isinstance(value, dict):
+        if list(value) == ['__ansible_unsafe']:
+            return value['__ansible_unsafe']
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def ansible_inventory(config, *extra):
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=paths.COLLECTIONS_DIR, ANSIBLE_NOCOLOR='1',
+               ANSIBLE_INVENTORY_UNPARSED_FAILED='1')
+    proc = subprocess.run([os.path.join(paths.VENV, 'bin', 'ansible-inventory'), '-i', config, '--list']
+                          + list(extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, env=env, timeout=180, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return plain(json.loads(proc.stdout)), proc.stderr
+
+
+@pytest.fixture
+def lease_network(conn, prefix):
+    """An isolated network with DHCP, on a /24 no other network of this machine uses."""
+    used = set(re.findall(r"address='(\d+\.\d+\.\d+)\.", ''.join(n.XMLDesc(0) for n in conn.listAllNetworks())))
+    third = next(i for i in range(30, 250) if '10.218.%d' % i not in used)
+    net = '10.218.%d' % third
+    name = prefix + 'net'
+    conn.networkDefineXML(
+        "<network><name>{name}</name><bridge name='kv17i{t}'/>"
+        "<ip address='{net}.1' netmask='255.255.255.0'><dhcp><range start='{net}.10' end='{net}.50'/></dhcp></ip>"
+        "</network>".format(name=name, t=third, net=net)).create()
+    return name
+
+
+def test_lists_guests_with_lease_addresses_state_and_tags(conn, prefix, tiny, image_dir, lease_network, tmp_path):
+    log = os.path.join(image_dir, 'web-serial.log')
+    xml = tiny_guest_xml(prefix + 'web', tiny, log, cmdline='console=ttyS0 kvmops.dhcp=1', devices=(
+        "<interface type='network'><source network='%s'/><model type='virtio'/></interface>" % lease_network))
+    xml = xml.replace('</name>', '</name><metadata><k:tags xmlns:k="%s"><k:tag>web</k:tag><k:tag>blue-team</k:tag>'
+                      '</k:tags></metadata>' % TAG_NS, 1)
+    web = conn.defineXML(xml)
+    web.create()
+    conn.defineXML(tiny_guest_xml(prefix + 'idle', tiny, os.path.join(image_dir, 'idle.log')))
+    guest_ip = re.search(r'KVMOPS-IP: (\S+)', wait_for_text(log, 'KVMOPS-IP:', timeout=120)).group(1)
+
+    config = str(tmp_path / 'libvirt_guests.yml')
+    cache_dir = str(tmp_path / 'cache')
+    with open(config, 'w') as f:
+        yaml.safe_dump({'plugin': 'kvmops.hypervisor.libvirt_guests',
+                        'uris': ['qemu:///system', {'uri': UNREACHABLE, 'name': 'down'}],
+                        'name_pattern': '^' + re.escape(prefix), 'connect_timeout': 60,
+                        'cache': True, 'cache_plugin': 'ansible.builtin.jsonfile',
+                        'cache_connection': cache_dir, 'cache_timeout': 3600}, f)
+    inv, stderr = ansible_inventory(config)
+
+    # The unreachable hypervisor is a warning naming it; the reachable one is listed.
+    assert 'hypervisor down (%s) is not listed' % UNREACHABLE in ' '.join(stderr.split()), stderr
+    hosts = inv['_meta']['hostvars']
+    assert sorted(hosts) == [prefix + 'idle', prefix + 'web']
+    v = hosts[prefix + 'web']
+    # The address is the lease of the guest's own NIC: the one the guest printed it got.
+    assert v['ansible_host'] == guest_ip
+    nic = v['libvirt_interfaces'][0]
+    assert nic['network'] == lease_network and nic['network_forward'] == 'none'
+    assert [a['source'] for a in nic['addresses']] == ['lease']
+    mac = re.search(r"<mac address='([^']+)'", web.XMLDesc(0)).group(1)
+    lease = [entry for entry in conn.networkLookupByName(lease_network).DHCPLeases() if entry['mac'] == mac]
+    assert lease and lease[0]['ipaddr'] == guest_ip
+    assert v['libvirt_state'] == 'running' and v['libvirt_tags'] == ['web', 'blue-team']
+    assert v['libvirt_uri'] == 'qemu:///system' and v['libvirt_memory_mib'] == 256
+    assert 'ansible_ssh_common_args' not in v       # a local hypervisor: no hop needed
+    assert 'ansible_host' not in hosts[prefix + 'idle']
+    assert hosts[prefix + 'idle']['libvirt_state'] == 'shutoff'
+
+    members = {g: inv[g].get('hosts', []) for g in inv if g != '_meta'}
+    assert prefix + 'web' in members['libvirt_state_running']
+    assert prefix + 'idle' in members['libvirt_state_shutoff']
+    assert prefix + 'web' in members['libvirt_tag_web'] and prefix + 'web' in members['libvirt_tag_blue_team']
+    assert sorted(members['libvirt_hypervisor_localhost']) == [prefix + 'idle', prefix + 'web']
+
+    # Cached: a guest that went away is still listed until the cache is flushed.
+    web.destroy()
+    cached, _ = ansible_inventory(config)
+    assert cached['_meta']['hostvars'][prefix + 'web']['libvirt_state'] == 'running'
+    fresh, _ = ansible_inventory(config, '--flush-cache')
+    assert fresh['_meta']['hostvars'][prefix + 'web']['libvirt_state'] == 'shutoff'
+
+
+def test_ansible_doc_renders_the_plugin():
+    proc = subprocess.run([os.path.join(paths.VENV, 'bin', 'ansible-doc'), '-t', 'inventory',
+                           'kvmops.hypervisor.libvirt_guests'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=60, check=False,
+                          env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=paths.COLLECTIONS_DIR))
+    assert proc.returncode == 0, proc.stderr
+    for text in ('address_sources', 'hypervisor_group', 'ProxyJump', 'cache_plugin', 'keyed_groups'):
+        assert text in proc.stdout, text
