@@ -5,7 +5,7 @@ PYTEST := $(VENV)/bin/pytest
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
 
-.PHONY: setup test unit integration lint sanity molecule demo bench collection-link containers fuzz reliability
+.PHONY: setup test unit integration lint sanity molecule molecule-fleet demo bench collection-link containers fuzz reliability
 
 setup:
 	@testbed/setup.sh
@@ -35,6 +35,13 @@ test: setup collection-link
 # hold the test-bed lock exclusively (integration tests hold it shared).
 molecule: setup collection-link
 	flock -x /run/kvmops-testbed.lock molecule test
+	$(MAKE) --no-print-directory molecule-fleet
+
+# Three hypervisors in podman containers, each with its own libvirtd: this machine's libvirtd
+# is not touched, so no test-bed lock. The first run builds the image (~2-3 min, then cached).
+molecule-fleet: setup collection-link
+	@testbed/setup_podman.sh
+	molecule test -s fleet
 
 # Tests in podman containers that take minutes (apt from the Debian mirror inside them):
 # site.yml on a bare host (check, real run, re-run) and the persisted iptables rule for VNC.
