@@ -2,6 +2,7 @@
 """Turn bench/.work/raw/*.json into bench/results.md, bench/results.json and bench/ratios.png."""
 import json
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -582,9 +583,21 @@ def main():
         json.dump(out_json, f, indent=1, sort_keys=True)
         f.write('\n')
     with open(OUT_MD, 'w') as f:
-        f.write('\n'.join(md).rstrip() + '\n')
+        f.write('\n'.join(md).rstrip() + '\n' + kept_sections())
     chart(ratios)
     print('[bench] wrote %s, %s, %s' % tuple(os.path.relpath(p, B.REPO) for p in (OUT_MD, OUT_JSON, OUT_PNG)))
+
+
+def kept_sections():
+    """Sections other scripts own (<!-- section:NAME --> ... <!-- /section:NAME -->, e.g.
+    bench/fleet.py's), carried over from the results.md being replaced."""
+    if not os.path.exists(OUT_MD):
+        return ''
+    with open(OUT_MD) as f:
+        old = f.read()
+    kept = re.findall(r'(?s)<!-- section:([\w-]+) -->.*?<!-- /section:\1 -->', old)
+    blocks = [re.search(r'(?s)<!-- section:%s -->.*?<!-- /section:%s -->' % (n, n), old).group(0) for n in kept]
+    return ''.join('\n' + b + '\n' for b in blocks)
 
 
 def chart(ratios):

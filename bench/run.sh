@@ -5,6 +5,7 @@
 #   BENCH_REPS_FAST=N  the same for the cheap cases 4 and 5 (default 2 x BENCH_REPS)
 #   BENCH_CASES    which cases to run (default "1 3 4 5 6 7 8 9"; case 2 is measured inside
 #                  case 1; 7-9 are the many-guests cases of bench/many.py)
+#                  "fleet": site.yml on 1 vs 3 podman hypervisors, bench/fleet.py, BENCH_FLEET_REPS
 #   BENCH_REPORT=0 skip writing the report (e.g. while debugging one case)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -36,6 +37,11 @@ cut -d' ' -f1-3 /proc/loadavg > bench/.work/raw/load-start.txt
 flock -s "$lock" "$py" bench/bench.py meta
 failed=""
 for c in $cases; do
+  if [ "$c" = fleet ]; then
+    # Its hypervisors are containers with their own libvirtd: a shared lock is enough.
+    flock -s "$lock" "$py" bench/fleet.py || failed="$failed $c"
+    continue
+  fi
   rm -f "bench/.work/raw/case$c.json"
   [ "$c" = 1 ] && rm -f bench/.work/raw/case2.json
   mode=-s reps=$BENCH_REPS
@@ -49,6 +55,8 @@ cut -d' ' -f1-3 /proc/loadavg > bench/.work/raw/load-end.txt
 echo "$(( $(date +%s) - start ))" > bench/.work/raw/wall-seconds.txt
 echo "[bench] end $(date -u '+%F %T') UTC, load average $(cut -d' ' -f1-3 /proc/loadavg), $(( $(date +%s) - start )) s"
 
+# fleet.py writes its own section of results.md; the report needs the other cases' raw figures.
+[ "$cases" = fleet ] && BENCH_REPORT=0
 if [ "${BENCH_REPORT:-1}" = 1 ]; then
   # A run of only the many-guests cases (7-9) keeps the last full run's sections of
   # results.md and replaces just its own (bench/report_many.py).

@@ -135,15 +135,16 @@ cache_plugin: ansible.builtin.jsonfile
 cache_connection: /tmp/kvmops-libvirt-guests
 cache_timeout: 300
 
-# The guests of the hypervisors of an inventory given first:
+# inventory/libvirt_guests.yml - the guests of the hypervisors of an inventory given first:
 #   ansible-inventory -i inventories/guide -i inventories/guide/libvirt_guests.yml --graph
-plugin: kvmops.hypervisor.libvirt_guests
-hypervisor_group: hypervisors
-keyed_groups:
-  - key: libvirt_tags
-    prefix: role
-groups:
-  small: libvirt_memory_mib <= 2048
+# plugin: kvmops.hypervisor.libvirt_guests
+# hypervisor_group: hypervisors
+# hypervisor_uri_params: {keyfile: /home/admin/.ssh/hv_key}
+# keyed_groups:
+#   - key: libvirt_tags
+#     prefix: role
+# groups:
+#   small: libvirt_memory_mib <= 2048
 '''
 
 import re
