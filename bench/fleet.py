@@ -110,7 +110,7 @@ def measure(reps):
                 remove_containers()
                 inv = start_fleet(size, work)
                 B.log('fleet: %d host(s), repetition %d: first converge' % (size, rep + 1))
-                first, _ = converge(inv)
+                first = converge(inv)[0]
                 B.log('fleet: %d host(s): first %.1f s; re-run' % (size, first))
                 rerun, changed = converge(inv)
                 B.log('fleet: %d host(s): re-run %.1f s, changed %s' % (size, rerun, changed))

@@ -196,8 +196,8 @@ def ssh_hop_args(uri, proxy_ssh_args=''):
         return None
     user, host, port = target
     if proxy_ssh_args:
-        hop = 'ssh %s -W %%h:%%p %s%s%s' % (proxy_ssh_args, '-p %d ' % port if port else '',
-                                             user + '@' if user else '', host)
+        hop = 'ssh %s -W %%h:%%p %s%s%s' % (
+            proxy_ssh_args, '-p %d ' % port if port else '', user + '@' if user else '', host)
         return "-o ProxyCommand='%s'" % hop
     return '-o ProxyJump=%s%s%s' % (user + '@' if user else '', host, ':%d' % port if port else '')
 
@@ -258,7 +258,8 @@ def with_timeout(func, timeout, *args):
     def run():
         try:
             box['result'] = func(*args)
-        except Exception as exc:  # pylint: disable=broad-except - reported by the caller
+        # Any failure (libvirtError, ssh, a bad URI) is reported by the caller.
+        except Exception as exc:  # pylint: disable=broad-except
             box['error'] = exc
     thread = threading.Thread(target=run, name='libvirt_guests', daemon=True)
     thread.start()
@@ -356,7 +357,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         for name, uri in hypervisors:
             try:
                 guests = with_timeout(collect_hypervisor, timeout, uri, sources, namespace)
-            except Exception as exc:  # pylint: disable=broad-except - one hypervisor down is a warning
+            # One hypervisor down is a warning, not the end of the inventory.
+            except Exception as exc:  # pylint: disable=broad-except
                 self.display.warning('libvirt_guests: hypervisor %s (%s) is not listed: %s. Its guests '
                                      'are missing from the inventory; the others are listed.'
                                      % (name, uri, to_native(exc).strip() or type(exc).__name__))

@@ -67,7 +67,7 @@ def run_job(pdd, ident, playbook='playbooks/guest.yml', timeout=900):
 def files_containing(root, secrets):
     """Every file under root whose bytes contain one of the secrets."""
     found = []
-    for dirpath, _, names in os.walk(root):
+    for dirpath, dummy, names in os.walk(root):
         for name in names:
             path = os.path.join(dirpath, name)
             with open(path, 'rb') as f:
@@ -148,7 +148,7 @@ def test_guest_job_through_ansible_runner_keeps_secrets_out_of_events(conn, pref
     assert VNC_SECRET not in json.dumps(events)
 
     # The same job again: nothing changes.
-    status, events, _, out = run_job(pdd, 'rerun')
+    status, events, dummy, out = run_job(pdd, 'rerun')
     assert status == 'successful', out[-4000:]
     stats = [e for e in events if e['event'] == 'playbook_on_stats'][-1]['event_data']
     assert stats['changed'] == {}, stats
@@ -156,8 +156,8 @@ def test_guest_job_through_ansible_runner_keeps_secrets_out_of_events(conn, pref
     # A removal job (survey answer guest_state=absent) removes the guest and its disk.
     with open(os.path.join(pdd, 'env', 'extravars'), 'w') as f:
         yaml.safe_dump(survey(prefix, image_dir, tree, network, guest_state='absent'), f)
-    status, _, _, out = run_job(pdd, 'remove')
-    assert status == 'successful', out[-4000:]
+    job = run_job(pdd, 'remove')
+    assert job[0] == 'successful', job[3][-4000:]
     assert prefix + 'awx' not in [d.name() for d in conn.listAllDomains()]
     assert os.listdir(image_dir) == []
 
@@ -186,3 +186,21 @@ def test_bad_survey_answer_stops_the_job_before_anything_changes(conn, prefix, i
     assert 'far-too-long' not in json.dumps(events) and VNC_SECRET not in json.dumps(events)
     assert not [d for d in conn.listAllDomains() if d.name().startswith(prefix)]
     assert os.listdir(image_dir) == []
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    'roles/guests loops over guests_list: each loop result carries the whole guest dict '
+    '(guests_item), graphics.password included, into the job events. Fixed once the role calls '
+    'one module with the whole list (issue 13); then remove this mark.'))
+def test_guests_role_keeps_the_vnc_password_out_of_job_events(conn, prefix, image_dir, tree, network, tmp_path):
+    pdd = private_data_dir(str(tmp_path / 'job'), {'guests_list': [{
+        'name': prefix + 'role', 'memory': 256, 'os_variant': 'linux',
+        'disks': [{'path': image_dir + '/role.img', 'size': 1}], 'networks': [{'network': network}],
+        'graphics': {'type': 'vnc', 'password': VNC_SECRET},
+        'install': {'location': tree, 'extra_args': 'console=ttyS0'}}]})
+    with open(os.path.join(pdd, 'project', 'guests_role.yml'), 'w') as f:
+        yaml.safe_dump([{'name': 'The guests role alone', 'hosts': 'hypervisors', 'gather_facts': False,
+                         'roles': [{'role': 'kvmops.hypervisor.guests'}]}], f)
+    status, events, artifacts, out = run_job(pdd, 'role', playbook='guests_role.yml')
+    assert status == 'successful', out[-4000:]
+    assert files_containing(artifacts, [VNC_SECRET]) == []

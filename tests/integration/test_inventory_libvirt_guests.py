@@ -9,7 +9,6 @@ import os
 import re
 import subprocess
 
-import libvirt
 import pytest
 import yaml
 
@@ -104,9 +103,9 @@ def test_lists_guests_with_lease_addresses_state_and_tags(conn, prefix, tiny, im
 
     # Cached: a guest that went away is still listed until the cache is flushed.
     web.destroy()
-    cached, _ = ansible_inventory(config)
+    cached = ansible_inventory(config)[0]
     assert cached['_meta']['hostvars'][prefix + 'web']['libvirt_state'] == 'running'
-    fresh, _ = ansible_inventory(config, '--flush-cache')
+    fresh = ansible_inventory(config, '--flush-cache')[0]
     assert fresh['_meta']['hostvars'][prefix + 'web']['libvirt_state'] == 'shutoff'
 
 

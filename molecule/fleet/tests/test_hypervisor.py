@@ -69,7 +69,7 @@ def test_guest_lease_matches_the_guest_and_answers_from_its_hypervisor(host, hv)
 
 
 def test_guest_vnc_listens_on_loopback_only(host, hv):
-    listen, _, num = virsh(host, 'vncdisplay', hv['guest']).strip().rpartition(':')
+    listen, dummy, num = virsh(host, 'vncdisplay', hv['guest']).strip().rpartition(':')
     assert listen == '127.0.0.1'
     port = 5900 + int(num)
     on_port = [s for s in host.socket.get_listening_sockets()

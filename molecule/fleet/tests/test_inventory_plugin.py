@@ -65,13 +65,13 @@ def listed():
 
 
 def test_a_hypervisor_down_is_a_warning(listed):
-    _, stderr = listed
+    stderr = listed[1]
     assert 'hypervisor down (%s) is not listed' % DOWN in ' '.join(stderr.split()), stderr
 
 
 @pytest.mark.parametrize('hv', HOSTS)
 def test_each_guest_has_its_lease_address_reachable_from_its_hypervisor(listed, hv):
-    inv, _ = listed
+    inv = listed[0]
     v = inv['_meta']['hostvars']['%s@%s' % (GUEST, hv)]
     assert v['libvirt_hypervisor'] == hv and v['libvirt_state'] == 'running'
     log = in_container(hv, 'cat', '/srv/kvmops-fleet/%s-serial.log' % GUEST).stdout
@@ -84,7 +84,7 @@ def test_each_guest_has_its_lease_address_reachable_from_its_hypervisor(listed, 
 
 
 def test_groups_by_hypervisor_state_and_tag(listed):
-    inv, _ = listed
+    inv = listed[0]
     for hv in HOSTS:
         group = 'libvirt_hypervisor_' + hv.replace('-', '_')
         assert inv[group]['hosts'] == ['%s@%s' % (GUEST, hv)]

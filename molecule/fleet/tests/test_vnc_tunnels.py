@@ -58,10 +58,10 @@ def opened():
 
 
 def test_one_tunnel_per_guest_without_port_collisions(opened):
-    _, results = opened
+    results = opened[1]
     tunnels = results['Work out one tunnel per guest display']['ansible_facts']['vnc_tunnels']
-    assert sorted(t['hypervisor'] for t in tunnels) == ['kvmops-molecule-fleet-hv1', 'kvmops-molecule-fleet-hv2',
-                                                         'kvmops-molecule-fleet-hv3']
+    hosts = ['kvmops-molecule-fleet-hv1', 'kvmops-molecule-fleet-hv2', 'kvmops-molecule-fleet-hv3']
+    assert sorted(t['hypervisor'] for t in tunnels) == hosts
     local = [t['local_port'] for t in tunnels]
     assert len(set(local)) == 3, local
     # The three guests have the same display (:0, port 5900) on their own hypervisors.
@@ -71,21 +71,21 @@ def test_one_tunnel_per_guest_without_port_collisions(opened):
 
 
 def test_every_tunnel_reaches_its_guests_rfb_banner(opened):
-    _, results = opened
+    results = opened[1]
     for t in results['Work out one tunnel per guest display']['ansible_facts']['vnc_tunnels']:
         assert banner(t['local_port']).startswith(b'RFB 003.'), t
 
 
 def test_rerun_opens_no_second_tunnel(opened):
-    doc, _ = tunnels_playbook('present')
+    doc = tunnels_playbook('present')[0]
     assert doc['stats']['localhost']['changed'] == 0
     assert len(ssh_lines()) == 3
 
 
 def test_close_removes_every_tunnel(opened):
-    _, results = opened
+    results = opened[1]
     ports = [t['local_port'] for t in results['Work out one tunnel per guest display']['ansible_facts']['vnc_tunnels']]
-    doc, _ = tunnels_playbook('absent')
+    doc = tunnels_playbook('absent')[0]
     assert doc['stats']['localhost']['changed'] == 1
     assert ssh_lines() == []
     for port in ports:
