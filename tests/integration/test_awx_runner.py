@@ -8,6 +8,7 @@ type "password"): the job must succeed, its job events must hold every task, and
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 
@@ -93,12 +94,14 @@ def listed_tasks(pdd, playbook, extravars_file):
 
 @pytest.fixture
 def network(conn, prefix):
-    """An isolated network of the test's own (the host's default network is not ours to start)."""
+    """An isolated network of the test's own (the host's default network is not ours to start),
+    on a /24 no other network of this machine uses."""
+    used = set(re.findall(r"address='(\d+\.\d+\.\d+)\.", ''.join(n.XMLDesc(0) for n in conn.listAllNetworks())))
+    third = next(i for i in range(30, 250) if '10.217.%d' % i not in used)
     name = prefix + 'net'
-    net = conn.networkDefineXML(
-        "<network><name>%s</name><bridge name='kv17r%s'/><ip address='10.217.%d.1' netmask='255.255.255.0'/>"
-        "</network>" % (name, prefix[-7:-1][:5], int(prefix[-7:-1], 16) % 200 + 20))
-    net.create()
+    conn.networkDefineXML(
+        "<network><name>%s</name><bridge name='kv17r%d'/><ip address='10.217.%d.1' netmask='255.255.255.0'/>"
+        "</network>" % (name, third, third)).create()
     yield name
 
 
