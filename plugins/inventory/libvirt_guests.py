@@ -66,6 +66,8 @@ options:
       - Where addresses come from, in order of preference - V(lease) (the libvirt network's DHCP
         leases), V(agent) (qemu-guest-agent), V(arp) (the hypervisor's ARP table).
       - A source that is not available for a guest (no agent) is skipped.
+      - V(agent) needs a read-write libvirt connection (root or the libvirt group on the
+        hypervisor); without one the plugin connects read-only and V(agent) gives nothing.
     type: list
     elements: str
     choices: [lease, agent, arp]
@@ -231,7 +233,15 @@ def network_forward_modes(conn, names):
 
 def collect_hypervisor(uri, sources, namespace):
     """Everything the inventory needs from one hypervisor, as plain data (cacheable)."""
-    conn = libvirt.openReadOnly(uri)
+    conn = None
+    if 'agent' in sources:
+        # libvirt answers guest-agent queries only on a read-write connection.
+        try:
+            conn = libvirt.open(uri)
+        except libvirt.libvirtError:
+            conn = None
+    if conn is None:
+        conn = libvirt.openReadOnly(uri)
     try:
         guests = []
         for dom in conn.listAllDomains(0):

@@ -64,7 +64,7 @@ def test_lists_guests_with_lease_addresses_state_and_tags(conn, prefix, tiny, im
     web = conn.defineXML(xml)
     web.create()
     conn.defineXML(tiny_guest_xml(prefix + 'idle', tiny, os.path.join(image_dir, 'idle.log')))
-    guest_ip = re.search(r'KVMOPS-IP: (\S+)', wait_for_text(log, 'KVMOPS-IP:', timeout=120)).group(1)
+    guest_ip = re.search(r'KVMOPS-IP: (\S+)', wait_for_text(log, 'KVMOPS-IP:', timeout=300)).group(1)
 
     config = str(tmp_path / 'libvirt_guests.yml')
     cache_dir = str(tmp_path / 'cache')
@@ -101,9 +101,10 @@ def test_lists_guests_with_lease_addresses_state_and_tags(conn, prefix, tiny, im
     assert prefix + 'web' in members['libvirt_tag_web'] and prefix + 'web' in members['libvirt_tag_blue_team']
     assert sorted(members['libvirt_hypervisor_localhost']) == [prefix + 'idle', prefix + 'web']
 
-    # Cached: a guest that went away is still listed until the cache is flushed.
+    # Cached: a guest that went away is still listed until the cache is flushed. (--export is
+    # how AWX's inventory update calls ansible-inventory.)
     web.destroy()
-    cached = ansible_inventory(config)[0]
+    cached = ansible_inventory(config, '--export')[0]
     assert cached['_meta']['hostvars'][prefix + 'web']['libvirt_state'] == 'running'
     fresh = ansible_inventory(config, '--flush-cache')[0]
     assert fresh['_meta']['hostvars'][prefix + 'web']['libvirt_state'] == 'shutoff'
