@@ -59,7 +59,8 @@ def _query(dom, source):
     """(answer, error): libvirt's interfaceAddresses dict for one source, or why it failed."""
     try:
         return dom.interfaceAddresses(SOURCES[source], 0) or {}, None
-    except Exception as exc:  # pylint: disable=broad-except - libvirtError; a skipped source
+    # libvirtError (agent not connected, no ARP support): the source is skipped
+    except Exception as exc:  # pylint: disable=broad-except
         return None, str(exc).strip() or exc.__class__.__name__
 
 
