@@ -29,7 +29,7 @@ description:
   - Usable as an AWX/AAP inventory source (a file ending in C(libvirt_guests.yml) in a project)
     when the execution environment has libvirt-python (meta/execution-environment.yml).
 requirements:
-  - libvirt-python on the controller
+  - libvirt-python and lxml on the controller
   - for C(qemu+ssh://) URIs, an ssh client and key-based access to the hypervisors
 extends_documentation_fragment:
   - ansible.builtin.constructed
@@ -151,7 +151,6 @@ cache_timeout: 300
 
 import re
 import threading
-import xml.etree.ElementTree as ET
 
 try:
     from urllib.parse import urlsplit, urlencode
@@ -164,6 +163,7 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import addresses as _addresses
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as _xml
 
 try:
     import libvirt
@@ -211,10 +211,11 @@ def domain_tags(dom, namespace):
     except libvirt.libvirtError:
         return []
     try:
-        root = ET.fromstring(text)
-    except ET.ParseError:
+        root = _xml.parse(text)
+    except _xml.etree.XMLSyntaxError:
         return []
-    return [t.text.strip() for t in root.iter() if t.tag.split('}')[-1] == 'tag' and t.text and t.text.strip()]
+    return [t.text.strip() for t in root.iter()
+            if isinstance(t.tag, str) and t.tag.split('}')[-1] == 'tag' and t.text and t.text.strip()]
 
 
 def network_forward_modes(conn, names):
@@ -222,8 +223,8 @@ def network_forward_modes(conn, names):
     modes = {}
     for name in set(n for n in names if n):
         try:
-            root = ET.fromstring(conn.networkLookupByName(name).XMLDesc(0))
-        except (libvirt.libvirtError, ET.ParseError):
+            root = _xml.parse(conn.networkLookupByName(name).XMLDesc(0))
+        except (libvirt.libvirtError, _xml.etree.XMLSyntaxError):
             modes[name] = None
             continue
         forward = root.find('forward')
@@ -245,12 +246,15 @@ def collect_hypervisor(uri, sources, namespace):
     try:
         guests = []
         for dom in conn.listAllDomains(0):
-            state = STATES.get(dom.state()[0], 'unknown')
-            info = dom.info()
-            nics = _addresses.domain_addresses(conn, dom, sources=tuple(sources))
-            guests.append({'name': dom.name(), 'uuid': dom.UUIDString(), 'state': state,
-                           'vcpus': info[3], 'memory_mib': info[1] // 1024,
-                           'tags': domain_tags(dom, namespace), 'interfaces': nics})
+            try:
+                state = STATES.get(dom.state()[0], 'unknown')
+                info = dom.info()
+                nics = _addresses.domain_addresses(conn, dom, sources=tuple(sources))
+                guests.append({'name': dom.name(), 'uuid': dom.UUIDString(), 'state': state,
+                               'vcpus': info[3], 'memory_mib': info[1] // 1024,
+                               'tags': domain_tags(dom, namespace), 'interfaces': nics})
+            except libvirt.libvirtError:
+                continue  # undefined while we listed: it is no longer a guest of this host
         modes = network_forward_modes(conn, [n['network'] for g in guests for n in g['interfaces']])
         for guest in guests:
             for nic in guest['interfaces']:
