@@ -97,7 +97,7 @@ def network(conn, prefix):
     """An isolated network of the test's own (the host's default network is not ours to start),
     on a /24 no other network of this machine uses."""
     used = set(re.findall(r"address='(\d+\.\d+\.\d+)\.", ''.join(n.XMLDesc(0) for n in conn.listAllNetworks())))
-    third = next(i for i in range(30, 250) if '10.217.%d' % i not in used)
+    third = [i for i in range(30, 250) if '10.217.%d' % i not in used][0]
     name = prefix + 'net'
     conn.networkDefineXML(
         "<network><name>%s</name><bridge name='kv17r%d'/><ip address='10.217.%d.1' netmask='255.255.255.0'/>"

@@ -45,7 +45,7 @@ def ansible_inventory(config, *extra):
 def lease_network(conn, prefix):
     """An isolated network with DHCP, on a /24 no other network of this machine uses."""
     used = set(re.findall(r"address='(\d+\.\d+\.\d+)\.", ''.join(n.XMLDesc(0) for n in conn.listAllNetworks())))
-    third = next(i for i in range(30, 250) if '10.218.%d' % i not in used)
+    third = [i for i in range(30, 250) if '10.218.%d' % i not in used][0]
     net = '10.218.%d' % third
     name = prefix + 'net'
     conn.networkDefineXML(
