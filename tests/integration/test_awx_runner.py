@@ -191,11 +191,9 @@ def test_bad_survey_answer_stops_the_job_before_anything_changes(conn, prefix, i
     assert os.listdir(image_dir) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    'roles/guests loops over guests_list: each loop result carries the whole guest dict '
-    '(guests_item), graphics.password included, into the job events. Fixed once the role calls '
-    'one module with the whole list (issue 13); then remove this mark.'))
 def test_guests_role_keeps_the_vnc_password_out_of_job_events(conn, prefix, image_dir, tree, network, tmp_path):
+    """site.yml's guests role through AWX's engine: a role that looped over guests_list would copy
+    each guest (its graphics.password too) into the loop results and so into the job events."""
     pdd = private_data_dir(str(tmp_path / 'job'), {'guests_list': [{
         'name': prefix + 'role', 'memory': 256, 'os_variant': 'linux',
         'disks': [{'path': image_dir + '/role.img', 'size': 1}], 'networks': [{'network': network}],
