@@ -22,7 +22,7 @@ def virsh(host, *args):
     return host.check_output('virsh -c %s %s' % (URI, ' '.join(args)))
 
 
-def guest_log(host, hv, text, timeout=120):
+def guest_log(host, hv, text, timeout=300):  # a loaded 2-core machine boots TCG guests slowly
     log = host.file('%s/%s-serial.log' % (hv['dir'], hv['guest']))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not (log.exists and text in log.content_string):

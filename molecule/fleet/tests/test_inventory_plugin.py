@@ -8,6 +8,7 @@ import os
 import re
 import stat
 import subprocess
+import time
 
 import pytest
 import yaml
@@ -38,8 +39,20 @@ def in_container(name, *argv):
                           stderr=subprocess.STDOUT, universal_newlines=True, timeout=60, check=False)
 
 
+def wait_for_lease_line(name, timeout=300):
+    """Until the guest has printed the address it leased (a loaded machine boots TCG slowly)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if 'KVMOPS-IP:' in in_container(name, 'cat', '/srv/kvmops-fleet/%s-serial.log' % GUEST).stdout:
+            return
+        time.sleep(2)
+    raise AssertionError('%s: the guest printed no KVMOPS-IP within %ss' % (name, timeout))
+
+
 @pytest.fixture(scope='module')
 def listed():
+    for hv in HOSTS:
+        wait_for_lease_line(hv)
     # libvirt runs ssh itself: a wrapper keeps the test's host keys out of root's known_hosts.
     wrapper = os.path.join(EPHEMERAL, 'libvirt-ssh')
     with open(wrapper, 'w') as f:
