@@ -5,6 +5,8 @@
 #   BENCH_REPS_FAST=N  the same for the cheap cases 4 and 5 (default 2 x BENCH_REPS)
 #   BENCH_CASES    which cases to run (default "1 3 4 5 6 7 8 9"; case 2 is measured inside
 #                  case 1; 7-9 are the many-guests cases of bench/many.py)
+#                  case 10, cloud guests to SSH-ready, only when asked: BENCH_CASES=10;
+#                  BENCH_CLOUD_COUNTS guests at a time, default "1 3")
 #   BENCH_REPORT=0 skip writing the report (e.g. while debugging one case)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
