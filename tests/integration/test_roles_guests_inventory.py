@@ -29,8 +29,8 @@ def test_guests_join_the_inventory_with_proxyjump_where_needed(tmp_path):
     play = [
         {'hosts': 'hypervisors', 'gather_facts': False, 'tasks': [
             {'name': 'results as the guests play registers them',
-             'ansible.builtin.set_fact': {'guests_cloud_results': {'results': [NAT, FWD, BRIDGED,
-                                                                         NO_ADDRESS]}}},
+             'ansible.builtin.set_fact': {'guests_cloud_results': {
+                 'results': [NAT, FWD, BRIDGED, NO_ADDRESS]}}},
             {'name': 'the hand-over under test',
              'ansible.builtin.include_role': {'name': 'kvmops.hypervisor.guests',
                                               'tasks_from': 'inventory.yml'}}]},
