@@ -5,7 +5,7 @@ PYTEST := $(VENV)/bin/pytest
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
 
-.PHONY: setup test unit integration lint sanity molecule molecule-fleet demo bench collection-link containers fuzz reliability
+.PHONY: setup test unit integration cloud-guests lint sanity molecule molecule-fleet demo bench collection-link containers fuzz reliability
 
 setup:
 	@testbed/setup.sh
@@ -18,7 +18,12 @@ unit: setup collection-link
 	$(PYTEST) tests/unit -q --junitxml=.build/reports/unit.xml
 
 integration: setup collection-link
-	$(PYTEST) tests/integration -q --durations=12 --junitxml=.build/reports/integration.xml
+	$(PYTEST) tests/integration -q -m "not cloud" --durations=12 --junitxml=.build/reports/integration.xml
+
+# The cloud-image guests that boot (issue 15): three Debian cloud guests on this host and one
+# in a podman-container hypervisor boot under TCG (minutes each): outside `make test`'s budget.
+cloud-guests: setup collection-link
+	$(PYTEST) tests/integration -q -s -m cloud --durations=5 --junitxml=.build/reports/cloud.xml
 
 lint: setup
 	ansible-lint --offline

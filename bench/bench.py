@@ -5,7 +5,7 @@ Run through bench/run.sh (`make bench`), which takes the test-bed lock. Each cas
 raw figures to bench/.work/raw/case<N>.json; bench/report.py turns them into
 bench/results.md, bench/results.json and bench/ratios.png. See bench/README.md.
 
-Usage: bench.py meta | case1 | case3 | case4 | case5 | case6 | case7 | case8 | case9  [--reps N]
+Usage: bench.py meta | case1 | case3 | case4 | case5 | case6 | case7 | case8 | case9 | case10  [--reps N]
 (cases 7-9, many guests at once, are in bench/many.py.)
 (case1 also measures case 2, the re-run, on the guests it has just made.)
 """
@@ -514,10 +514,17 @@ def case6(args):
     B.save_raw(6, C6.run(args.reps, site, inv))
 
 
+def case10(args):
+    """Cloud guests from task start to SSH-ready, one and three (not in the default set)."""
+    import case10 as C10  # pylint: disable=import-outside-toplevel
+    counts = tuple(int(c) for c in os.environ.get('BENCH_CLOUD_COUNTS', '1 3').split())
+    B.save_raw(10, C10.run(args.reps, counts))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('what', choices=['meta', 'case1', 'case3', 'case4', 'case5', 'case6',
-                                         'case7', 'case8', 'case9', 'cleanup'])
+                                         'case7', 'case8', 'case9', 'case10', 'cleanup'])
     parser.add_argument('--reps', type=int, default=int(os.environ.get('BENCH_REPS', '5')),
                         help='measured repetitions after one warm-up (default 5)')
     args = parser.parse_args()

@@ -6,6 +6,8 @@
 #   BENCH_CASES    which cases to run (default "1 3 4 5 6 7 8 9"; case 2 is measured inside
 #                  case 1; 7-9 are the many-guests cases of bench/many.py)
 #                  "fleet": site.yml on 1 vs 3 podman hypervisors, bench/fleet.py, BENCH_FLEET_REPS
+#                  case 10, cloud guests to SSH-ready, only when asked: BENCH_CASES=10;
+#                  BENCH_CLOUD_COUNTS guests at a time, default "1 3")
 #   BENCH_REPORT=0 skip writing the report (e.g. while debugging one case)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

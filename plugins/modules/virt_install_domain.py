@@ -186,6 +186,42 @@ options:
       readonly:
         description: Attach read-only (always true for a CD-ROM).
         type: bool
+      base_image:
+        description:
+          - Make this disk a qcow2 copy-on-write clone of a base (cloud) image fetched from a URL,
+            instead of naming O(disks[].backing_store) yourself. The clone is created at
+            O(disks[].path) with O(disks[].size) GiB (at least the base's size; grown, never
+            shrunk), and only when it does not exist yet.
+          - The base is downloaded once per host into O(disks[].base_image.cache_dir) (to a
+            temporary file, verified, then renamed into place and made read-only) and shared
+            by every clone; it is never written to and never replaced. A new image version
+            needs a new checksum, which makes a new cache entry.
+          - Check mode downloads nothing.
+        type: dict
+        suboptions:
+          url:
+            description: http(s)/ftp/file URL (or absolute path on the hypervisor) of the image.
+            type: str
+            required: true
+          checksum:
+            description:
+              - V(ALGORITHM:DIGEST) or V(ALGORITHM:URL) of a checksum file such as SHA256SUMS or
+                SHA512SUMS (the format of M(ansible.builtin.get_url)); algorithms V(sha256), V(sha512).
+              - A wrong checksum fails the task and caches nothing.
+            type: str
+            required: true
+          cache_dir:
+            description: The base-image cache, beside the install-media cache.
+            type: path
+            default: /var/lib/libvirt/boot/kvmops-base
+          validate_certs:
+            description: Verify the server's TLS certificate.
+            type: bool
+            default: true
+          timeout:
+            description: Seconds to wait for the server on each request.
+            type: int
+            default: 30
   networks:
     description:
       - Network interfaces (C(--network)), in order. Unset creates one NIC on libvirt's
@@ -386,6 +422,133 @@ options:
         failure); a later run finishes the job.
     type: raw
     default: 0
+  cloud_init:
+    description:
+      - Give the guest a cloud-init NoCloud seed (user-data, meta-data, network-config) built on
+        the hypervisor with xorriso (volume label C(cidata)) and attached as a read-only virtio
+        disk (the last disk; not a CD-ROM - cloud kernels such as Debian's have no SATA driver,
+        so a seed on a SATA CD-ROM is never seen).
+      - The seed lives in O(cloud_init.seed_dir)/NAME/ for the guest's whole life (so the guest
+        can restart; O(state=absent) with O(remove_storage) removes it), mode 0640 for root and
+        QEMU's group.
+      - Every run renders the seed and compares it byte for byte with the one on disk. A
+        difference is reported in RV(differences) (V(cloud_init.user-data) ...) and the seed
+        is rebuilt. cloud-init reads a seed again only when it carries a new instance-id; with
+        the same O(cloud_init.instance_id) a running (or rebooted) guest ignores the change.
+        Change O(cloud_init.instance_id) to have the next boot run cloud-init as on a new
+        instance (users, keys, hostname, new SSH host keys).
+      - Check mode builds no seed.
+    type: dict
+    suboptions:
+      user_data:
+        description:
+          - cloud-config as a dictionary, or text (C(#cloud-config) YAML, a C(#!) script, or MIME
+            multi-part). Text must be valid YAML when it is cloud-config.
+          - A password in clear text in it (V(password), V(users[].plain_text_passwd), ...) gives a
+            warning; use O(cloud_init.password) instead.
+        type: raw
+      meta_data:
+        description: Extra meta-data keys; V(instance-id) and V(local-hostname) come from O(cloud_init.instance_id) and O(cloud_init.hostname).
+        type: dict
+      network_config:
+        description: Network configuration version 1 or 2 (dictionary or YAML text). Unset, cloud-init runs DHCP on the first NIC.
+        type: raw
+      ssh_authorized_keys:
+        description: Public keys for the image's default user (added to the cloud-config V(ssh_authorized_keys)).
+        type: list
+        elements: str
+      password:
+        description:
+          - Password of the image's default user. Hashed on the hypervisor with SHA-512 crypt
+            (Python's crypt, else C(openssl passwd -6) over stdin); only the hash is written,
+            and a re-run keeps the hash while the password matches.
+        type: str
+      password_hash:
+        description: An already hashed password (C($6$...)) instead of O(cloud_init.password).
+        type: str
+      hostname:
+        description: Host name (meta-data V(local-hostname)); defaults to O(name).
+        type: str
+      instance_id:
+        description: cloud-init's instance-id; default V(iid-NAME). Change it to re-run cloud-init on the next boot.
+        type: str
+      seed_dir:
+        description: Directory holding each guest's seed (one sub-directory per guest).
+        type: path
+        default: /var/lib/libvirt/boot/kvmops-seeds
+  guest_agent:
+    description:
+      - Add the virtio-serial channel C(org.qemu.guest_agent.0) for qemu-guest-agent (address
+        discovery with V(agent), C(virsh qemu-agent-command)). Default V(true) with
+        O(cloud_init), else unmanaged. Added to an existing domain's definition when missing
+        (RV(restart_required) while it runs); never removed.
+    type: bool
+  port_forwards:
+    description:
+      - Add a user-mode NIC with the passt backend (libvirt 9.0+, package passt) that forwards
+        these host ports to the guest - reach a guest's SSH on 127.0.0.1 without a bridge or
+        routing. Compared and updated on an existing domain.
+    type: list
+    elements: dict
+    suboptions:
+      host_port:
+        description: Port on the hypervisor.
+        type: int
+        required: true
+      guest_port:
+        description: Port in the guest.
+        type: int
+        required: true
+      address:
+        description: Host address to listen on.
+        type: str
+        default: 127.0.0.1
+      proto:
+        description: Protocol.
+        type: str
+        choices: [tcp, udp]
+        default: tcp
+  port_forward_backend:
+    description:
+      - How O(port_forwards) are made. V(passt) - a libvirt C(<interface type='user'>) with the
+        passt backend and C(<portForward>) (libvirt 9.0+ built with passt; RHEL 9, Fedora,
+        Ubuntu 24.04). V(qemu) - QEMU's own user-mode network (slirp) with C(hostfwd) rules,
+        added as C(<qemu:commandline>) arguments (libvirt then marks the domain
+        C(custom-argv) tainted); for hosts such as Debian 12, whose libvirt is built with
+        passt disabled, and whose QEMU has slirp.
+    type: str
+    choices: [passt, qemu]
+    default: passt
+  wait_for:
+    description:
+      - After the run, wait until the running guest has an IP address (V(ip)) or until its SSH
+        server answers with its banner (V(ssh)), at most O(wait_timeout) seconds; then
+        RV(interfaces), RV(ansible_host) and RV(ansible_port) say how to reach it.
+      - Addresses come from O(address_sources), none of which sends anything to the guest.
+        The SSH wait connects to O(ssh_host)/O(ssh_port), else to a O(port_forwards) entry for
+        guest port 22, else to the guest's address on port 22, and only reads the banner.
+    type: str
+    choices: [none, ip, ssh]
+    default: none
+  wait_timeout:
+    description: Seconds O(wait_for) may take before the task fails (emulated guests need minutes).
+    type: int
+    default: 300
+  address_sources:
+    description:
+      - Where addresses come from, in this order - V(lease) (the libvirt network's DHCP leases),
+        V(agent) (qemu-guest-agent), V(arp) (the host's ARP table). A source that fails is
+        skipped and named in RV(address_errors).
+    type: list
+    elements: str
+    choices: [agent, arp, lease]
+    default: [lease, agent, arp]
+  ssh_host:
+    description: Where O(wait_for=ssh) connects (e.g. the hypervisor's address of a forwarded port) instead of the discovered address.
+    type: str
+  ssh_port:
+    description: Port for O(wait_for=ssh) with O(ssh_host) or the discovered address.
+    type: int
 notes:
   - Requires libvirt-python and python3-lxml on the managed host, and qemu-img to create qcow2 images.
   - A long O(wait) keeps the task (and its connection) open; with O(wait=-1) consider Ansible's C(async).
@@ -543,6 +706,67 @@ EXAMPLES = r'''
     name: vm1
     state: absent
     remove_storage: true
+
+- name: Three Debian cloud guests from one cached base image, reachable over SSH
+  kvmops.hypervisor.virt_install_domain:
+    name: "web{{ item }}"
+    memory: 2GiB
+    vcpus: 2
+    os_variant: debian12
+    disks:
+      - path: "/var/lib/libvirt/images/web{{ item }}.qcow2"
+        size: 20
+        base_image:
+          url: https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-genericcloud-amd64.qcow2
+          checksum: sha512:https://cloud.debian.org/images/cloud/bookworm/latest/SHA512SUMS
+    networks:
+      - network: default
+    cloud_init:
+      hostname: "web{{ item }}"
+      ssh_authorized_keys:
+        - "{{ lookup('ansible.builtin.file', '~/.ssh/id_ed25519.pub') }}"
+      user_data:
+        package_update: true
+        packages: [nginx]
+    wait_for: ip
+    wait_timeout: 300
+  loop: [1, 2, 3]
+  register: web
+
+# web.results[*].ansible_host is the address; interfaces[0].addresses say which source
+# (lease, agent) reported it.
+
+- name: A cloud guest whose SSH is forwarded to the hypervisor's loopback (no bridge needed)
+  kvmops.hypervisor.virt_install_domain:
+    name: build1
+    memory: 1GiB
+    os_variant: debian12
+    disks:
+      - path: /var/lib/libvirt/images/build1.qcow2
+        size: 10
+        base_image:
+          url: http://mirror.example.com/images/debian-12-genericcloud-amd64.qcow2
+          checksum: sha256:9d1a7b1e0c7c5f25b6f1ea3a2f1b7f0b0c1d6a3b1d2e3f4a5b6c7d8e9f0a1b2c
+    networks: []
+    port_forwards:
+      - host_port: 2201
+        guest_port: 22
+    port_forward_backend: qemu   # Debian 12's libvirt has passt disabled
+    cloud_init:
+      password: "{{ vault_build1_password }}"   # hashed (SHA-512) on the hypervisor
+      ssh_authorized_keys: ["{{ lookup('ansible.builtin.file', '~/.ssh/id_ed25519.pub') }}"]
+    wait_for: ssh
+  register: build1   # build1.ansible_host == 127.0.0.1, build1.ansible_port == 2201
+
+- name: Make a running guest re-run cloud-init with changed user-data at its next boot
+  kvmops.hypervisor.virt_install_domain:
+    name: web1
+    disks:
+      - path: /var/lib/libvirt/images/web1.qcow2
+    cloud_init:
+      instance_id: iid-web1-2   # a new instance-id: cloud-init treats the next boot as new
+      user_data:
+        packages: [nginx, htop]
 '''
 
 RETURN = r'''
@@ -649,7 +873,74 @@ os_info:
   sample: {"os_variant": "centos7.0", "source": "libosinfo", "id": "http://centos.org/centos/7.0",
            "disk_bus": "virtio", "nic_model": "virtio", "q35": true, "kernel_url_arg": "inst.repo",
            "cloud_user": "centos"}
+cloud_init:
+  description:
+    - The guest's cloud-init seed - seed (the ISO), seed_dir, instance_id, tool (xorriso, ...),
+      status (V(built), V(rebuilt), V(unchanged); in check mode V(build), V(rebuild)),
+      changed_files (seed files that differed from the ones on disk) and files (a short
+      SHA-256 per file; never their content).
+  returned: when O(cloud_init) is given and the domain is not removed
+  type: dict
+  sample: {"seed": "/var/lib/libvirt/boot/kvmops-seeds/web1/cidata.iso", "status": "unchanged",
+           "instance_id": "iid-web1", "tool": "xorriso", "changed_files": [],
+           "files": {"meta-data": "5c1c6b4e0f1e2d3a", "user-data": "0a9b3c4d5e6f7a8b"}}
+base_images:
+  description:
+    - Per O(disks[].base_image) - url, path (in the cache), cache, digest, algorithm, clone,
+      clone_exists, and fetched (downloaded by this run; in check mode, would be).
+  returned: when a disk has O(disks[].base_image)
+  type: list
+  elements: dict
+guest_agent:
+  description: Whether the guest agent channel is wanted.
+  returned: always
+  type: bool
+interfaces:
+  description:
+    - With O(wait_for), one entry per NIC in definition order - mac, network (libvirt network
+      name or null), type, target (host-side device), interface (guest-side name, from the
+      agent), sources (that answered for this NIC) and addresses (address, prefix, family
+      V(ipv4)/V(ipv6), source V(lease)/V(agent)/V(arp)); an address seen by two sources is
+      listed once per source.
+  returned: when O(wait_for) is not V(none) and the guest runs
+  type: list
+  elements: dict
+  sample: [{"mac": "52:54:00:6b:3c:58", "network": "default", "type": "network",
+            "target": "vnet3", "interface": "eth0", "sources": ["lease", "agent"],
+            "addresses": [{"address": "192.168.122.47", "prefix": 24, "family": "ipv4",
+                           "source": "lease"},
+                          {"address": "192.168.122.47", "prefix": 24, "family": "ipv4",
+                           "source": "agent"}]}]
+ansible_host:
+  description:
+    - Where to reach the guest - for O(wait_for=ssh) the SSH endpoint that answered (a port
+      forward's address, or O(ssh_host)), else the first usable IPv4 address (NICs in order;
+      loopback and link-local never).
+  returned: when O(wait_for) is not V(none) and the guest runs
+  type: str
+  sample: 192.168.122.47
+ansible_port:
+  description: The SSH port that answered (O(wait_for=ssh)); null for O(wait_for=ip).
+  returned: when O(wait_for) is not V(none) and the guest runs
+  type: int
+  sample: 2201
+ssh_banner:
+  description: The SSH server's identification line (O(wait_for=ssh)).
+  returned: when O(wait_for) is not V(none) and the guest runs
+  type: str
+  sample: SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3
+waited:
+  description: Seconds spent in O(wait_for).
+  returned: when O(wait_for) is not V(none) and the guest runs
+  type: float
+address_errors:
+  description: Address sources that failed and why (e.g. the agent not running yet; libvirt without ARP support).
+  returned: when a source failed during O(wait_for)
+  type: dict
+  sample: {"arp": "internal error: wrong nlmsg len"}
 '''
+
+import copy
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -661,16 +952,28 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import connection as _libvirt_conn
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.failure import libvirt_failure_message
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.xml import HAS_LXML
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import options as dcloud_opts
 
 
 def argument_spec():
-    """The module's options (shared with virt_install_domains: _domain/argspec.py)."""
-    return dargspec.domain_argument_spec()
+    """The module's options (shared with virt_install_domains: _domain/argspec.py) plus the
+    cloud-guest options (_cloud/options.py: this module only, not yet in the batch)."""
+    spec = copy.deepcopy(dargspec.domain_argument_spec())
+    spec['disks']['options']['base_image'] = dcloud_opts.base_image_argument_spec()
+    spec.update(dcloud_opts.argument_spec())
+    return spec
 
 
 def build_spec(module):
     """Normalise the params (SpecError on bad input, before anything is touched)."""
-    spec = dargspec.spec_from_params(module.params)
+    params = dict(module.params)
+    if params.get('disks') is not None:
+        params['disks'] = [dict((k, v) for k, v in d.items() if v is not None)
+                           for d in params['disks']]
+    cloud = dcloud_opts.normalize(params)
+    params = dcloud_opts.prepare_params(params, cloud)
+    module.kvmops_cloud = cloud
+    spec = dargspec.spec_from_params(params)
     warning = dargspec.vnc_password_warning(spec)
     if warning:
         module.warn(warning)
@@ -679,7 +982,8 @@ def build_spec(module):
 
 def make_manager(module, conn, spec):
     """The DomainManager for this run; the install-phase code is imported only when the
-    guest has an install source (a re-run of a plain guest skips its import time)."""
+    guest has an install source (a re-run of a plain guest skips its import time), the
+    cloud-guest code only when a cloud option is given."""
     kwargs = dict(check_mode=module.check_mode, diff_mode=module._diff,
                   run_command=module.run_command, qemu_img=module.get_bin_path('qemu-img'),
                   warn=module.warn)
@@ -687,6 +991,16 @@ def make_manager(module, conn, spec):
         hint = console_hint.serial_last_warning(spec['cmdline'], spec['graphics'], 'cmdline')
         if hint:
             module.warn(hint)
+    cloud = getattr(module, 'kvmops_cloud', None)
+    if cloud and dcloud_opts.wanted(cloud):
+        from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import (
+            manager as dinst)
+        from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import (
+            manager as dcloud)
+        install = dinst.normalize_install(module.params.get('install'), spec,
+                                          module.params.get('wait'))
+        return dcloud.CloudDomainManager(conn, spec, install=install, cloud=cloud,
+                                         openssl=module.get_bin_path('openssl'), **kwargs)
     if not module.params.get('install'):
         from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import (
             manager as dman)

@@ -10,6 +10,10 @@ from ansible_collections.kvmops.hypervisor.plugins.modules import virt_install_d
 from ansible_collections.kvmops.hypervisor.plugins.modules import virt_install_domains as mod
 
 
+CLOUD_ONLY = ('cloud_init', 'guest_agent', 'port_forwards', 'port_forward_backend', 'wait_for',
+              'wait_timeout', 'address_sources', 'ssh_host', 'ssh_port')
+
+
 def compare(spec, options, path=''):
     """The argument spec against the documented options (as in test_virt_install_domain)."""
     assert sorted(spec) == sorted(options), path
@@ -50,6 +54,10 @@ def _strip(options):
 def test_guest_suboptions_are_virt_install_domains_options_without_defaults():
     single_opts = yaml.safe_load(single.DOCUMENTATION)['options']
     single_opts.pop('uri', None)
+    # The cloud-guest options (issue 15) are virt_install_domain's only, not yet the batch's.
+    for key in CLOUD_ONLY:
+        single_opts.pop(key, None)
+    single_opts['disks']['suboptions'].pop('base_image', None)
     for o in single_opts.values():
         o.pop('default', None)
         o.pop('required', None)
