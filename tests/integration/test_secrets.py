@@ -11,7 +11,8 @@ log and state directories. Only the inputs and the files whose job is to hold th
 contain it, and those must be 0600/0640.
 
 test_every_no_log_option_is_covered fails when a module gains a no_log option that this test
-does not exercise (e.g. cloud-init passwords): add it here.
+does not exercise: add it here. test_cloud_init_passwords_never_in_clear covers the cloud-init
+password (hashed on the hypervisor) and password_hash (only in the guest's seed).
 """
 import json
 import os
@@ -26,6 +27,7 @@ import yaml
 
 from support import paths
 from support.ansible_run import ansible_env
+from support.http_server import TreeServer
 from support.secrets_scan import ProcSampler, files_changed_since, files_holding
 
 TREES = '/var/cache/kvmops-testbed/tiny/trees'
@@ -34,7 +36,8 @@ MODULES = ('virt_install_domain', 'virt_install_domains', 'vnc_listen', 'selinux
            'kvm_capability_facts')
 # module -> dotted no_log options this test sets
 COVERED = {
-    'virt_install_domain': {'graphics.password'},
+    'virt_install_domain': {'graphics.password', 'cloud_init.password',
+                            'cloud_init.password_hash'},
     'virt_install_domains': {'guests.graphics.password', 'defaults.graphics.password'},
     'vnc_listen': {'password'},
 }
@@ -279,3 +282,64 @@ def test_public_vnc_without_tls_is_refused_on_every_path(conn, prefix, image_dir
     assert not res.get('failed') and res['changed'], res
     with pytest.raises(libvirt.libvirtError):
         conn.lookupByName(name)
+
+
+@pytest.mark.slow
+def test_cloud_init_passwords_never_in_clear(conn, prefix, image_dir, tmp_path):
+    """cloud_init.password is hashed on the hypervisor: the clear text is in no argv, output,
+    log or file written by the run (not even the seed); cloud_init.password_hash lands only
+    in the guest's seed, which is 0600/0640. A defined, never started guest is enough."""
+    clear = _secret('CiClear', 20)
+    given_hash = '$6$kvmopssalt$' + _secret('CiHash', 40)
+    www = tmp_path / 'www'
+    www.mkdir()
+    base = str(www / 'base.qcow2')
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', base, '32M'], check=True)
+    seeds = os.path.join(image_dir, 'seeds')
+    server = TreeServer(str(www))
+    try:
+        def guest(n, **cloud):
+            return {'kvmops.hypervisor.virt_install_domain': {
+                'name': '%sci%d' % (prefix, n), 'memory': 256, 'virt_type': 'qemu',
+                'os_variant': 'debian12', 'state': 'present', 'graphics': {'type': 'none'},
+                'networks': [],
+                'disks': [{'path': os.path.join(image_dir, 'ci%d.qcow2' % n), 'size': 1,
+                           'base_image': {'url': server.url + 'base.qcow2',
+                                          'checksum': 'sha256:%s' % _sha256(base),
+                                          'cache_dir': os.path.join(image_dir, 'base-cache')}}],
+                'cloud_init': dict(cloud, hostname='ci%d' % n, seed_dir=seeds)}}
+        play = [{'hosts': 'localhost', 'gather_facts': False, 'tasks': [
+            dict(guest(1, password=clear), name='cloud guest with a clear-text password'),
+            dict(guest(2, password_hash=given_hash), name='cloud guest with a password hash')]}]
+        playbook = str(tmp_path / 'play.yml')
+        with open(playbook, 'w') as f:
+            yaml.safe_dump(play, f)
+        log = str(tmp_path / 'ansible.log')
+        start = time.time() - 1
+        outputs = []
+        with ProcSampler() as sampler:
+            for extra in (['--check'], [], []):
+                proc = _run(playbook, log, extra)
+                outputs.append(proc.stdout + proc.stderr)
+                assert proc.returncode == 0, proc.stdout[-3000:]
+        assert not sampler.hits(clear) and not sampler.hits(given_hash)
+        for text in outputs + [open(log).read()]:
+            assert clear not in text and given_hash not in text
+        written = files_changed_since([
+            '/tmp', os.path.expanduser('~/.ansible'), image_dir, str(tmp_path),
+            '/var/log/libvirt', '/etc/libvirt/qemu'], start)
+        leaks = set(files_holding(written, clear)) - {playbook}  # the input itself
+        assert not leaks, sorted(leaks)
+        holders = set(files_holding(written, given_hash)) - {playbook}
+        assert holders, 'the given hash should be in the seed of guest 2'
+        for path in holders:
+            assert path.startswith(os.path.join(seeds, prefix + 'ci2')), path
+            assert _mode(path) in (0o600, 0o640), (path, oct(_mode(path)))
+    finally:
+        server.close()
+
+
+def _sha256(path):
+    import hashlib
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
