@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import random
-import socket
 import subprocess
 import time
 
@@ -22,6 +21,7 @@ import libvirt_qemu
 import pytest
 
 from support import paths
+from support.sshd import free_port
 from support.ansible_run import run_module
 from support.http_server import TreeServer
 
@@ -36,14 +36,6 @@ def sha256(path):
         for chunk in iter(lambda: f.read(1 << 20), b''):
             h.update(chunk)
     return h.hexdigest()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @pytest.fixture(scope='module')

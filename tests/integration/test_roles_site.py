@@ -17,18 +17,11 @@ import time
 import pytest
 
 from support import paths
+from support.sshd import free_port
 from support.ansible_run import run_playbook
 
 SITE = os.path.join(paths.REPO, 'playbooks', 'site.yml')
 DEMO_INVENTORY = os.path.join(paths.REPO, 'inventories', 'demo')
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @contextlib.contextmanager

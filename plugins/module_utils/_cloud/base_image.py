@@ -82,14 +82,7 @@ def parse_sums(text, name):
 
 
 def file_digest(path, algorithm):
-    h = hashlib.new(algorithm)
-    with open(path, 'rb') as f:
-        while True:
-            chunk = f.read(_CHUNK)
-            if not chunk:
-                break
-            h.update(chunk)
-    return h.hexdigest()
+    return media.file_digest(path, algorithm)
 
 
 def _file_name(url):

@@ -505,8 +505,9 @@ def _stream(src, fileobj):
     return size, h.hexdigest()
 
 
-def sha256_file(path):
-    h = hashlib.sha256()
+def file_digest(path, algorithm='sha256'):
+    """The hex digest of a file, read in chunks (install media and base images)."""
+    h = hashlib.new(algorithm)
     with open(path, 'rb') as f:
         while True:
             chunk = f.read(_CHUNK)
@@ -514,6 +515,10 @@ def sha256_file(path):
                 break
             h.update(chunk)
     return h.hexdigest()
+
+
+def sha256_file(path):
+    return file_digest(path, 'sha256')
 
 
 # --------------------------------------------------------------------------------------------
