@@ -23,6 +23,7 @@ integration: setup collection-link
 # The cloud-image guests that boot (issue 15): three Debian cloud guests on this host and one
 # in a podman-container hypervisor boot under TCG (minutes each): outside `make test`'s budget.
 cloud-guests: setup collection-link
+	@testbed/build_debian_image.sh cloud --disk
 	$(PYTEST) tests/integration -q -s -m cloud --durations=5 --junitxml=.build/reports/cloud.xml
 
 lint: setup

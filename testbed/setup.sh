@@ -79,6 +79,6 @@ fi
 # --- tiny guest assets -------------------------------------------------------------
 "$here/build_tiny_guest.sh"
 
-# --- the Debian cloud image of the cloud-guest tests (issue 15): ~90 s once, then cached --
-"$here/build_debian_image.sh" cloud --disk
+# The Debian images of the container and cloud-guest suites are built by those suites
+# (testbed/build_debian_image.sh, cached by recipe), not here: make test needs only some.
 log "ready"
