@@ -4,27 +4,12 @@ import pytest
 import yaml
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
-
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.modules import virt_install_domain as mod
+from support.module_docs import compare
 
 
 def doc():
     return yaml.safe_load(mod.DOCUMENTATION)
-
-
-def compare(spec, options, path=''):
-    assert sorted(spec) == sorted(options), path
-    for key, s in spec.items():
-        o = options[key]
-        where = path + key
-        assert o.get('type', 'str') == s.get('type', 'str'), where
-        assert o.get('default') == s.get('default'), where
-        assert sorted(o.get('choices') or []) == sorted(s.get('choices') or []), where
-        assert bool(o.get('required')) == bool(s.get('required')), where
-        assert o.get('elements') == s.get('elements'), where
-        if s.get('options'):
-            compare(s['options'], o.get('suboptions') or {}, where + '.')
 
 
 def test_documentation_matches_argument_spec():

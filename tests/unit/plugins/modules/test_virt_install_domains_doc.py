@@ -8,25 +8,11 @@ import yaml
 
 from ansible_collections.kvmops.hypervisor.plugins.modules import virt_install_domain as single
 from ansible_collections.kvmops.hypervisor.plugins.modules import virt_install_domains as mod
+from support.module_docs import compare
 
 
 CLOUD_ONLY = ('cloud_init', 'guest_agent', 'port_forwards', 'port_forward_backend', 'wait_for',
               'wait_timeout', 'address_sources', 'ssh_host', 'ssh_port')
-
-
-def compare(spec, options, path=''):
-    """The argument spec against the documented options (as in test_virt_install_domain)."""
-    assert sorted(spec) == sorted(options), path
-    for key, s in spec.items():
-        o = options[key]
-        where = path + key
-        assert o.get('type', 'str') == s.get('type', 'str'), where
-        assert o.get('default') == s.get('default'), where
-        assert sorted(o.get('choices') or []) == sorted(s.get('choices') or []), where
-        assert bool(o.get('required')) == bool(s.get('required')), where
-        assert o.get('elements') == s.get('elements'), where
-        if s.get('options'):
-            compare(s['options'], o.get('suboptions') or {}, where + '.')
 
 
 def doc():

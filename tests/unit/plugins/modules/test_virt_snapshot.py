@@ -5,7 +5,7 @@ import yaml
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._snapshot import plan
 from ansible_collections.kvmops.hypervisor.plugins.modules import virt_snapshot as mod
 
-from test_virt_install_domain import compare
+from support.module_docs import compare
 
 
 def test_documentation_matches_argument_spec():
