@@ -102,6 +102,11 @@ def converge(args):
     return res
 
 
+def installed(disk):
+    with open(disk, 'rb') as f:
+        return f.read(64).startswith(b'KVMOPS-INSTALLED ')
+
+
 def qemu_processes(name):
     out = subprocess.run(['pgrep', '-f', 'guest=%s,' % name], stdout=subprocess.PIPE,
                          universal_newlines=True, check=False).stdout.split()
@@ -205,18 +210,19 @@ def test_libvirtd_killed_during_install_wait(conn, prefix, image_dir, tmp_path, 
     finally:
         res = result_of(proc)
     msg = handled(res)
-    # the installer (QEMU) goes on without libvirtd and powers off when done
-    deadline = time.monotonic() + 240
-    while qemu_processes(args['name']) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    # The installer goes on without libvirtd. libvirt starts QEMU with -no-shutdown, so the
+    # guest's poweroff leaves QEMU paused until libvirtd is back: wait for the installer's
+    # mark on the disk (then its poweroff), not for QEMU to exit.
+    daemon_fault.wait_until(lambda: installed(args['disks'][0]['path']), 240, interval=0.5,
+                            what="the installer's mark on the disk")
+    time.sleep(2)
     daemon_fault.start_libvirtd()
     again = run_module('virt_install_domain', args)
     assert not again.get('failed'), again.get('msg')
     assert again['install_phase'] == 'completed', again
     rec = lookup(args['name'])[0].find('metadata/{%s}install' % NS)
     assert rec.get('state') == 'completed' and rec.get('started') == started  # one installer
-    with open(args['disks'][0]['path'], 'rb') as f:
-        assert f.read(64).startswith(b'KVMOPS-INSTALLED ')
+    assert installed(args['disks'][0]['path'])
     last = run_module('virt_install_domain', args)
     assert not last['changed'], last['actions']
     daemon_fault.record('libvirtd SIGKILLed during an install phase\'s wait',
