@@ -40,7 +40,7 @@ test: setup collection-link
 # The molecule scenario converges site.yml on this machine, which may restart libvirtd:
 # hold the test-bed lock exclusively (integration tests hold it shared).
 molecule: setup collection-link
-	flock -x /run/kvmops-testbed.lock molecule test
+	testbed/with_testbed_lock.sh exclusive molecule test
 	$(MAKE) --no-print-directory molecule-fleet
 
 # Three hypervisors in podman containers, each with its own libvirtd: this machine's libvirtd

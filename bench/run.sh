@@ -14,7 +14,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 venv=${KVMOPS_VENV:-$root/.venv}
 py=$venv/bin/python
-lock=/run/kvmops-testbed.lock
+lock="$root/testbed/with_testbed_lock.sh"  # the test-bed lock (writer-preferring)
 cases=${BENCH_CASES:-1 3 4 5 6 7 8 9}
 export BENCH_REPS=${BENCH_REPS:-5}
 reps_fast=${BENCH_REPS_FAST:-$(( 2 * BENCH_REPS ))}
@@ -36,22 +36,22 @@ fi
 start=$(date +%s)
 echo "[bench] start $(date -u '+%F %T') UTC, load average $(cut -d' ' -f1-3 /proc/loadavg), reps $BENCH_REPS"
 cut -d' ' -f1-3 /proc/loadavg > bench/.work/raw/load-start.txt
-flock -s "$lock" "$py" bench/bench.py meta
+"$lock" shared "$py" bench/bench.py meta
 failed=""
 for c in $cases; do
   if [ "$c" = fleet ]; then
     # Its hypervisors are containers with their own libvirtd: a shared lock is enough.
-    flock -s "$lock" "$py" bench/fleet.py || failed="$failed $c"
+    "$lock" shared "$py" bench/fleet.py || failed="$failed $c"
     continue
   fi
   rm -f "bench/.work/raw/case$c.json"
   [ "$c" = 1 ] && rm -f bench/.work/raw/case2.json
-  mode=-s reps=$BENCH_REPS
+  mode=shared reps=$BENCH_REPS
   # site.yml may restart libvirtd: case 6 waits until no test or other run uses the daemon.
-  [ "$c" = 6 ] && mode=-x
+  [ "$c" = 6 ] && mode=exclusive
   { [ "$c" = 4 ] || [ "$c" = 5 ]; } && reps=$reps_fast
   # A failing case is recorded (bench/.work/raw/case<N>.json says why) and the others still run.
-  flock "$mode" "$lock" "$py" bench/bench.py "case$c" --reps "$reps" || failed="$failed $c"
+  "$lock" "$mode" "$py" bench/bench.py "case$c" --reps "$reps" || failed="$failed $c"
 done
 cut -d' ' -f1-3 /proc/loadavg > bench/.work/raw/load-end.txt
 echo "$(( $(date +%s) - start ))" > bench/.work/raw/wall-seconds.txt

@@ -39,10 +39,14 @@ for _ in $(seq 1 50); do
 done
 
 # Converging may restart libvirtd (qemu.conf): hold the test-bed lock exclusively (tests
-# running in parallel hold it shared; wait for them).
-exec 9>>/run/kvmops-testbed.lock
+# running in parallel hold it shared; wait for them). The turnstile first, kept until the
+# lock is ours, so tests arriving meanwhile queue behind us (testbed/with_testbed_lock.sh).
+exec 8>>/run/kvmops-testbed.lock.turnstile 9>>/run/kvmops-testbed.lock
 waited=$(date +%s)
+flock -x 8
 flock -x 9
+flock -u 8
+exec 8>&-
 start=$(date +%s)
 ansible-playbook -i inventories/demo playbooks/site.yml -e demo_tree_port="$port" 9>&-
 took=$(( $(date +%s) - start ))

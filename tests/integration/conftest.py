@@ -1,5 +1,4 @@
 """Fixtures for integration tests against the real libvirtd (see testbed/setup.sh)."""
-import fcntl
 import os
 import re
 import shutil
@@ -9,7 +8,7 @@ import pytest
 
 libvirt = pytest.importorskip('libvirt')
 
-from support import paths  # noqa: E402
+from support import paths, testbed_lock  # noqa: E402
 from support.libvirt_helpers import remove_everything_named  # noqa: E402
 
 IMAGE_ROOT = '/var/lib/libvirt/images/kvmops-tests'
@@ -48,24 +47,22 @@ def conn():
 
 @pytest.fixture(autouse=True)
 def daemon_lock():
-    """Integration tests share libvirtd: each holds a shared lock on the test-bed lock file.
+    """Integration tests share libvirtd: each holds the test-bed lock shared.
 
     Also taken by other runs on the same machine (parallel sessions, molecule, benchmarks),
     so a test that restarts libvirtd never pulls the daemon from under another one.
     """
-    fd = os.open(paths.DAEMON_LOCK, os.O_CREAT | os.O_RDWR, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_SH)
+    fd = testbed_lock.acquire_shared()
     yield fd
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    os.close(fd)
+    testbed_lock.release(fd)
 
 
 @pytest.fixture
 def daemon_exclusive(daemon_lock):
     """For tests that restart libvirtd or edit qemu.conf: wait until nothing else uses it."""
-    fcntl.flock(daemon_lock, fcntl.LOCK_EX)  # flock converts our shared lock (not atomically)
+    testbed_lock.to_exclusive(daemon_lock)
     yield
-    fcntl.flock(daemon_lock, fcntl.LOCK_SH)
+    testbed_lock.to_shared(daemon_lock)
 
 
 @pytest.fixture
