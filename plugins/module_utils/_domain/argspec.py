@@ -123,10 +123,26 @@ def without_defaults(spec, drop_required=True):
     return out
 
 
-def spec_from_params(params):
-    """Normalise one guest's params (as AnsibleModule validated them) into the spec.
+def validate(params, option_spec=None):
+    """(validated params, error messages): the one validation of a guest's types, choices and
+    unknown keys. AnsibleModule runs the same spec for virt_install_domain; the batch's items
+    and callers without a module (tests) come through here. By default without top-level
+    defaults, so an unset option stays None (unmanaged)."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+    from ansible.module_utils.errors import UnsupportedError
+    if option_spec is None:
+        option_spec = without_defaults(guest_options(), drop_required=False)
+    result = ArgumentSpecValidator(option_spec).validate(params)
+    # AnsibleModule prefixes unknown options itself; the bare validator says only
+    # "disks.colour. Supported parameters include: ...".
+    messages = [('Unsupported parameters: %s' % err.msg) if isinstance(err, UnsupportedError)
+                else err.msg for err in result.errors.errors]
+    return result.validated_parameters, messages
 
-    Raises _domain.spec.SpecError with the option and the fix."""
+
+def _as_written(params):
+    """Validated params -> what _domain.spec.normalize reads: unset suboptions of disks and
+    networks dropped, graphics.allow_insecure taken out (it is a policy, not a setting)."""
     params = dict(params)
     allow_insecure = False
     if params.get('graphics') is not None:
@@ -136,11 +152,28 @@ def spec_from_params(params):
         if params.get(key) is not None:
             params[key] = [dict((k, v) for k, v in item.items() if v is not None)
                            for item in params[key]]
+    return params, allow_insecure
+
+
+def spec_from_params(params):
+    """Normalise one guest's params (validated by the argument spec) into the spec.
+
+    Raises _domain.spec.SpecError with the option and the fix."""
+    params, allow_insecure = _as_written(params)
     spec = _osinfo.normalize_with_facts(dspec, params)
     refusal = _vnc_guard.public_vnc_error(spec.get('graphics'), allow_insecure)
     if refusal:
         raise dspec.SpecError(refusal)
     return spec
+
+
+def normalize(params):
+    """Raw options -> spec without host facts: the argument spec, then _domain.spec's rules.
+    For callers that have no AnsibleModule (unit tests, benchmarks); SpecError either way."""
+    validated, errors = validate(params)
+    if errors:
+        raise dspec.SpecError('; '.join(errors))
+    return dspec.normalize(_as_written(validated)[0])
 
 
 def vnc_password_warning(spec):

@@ -78,12 +78,6 @@ def merge(defaults, guest):
     return out
 
 
-def _validate(params, option_spec):
-    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-    result = ArgumentSpecValidator(option_spec).validate(params)
-    return result.validated_parameters, result.error_messages
-
-
 def _disk_keys(params):
     """Identities of the writable images a guest uses (files by path, volumes by pool/name)."""
     keys = []
@@ -125,7 +119,7 @@ def prepare(guests, defaults=None):
                          % defaults['name'])
     out = []
     for i, item in enumerate(guests or []):
-        params, msgs = _validate(merge(defaults, item), option_spec)
+        params, msgs = dargspec.validate(merge(defaults, item), option_spec)
         g = Guest(i, params)
         out.append(g)
         if not item.get('name'):

@@ -5,6 +5,7 @@ import pytest
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import builder as X
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import osinfo as O
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import argspec as A
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import spec as S
 
 etree = pytest.importorskip('lxml.etree')
@@ -17,7 +18,7 @@ CENTOS7 = dict(O.family_facts('centos7.0', 'linux'), source='libosinfo',
 
 def build(params, host=None, info=None):
     host = host or QEMU
-    spec = S.normalize(params)
+    spec = A.normalize(params)
     if info is not None:
         O.apply(spec, info)
     return etree.fromstring(X.build_domain_xml(S.creation_values(spec), host).encode())

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import drift as D
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import spec as S
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import argspec as A
 
 FIXTURES = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', 'fixtures', 'domains')
 HOST = {'arch': 'x86_64', 'domain_type': 'qemu',
@@ -101,7 +101,7 @@ SAME = dict(name='kvmops-p1dev-a', memory='256MiB', vcpus=1, os_variant='linux',
 def drift(xml=NORMALISED, **changes):
     params = dict(SAME)
     params.update(changes)
-    return D.compare(S.normalize(params), xml, HOST)
+    return D.compare(A.normalize(params), xml, HOST)
 
 
 def fixture(name):
@@ -128,7 +128,7 @@ def test_with_differences_nothing_generated_is_touched():
 
 
 def test_only_given_options_are_compared():
-    spec = S.normalize({'name': 'kvmops-p1dev-a'})
+    spec = A.normalize({'name': 'kvmops-p1dev-a'})
     assert D.compare(spec, NORMALISED, HOST).differences == []
 
 
@@ -240,16 +240,16 @@ def test_cpu_requested():
 
 def test_field_bios_with_pflash_loader_counts_as_uefi():
     xml = fixture('lv-bios-nvram-pflash.xml')
-    spec = S.normalize({'name': 'test-bios', 'firmware': 'uefi', 'memory': 1024, 'vcpus': 1,
+    spec = A.normalize({'name': 'test-bios', 'firmware': 'uefi', 'memory': 1024, 'vcpus': 1,
                         'disks': [{'path': '/dev/HostVG/QEMUGuest1'}]})
     assert D.compare(spec, xml, HOST).differences == []
-    d = D.compare(S.normalize({'name': 'test-bios', 'firmware': 'bios'}), xml, HOST)
+    d = D.compare(A.normalize({'name': 'test-bios', 'firmware': 'bios'}), xml, HOST)
     assert d.merged.find('os/loader') is None and d.merged.find('os/nvram') is None
 
 
 def test_field_uefi_firmware_efi_and_memory_without_unit():
     xml = fixture('vm-uefi-secure-boot-firmware-efi.xml')
-    spec = S.normalize({'name': 'vm1', 'firmware': 'uefi', 'memory': 64, 'vcpus': 1,
+    spec = A.normalize({'name': 'vm1', 'firmware': 'uefi', 'memory': 64, 'vcpus': 1,
                         'cpu': 'host-passthrough',
                         'networks': [{'bridge': 'testsuitebr0', 'mac': '00:11:22:33:44:55',
                                       'model': 'e1000'}]})
@@ -258,14 +258,14 @@ def test_field_uefi_firmware_efi_and_memory_without_unit():
 
 def test_field_vnc_listen_attribute_and_element():
     xml = fixture('lv-vnc-tls-listen-address.xml')
-    spec = S.normalize({'name': 'QEMUGuest1', 'graphics': {'type': 'vnc', 'listen': '127.0.0.1',
+    spec = A.normalize({'name': 'QEMUGuest1', 'graphics': {'type': 'vnc', 'listen': '127.0.0.1',
                                                            'port': 5903}})
     assert D.compare(spec, xml, {'arch': 'i686', 'domain_type': 'qemu'}).differences == []
 
 
 def test_field_hyperv_domain_untouched_when_unmanaged():
     xml = fixture('vm-hyperv-tlbflush.xml')
-    d = D.compare(S.normalize({'name': 'fedora', 'os_variant': 'windows'}), xml, HOST)
+    d = D.compare(A.normalize({'name': 'fedora', 'os_variant': 'windows'}), xml, HOST)
     assert d.differences == []
     assert d.merged.find('features/hyperv') is not None
 
@@ -274,7 +274,7 @@ def test_empty_password_removes_it_and_then_is_stable():
     d = drift(graphics={'type': 'vnc', 'password': ''})
     assert [x['item'] for x in d.differences] == ['graphics.password']
     assert d.merged.find('devices/graphics').get('passwd') is None
-    again = D.compare(S.normalize(dict(SAME, graphics={'type': 'vnc', 'password': ''})),
+    again = D.compare(A.normalize(dict(SAME, graphics={'type': 'vnc', 'password': ''})),
                       d.merged_xml(), HOST)
     assert again.differences == []
 
@@ -283,9 +283,9 @@ def test_graphics_keymap_drift_is_applied_and_then_stable():
     d = drift(graphics={'type': 'vnc', 'keymap': 'de'})
     assert d.differences == [{'item': 'graphics.keymap', 'before': None, 'after': 'de'}]
     assert d.merged.find('devices/graphics').get('keymap') == 'de'
-    again = D.compare(S.normalize(dict(SAME, graphics={'type': 'vnc', 'keymap': 'de'})),
+    again = D.compare(A.normalize(dict(SAME, graphics={'type': 'vnc', 'keymap': 'de'})),
                       d.merged_xml(), HOST)
     assert again.differences == []
     # no keymap given: whatever the guest has stays
-    assert D.compare(S.normalize(dict(SAME, graphics={'type': 'vnc'})), d.merged_xml(),
+    assert D.compare(A.normalize(dict(SAME, graphics={'type': 'vnc'})), d.merged_xml(),
                      HOST).differences == []

@@ -12,7 +12,7 @@ import pytest
 libvirt = pytest.importorskip('libvirt')
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import manager as M  # noqa: E402
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import spec as S  # noqa: E402
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import argspec as A  # noqa: E402
 
 GIB = 1024 ** 3
 
@@ -49,7 +49,7 @@ def name(conn):
 
 
 def run(conn, params, check=False, diff=False, warnings=None):
-    spec = S.normalize(params)
+    spec = A.normalize(params)
     mgr = M.DomainManager(conn, spec, check_mode=check, diff_mode=diff,
                           warn=(warnings.append if warnings is not None else None))
     return mgr.run()
@@ -143,7 +143,7 @@ def test_start_new_domain_is_the_seam_for_the_install_phase(conn, name, workdir)
             calls.append(dom.name())
             self.start(dom)
 
-    spec = S.normalize(base(name, workdir))
+    spec = A.normalize(base(name, workdir))
     Installer(conn, spec).run()
     Installer(conn, spec).run()  # existing domain: not "new" any more
     assert calls == [name]
@@ -175,15 +175,15 @@ class FakeCaps(object):
 
 def test_host_facts_machine_aliases_and_foreign_arch_is_emulated():
     kvm = {'requested': 'auto', 'domain_type': 'kvm', 'reasons': ['KVM works.']}
-    host = M.host_facts(FakeCaps(), S.normalize({'name': 'a'}), dict(kvm, reasons=[]))
+    host = M.host_facts(FakeCaps(), A.normalize({'name': 'a'}), dict(kvm, reasons=[]))
     assert host['arch'] == 'x86_64' and host['domain_type'] == 'kvm'
     assert host['machine_aliases'] == {'pc': 'pc-i440fx-7.2', 'q35': 'pc-q35-7.2'}
     decision = dict(kvm, reasons=['KVM works.'])
-    host = M.host_facts(FakeCaps(), S.normalize({'name': 'a', 'arch': 'aarch64'}), decision)
+    host = M.host_facts(FakeCaps(), A.normalize({'name': 'a', 'arch': 'aarch64'}), decision)
     assert host['domain_type'] == 'qemu' and 'foreign' in decision['reasons'][-1]
     assert host['machine_aliases'] == {'virt': 'virt-7.2'}
     explicit = {'requested': 'kvm', 'domain_type': 'kvm', 'reasons': []}
-    assert M.host_facts(FakeCaps(), S.normalize({'name': 'a', 'arch': 'aarch64'}),
+    assert M.host_facts(FakeCaps(), A.normalize({'name': 'a', 'arch': 'aarch64'}),
                         explicit)['domain_type'] == 'kvm'  # asked for: libvirt will say no
 
 
@@ -203,8 +203,8 @@ class IgnoresAcpi(object):
 
 def test_shutdown_timeout_bounds_the_wait_and_never_pulls_the_plug(conn, name, workdir):
     run(conn, base(name, workdir))
-    assert S.normalize({'name': name})['shutdown_timeout'] == 120
-    spec = S.normalize(base(name, workdir, shutdown_timeout=1, state='stopped'))
+    assert A.normalize({'name': name})['shutdown_timeout'] == 120
+    spec = A.normalize(base(name, workdir, shutdown_timeout=1, state='stopped'))
     mgr = M.DomainManager(conn, spec)
     dom = conn.lookupByName(name)
     with pytest.raises(M.DomainError) as exc:

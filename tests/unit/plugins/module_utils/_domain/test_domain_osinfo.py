@@ -7,6 +7,7 @@ import subprocess
 import pytest
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import osinfo as O
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import argspec as A
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import spec as S
 
 from support import paths
@@ -60,7 +61,7 @@ def test_resolve_without_libosinfo_says_why(monkeypatch):
 
 
 def test_apply_sets_defaults_but_never_an_explicit_choice():
-    spec = S.normalize(dict(name='x', os_variant='freebsd13.0',
+    spec = A.normalize(dict(name='x', os_variant='freebsd13.0',
                             disks=[{'path': '/i/a.img', 'size': 1},
                                    {'path': '/i/b.img', 'size': 1, 'bus': 'sata'},
                                    {'path': '/i/c.iso', 'device': 'cdrom'}],

@@ -11,6 +11,7 @@ import pytest
 
 from hypothesis import given, strategies as st
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import argspec as A
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import spec as S
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import storage as ST
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import initrd_inject as INJ
@@ -19,13 +20,13 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import 
 @pytest.mark.parametrize('name', ['../x', '..', 'a/b', '/etc/passwd', 'x/../../y', '.hidden'])
 def test_domain_names_cannot_be_paths(name):
     with pytest.raises(S.SpecError, match='name'):
-        S.normalize({'name': name})
+        A.normalize({'name': name})
 
 
 @pytest.mark.parametrize('volume', ['../x', '/etc/shadow', 'a/b'])
 def test_pool_volume_must_be_a_name(volume):
     with pytest.raises(S.SpecError, match='must be a name'):
-        S.normalize({'name': 'v', 'disks': [{'pool': 'default', 'volume': volume, 'size': 1}]})
+        A.normalize({'name': 'v', 'disks': [{'pool': 'default', 'volume': volume, 'size': 1}]})
 
 
 @pytest.mark.parametrize('name', ['../ks.cfg', '/ks.cfg', '..', '.', 'a/ks.cfg', ''])
@@ -38,7 +39,7 @@ def test_injected_file_names_are_plain(name):
 def test_dotdot_in_a_path_is_normalised_never_passed_on(parts):
     path = '/' + '/'.join(parts)
     try:
-        spec = S.normalize({'name': 'n', 'disks': [{'path': path, 'size': 1}]})
+        spec = A.normalize({'name': 'n', 'disks': [{'path': path, 'size': 1}]})
     except S.SpecError as exc:
         assert 'root directory' in str(exc) or 'both use' in str(exc)
         return
@@ -50,11 +51,11 @@ def test_relative_paths_are_refused():
     for opt in ({'kernel': 'vmlinuz'}, {'serial': 'log/x'},
                 {'disks': [{'path': 'img/a.img', 'size': 1}]}):
         with pytest.raises(S.SpecError, match='relative path'):
-            S.normalize(dict({'name': 'r'}, **opt))
+            A.normalize(dict({'name': 'r'}, **opt))
 
 
 def _plan(path, size=1):
-    spec = S.normalize({'name': 'p', 'disks': [{'path': path, 'size': size}]})
+    spec = A.normalize({'name': 'p', 'disks': [{'path': path, 'size': size}]})
     return ST.plan_disks(spec['disks'])
 
 

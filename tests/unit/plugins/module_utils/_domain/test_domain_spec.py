@@ -1,12 +1,13 @@
 """virt_install_domain option validation and normalisation (pure)."""
 import pytest
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import argspec as A
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import spec as S
 
 
 def norm(**kw):
     kw.setdefault('name', 'vm1')
-    return S.normalize(kw)
+    return A.normalize(kw)
 
 
 @pytest.mark.parametrize('value,mib', [
@@ -66,7 +67,7 @@ def test_unknown_os_variant():
     ({'path': '/x/<y>.img'}, 'metacharacters'),
     ({'path': '/x/y.img', 'backing_store': '/b.img', 'format': 'raw'}, 'qcow2'),
     ({'path': '/x/y.iso', 'device': 'cdrom', 'size': 1}, 'cdrom'),
-    ({'path': '/x/y.img', 'colour': 'blue'}, 'unknown keys'),
+    ({'path': '/x/y.img', 'colour': 'blue'}, 'Unsupported parameters: disks.colour'),
     ({'pool': 'default', 'volume': 'a/b', 'size': 1}, 'must be a name'),
 ])
 def test_bad_disks(disk, match):
@@ -115,7 +116,7 @@ def test_mac_lowercased_and_duplicates_refused():
 
 
 @pytest.mark.parametrize('graphics,match', [
-    ({'type': 'rdp'}, 'graphics.type'),
+    ({'type': 'rdp'}, 'must be one of: none, vnc, spice, got: rdp found in graphics'),
     ({'type': 'vnc', 'listen': 'example.org'}, 'IP address'),
     ({'type': 'vnc', 'port': 80}, 'between 5900'),
     ({'type': 'none', 'password': 'x'}, 'none takes'),

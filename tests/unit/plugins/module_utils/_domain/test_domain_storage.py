@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import spec as S
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import argspec as A
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import storage as ST
 
 GIB = 1024 ** 3
@@ -19,7 +19,7 @@ def run(cmd):
 
 
 def disks(*items):
-    return S.normalize({'name': 'vm', 'disks': list(items)})['disks']
+    return A.normalize({'name': 'vm', 'disks': list(items)})['disks']
 
 
 def test_plan_is_read_only(tmp_path):

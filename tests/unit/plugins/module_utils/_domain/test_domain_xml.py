@@ -10,6 +10,7 @@ import os
 
 import pytest
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import argspec as A
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import spec as S
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import builder as X
 
@@ -75,7 +76,7 @@ CASES = {
 
 def render(name):
     params, host = CASES[name]
-    spec = S.normalize(params)
+    spec = A.normalize(params)
     values = S.creation_values(spec)
     return X.build_domain_xml(values, host)
 
@@ -110,7 +111,7 @@ def test_builder_is_pure_and_deterministic():
     # The same inputs twice: equal XML, and the inputs are not changed by the build (disk
     # targets are assigned on copies), so a second build cannot differ from the first.
     params, host = CASES['windows']
-    values = S.creation_values(S.normalize(params))
+    values = S.creation_values(A.normalize(params))
     frozen, host_frozen = copy.deepcopy(values), copy.deepcopy(host)
     first = X.build_domain_xml(values, host)
     assert values == frozen and host == host_frozen
@@ -120,11 +121,11 @@ def test_builder_is_pure_and_deterministic():
 
 def test_xml_metacharacters_cannot_reach_the_xml():
     with pytest.raises(S.SpecError):
-        S.normalize(dict(name='x', cmdline="console=ttyS0'/><evil/>"))
+        A.normalize(dict(name='x', cmdline="console=ttyS0'/><evil/>"))
 
 
 def test_password_is_escaped_by_lxml_not_rejected():
-    spec = S.normalize(dict(name='p', graphics={'type': 'vnc', 'password': 'a"b<c&d'}))
+    spec = A.normalize(dict(name='p', graphics={'type': 'vnc', 'password': 'a"b<c&d'}))
     xml = X.build_domain_xml(S.creation_values(spec), QEMU)
     assert etree.fromstring(xml.encode()).find('devices/graphics').get('passwd') == 'a"b<c&d'
 

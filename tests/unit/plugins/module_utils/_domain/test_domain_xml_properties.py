@@ -15,6 +15,7 @@ import pytest
 
 from hypothesis import given, strategies as st
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import argspec as A
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import spec as S
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import builder as X
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import device_defaults as DD
@@ -118,7 +119,7 @@ def _fails_cleanly(exc):
 
 
 def build(params, host):
-    spec = S.normalize(params)
+    spec = A.normalize(params)
     values = S.creation_values(spec)
     values['disks'] = [dict(d, format_resolved=d.get('format') or 'raw') for d in values['disks']]
     return spec, X.build_domain_xml(values, host)
@@ -190,7 +191,7 @@ def install_params(draw):
 @pytest.mark.skipif(not os.path.exists(SCHEMA), reason='libvirt schemas not installed')
 @given(install_params())
 def test_install_configuration_is_valid_or_refused(install):
-    spec = S.normalize({'name': 'inst', 'os_variant': 'linux', 'disks': [], 'networks': []})
+    spec = A.normalize({'name': 'inst', 'os_variant': 'linux', 'disks': [], 'networks': []})
     try:
         norm = IM.normalize_install(install, spec)
     except M.DomainError as exc:

@@ -1,6 +1,7 @@
 """The one VNC graphics reader and VNC policy (virt_install_domain and vnc_listen)."""
 import pytest
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import argspec as A
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import spec as S
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import graphics as G
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.xml import parse
@@ -38,14 +39,14 @@ def test_both_modules_check_the_listen_address_with_ipaddress(listen):
     with pytest.raises(G.GraphicsError):
         G.parse_listen(listen)
     with pytest.raises(S.SpecError, match='graphics.listen'):
-        S.normalize({'name': 'a', 'graphics': {'type': 'vnc', 'listen': listen}})
+        A.normalize({'name': 'a', 'graphics': {'type': 'vnc', 'listen': listen}})
 
 
 def test_both_modules_refuse_a_vnc_password_over_8_bytes():
     from ansible_collections.kvmops.hypervisor.plugins.module_utils._vnc import listen as V
     with pytest.raises(S.SpecError, match='only 8 bytes'):
-        S.normalize({'name': 'a', 'graphics': {'type': 'vnc', 'password': '123456789'}})
+        A.normalize({'name': 'a', 'graphics': {'type': 'vnc', 'password': '123456789'}})
     errors, warnings = V.password_checks('123456789')
     assert errors and 'only 8 bytes' in errors[0] and not warnings
     G.check_vnc_password('12345678')
-    S.normalize({'name': 'a', 'graphics': {'type': 'spice', 'password': '123456789'}})
+    A.normalize({'name': 'a', 'graphics': {'type': 'spice', 'password': '123456789'}})
