@@ -59,23 +59,37 @@ class ProcSampler(object):
 
 
 def files_changed_since(roots, since, max_bytes=64 * 1024 * 1024):
-    """Regular files under roots modified (or whose inode changed) at or after since."""
+    """Regular files under roots modified (or whose inode changed) at or after since.
+
+    Stays on each root's file system: another session's chroot under /tmp (mmdebstrap) has
+    /proc mounted inside it, and reading its kmsg (a "regular" file of size 0) never ends.
+    Empty files are skipped for the same reason (and hold no secret)."""
     out = []
     for root in roots:
         if not os.path.exists(root):
             continue
+        device = os.stat(root).st_dev
         for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = [d for d in dirnames if _same_device(os.path.join(dirpath, d), device)]
             for name in filenames:
                 path = os.path.join(dirpath, name)
                 try:
                     st = os.lstat(path)
                 except OSError:
                     continue
-                if not stat.S_ISREG(st.st_mode) or st.st_size > max_bytes:
+                if not stat.S_ISREG(st.st_mode) or st.st_dev != device or \
+                        not 0 < st.st_size <= max_bytes:
                     continue
                 if max(st.st_mtime, st.st_ctime) >= since:
                     out.append(path)
     return out
+
+
+def _same_device(path, device):
+    try:
+        return os.lstat(path).st_dev == device
+    except OSError:
+        return False
 
 
 def files_holding(paths, secret):

@@ -212,6 +212,10 @@ class DomainManager(object):
         try:
             dom.create()
         except libvirt.libvirtError as exc:
+            if not _failure.connection_alive(self.conn):
+                # The daemon died during the start: say so, not libvirt's "End of file".
+                raise DomainError(_failure.libvirt_failure_message(
+                    'the start of %s' % self.spec['name'], exc, self.conn, self.actions))
             raise DomainError('Cannot start %s: %s' % (self.spec['name'], exc))
         self.act('started')
 

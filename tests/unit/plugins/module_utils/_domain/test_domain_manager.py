@@ -214,3 +214,30 @@ def test_shutdown_timeout_bounds_the_wait_and_never_pulls_the_plug(conn, name, w
     assert dom.isActive()  # still running: the module does not destroy it
     mgr.shutdown(dom)  # a guest that handles ACPI stops within the timeout
     assert not dom.isActive() and mgr.actions == ['shut down']
+
+
+class DiesOnCreate(object):
+    """The daemon killed during dom.create(): a stand-in, because the test driver cannot lose
+    its connection (the real kill is test_faults_daemon.py::test_libvirtd_killed_during_start)."""
+
+    def create(self):
+        raise libvirt.libvirtError('End of file while reading data: Input/output error')
+
+
+class DeadConnection(object):
+    def isAlive(self):
+        return False
+
+
+def test_a_start_the_daemon_dies_in_names_the_cause_and_the_fix(conn, name, workdir):
+    spec = A.normalize(base(name, workdir))
+    mgr = M.DomainManager(conn, spec)
+    mgr.conn = DeadConnection()
+    with pytest.raises(M.DomainError) as exc:
+        mgr.start(DiesOnCreate())
+    msg = str(exc.value)
+    assert 'connection to libvirtd was lost while handling the start of %s' % name in msg
+    assert 'Start libvirtd' in msg and 'run again' in msg
+    mgr.conn = conn  # alive: libvirt's own reason, as before
+    with pytest.raises(M.DomainError, match='Cannot start %s: End of file' % name):
+        mgr.start(DiesOnCreate())
