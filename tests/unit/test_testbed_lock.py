@@ -24,7 +24,7 @@ def test_an_exclusive_taker_is_not_starved_by_overlapping_shared_ones(tmp_path, 
     counter = multiprocessing.Value('i', 0)
     stop_at = time.monotonic() + 30
     readers = [multiprocessing.Process(target=_reader_stream, args=(lock_path, stop_at, counter))
-               for _ in range(4)]
+               for _reader in range(4)]
     for r in readers:
         r.start()
     try:
@@ -54,5 +54,5 @@ def test_two_converting_takers_do_not_deadlock(tmp_path, monkeypatch):
     time.sleep(0.2)
     testbed_lock.to_exclusive(mine)  # would wait for the child's shared lock for ever
     testbed_lock.release(mine)
-    _, status = os.waitpid(pid, 0)
+    _pid, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 0
