@@ -433,6 +433,26 @@ options:
         O(defaults) sets (null means unset); leave such an option out of O(defaults).
     type: dict
     suboptions: *guest_options
+  preflight:
+    description:
+      - What the run does with the plan of every guest (made first, without side effects),
+        and with the preflight of the media of the guests it creates - kernel, initrd,
+        CD-ROM disks, backing images, O(guests[].install.location) (a URL gets one GET, with
+        O(guests[].install.validate_certs) and O(guests[].install.timeout), unless its tree is
+        in the cache already), O(guests[].install.cdrom) and O(guests[].install.kickstart).
+      - V(fail) - a guest that cannot be made fails the run before anything is created, then
+        the guests are converged; RV(preflight) comes with the failure.
+      - V(report) - check mode only (C(check_mode=true) on the task). The plan is the whole
+        run, and a guest that cannot be made does not fail it - RV(guests[].failed) and
+        RV(guests[].msg) say why, RV(preflight.media) lists every missing, unreadable or
+        unreachable medium. What check mode cannot plan yet is deferred, not failed, and
+        listed in RV(preflight.deferred) (not in RV(guests)) - a guest with a new image in a
+        directory that does not exist yet, and every guest when libvirt is not installed or
+        does not answer yet (a bare host before its libvirt is installed). The guests role
+        checks its guests this way before any of them starts.
+    type: str
+    choices: [fail, report]
+    default: fail
   parallel:
     description:
       - How many guests are worked on at a time. Default - twice the host's CPUs, at least 4.
@@ -602,6 +622,29 @@ guests:
     elapsed:
       description: Seconds spent on this guest (its plan and, when it changed, its run).
       type: float
+preflight:
+  description: What the preflight found (O(preflight)).
+  returned: always, and with the failure of a guest's plan
+  type: dict
+  contains:
+    media:
+      description:
+        - One entry per medium of a new guest that cannot be used - C(guest), C(option)
+          (V(install.cdrom), V(disks[1].path), ...), C(source) (the path or URL), C(problem)
+          (a few words, V(no such file), V(not readable), V(not an ISO 9660 or UDF image),
+          V(HTTP 404 Not Found), V([Errno 111] Connection refused)) and C(msg) (with the fix).
+      type: list
+      elements: dict
+      sample: [{"guest": "vm2", "option": "install.cdrom", "source": "/vm-images/iso/w2012.iso",
+                "problem": "no such file", "msg": "install.cdrom=/vm-images/iso/w2012.iso cannot be used (no such file): ..."}]
+    deferred:
+      description:
+        - O(preflight=report) only - the guests check mode cannot plan yet, each C(guest),
+          C(reason) (V(directory) or V(libvirt)) and C(msg).
+      type: list
+      elements: dict
+      sample: [{"guest": "vm1", "reason": "directory",
+                "msg": "its image directory /vm-images (disks[0]) does not exist yet; ..."}]
 summary:
   description: Counts and names over all guests, the workers used and the module's own time.
   returned: always
@@ -637,13 +680,15 @@ summary:
            "failed_guests": [], "parallel": 4, "elapsed": 0.71}
 """
 
+import sys
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.argspec import uri_option
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import argspec as dargspec
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connection import (
-    connection, fail_on_missing_libvirt)
+    HAS_LIBVIRT, LibvirtConnectionError, connection, fail_on_missing_libvirt)
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.xml import HAS_LXML
 
@@ -661,12 +706,31 @@ def argument_spec():
         guests=dict(type='list', elements='dict', required=True, options=options),
         defaults=dict(type='dict', options=dargspec.without_defaults(dargspec.guest_options())),
         parallel=dict(type='int'),
+        preflight=dict(type='str', default='fail', choices=list(dargspec.PREFLIGHT_MODES)),
         uri=uri_option(),
     )
 
 
+def defer_all(module, why):
+    """preflight=report when libvirt is not there yet: nothing can be planned, nothing fails."""
+    names = [g.get('name') for g in module.params['guests']]
+    module.exit_json(changed=False, guests=[], summary={
+        'total': 0, 'changed': 0, 'unchanged': 0, 'failed': 0, 'changed_guests': [],
+        'failed_guests': [], 'parallel': 0, 'elapsed': 0.0},
+        preflight={'media': [], 'deferred': [
+            {'guest': name, 'reason': 'libvirt', 'msg': why} for name in names]})
+
+
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    report = module.params['preflight'] == 'report'
+    if report and not module.check_mode:
+        module.fail_json(msg='preflight=report plans only and needs check mode: set '
+                         'check_mode: true on the task (or preflight=fail to converge).')
+    if report and not (HAS_LIBVIRT and HAS_LXML):
+        defer_all(module, 'libvirt is not installed yet (no %s for %s on this host); check '
+                  'mode cannot plan the guest before a real run installs it'
+                  % ('libvirt-python' if not HAS_LIBVIRT else 'python3-lxml', sys.executable))
     fail_on_missing_libvirt(module)
     if not HAS_LXML:
         from ansible.module_utils.basic import missing_required_lib
@@ -676,15 +740,21 @@ def main():
     if parallel is not None and parallel < 1:
         module.fail_json(msg='parallel=%s: give at least 1 (or leave it unset).' % parallel)
     try:
-        guests = batch.prepare(module.params['guests'], module.params['defaults'])
+        guests = batch.prepare(module.params['guests'], module.params['defaults'],
+                               collect=report)
         for g in guests:
-            warning = dargspec.vnc_password_warning(g.spec)
+            warning = g.spec and dargspec.vnc_password_warning(g.spec)
             if warning:
                 module.warn('%s: %s' % (g.name, warning))
         with connection(module.params['uri']) as conn:
             result = batch.Batch(conn, guests, parallel=parallel, check_mode=module.check_mode,
                                  diff_mode=module._diff, run_command=module.run_command,
-                                 qemu_img=module.get_bin_path('qemu-img')).run()
+                                 qemu_img=module.get_bin_path('qemu-img'),
+                                 preflight=module.params['preflight']).run()
+    except LibvirtConnectionError as exc:
+        if not report:
+            module.fail_json(**exc.fail_kwargs())
+        defer_all(module, 'libvirt does not answer yet: %s' % exc)
     except KvmopsError as exc:
         for w in exc.result.pop('warnings', []):
             module.warn(w)

@@ -232,3 +232,71 @@ def test_ten_volumes_in_one_pool_concurrently_twenty_times(conn, prefix, image_d
     res = ok(vids({'defaults': defaults, 'guests': guests, 'parallel': 10}))
     assert res['summary']['changed'] == 10 and len(ours(conn, prefix)) == 10
     assert not any(batch.ASYNC_JOBS in repr(r) for r in res['guests'])
+
+
+def test_preflight_report_lists_problems_and_defers_instead_of_failing(conn, prefix, image_dir,
+                                                                       tiny, tmp_path):
+    """preflight=report in check mode (the guests role's preflight): nothing fails, nothing is
+    made; missing media and an install URL that answers 404 are listed per guest, a guest
+    whose image directory does not exist yet is deferred."""
+    from support.http_server import TreeServer
+    good = tiny_guests(prefix, image_dir, 1, tiny)[0]
+    later = dict(good, name=prefix + 'later', serial=None,
+                 disks=[{'path': os.path.join(image_dir, 'new', 'later.img'), 'size': 0.0625}])
+    noiso = {'name': prefix + 'noiso', 'install': {'cdrom': os.path.join(image_dir, 'w.iso')},
+             'disks': [{'path': os.path.join(image_dir, 'noiso.img'), 'size': 0.0625}]}
+    server = TreeServer(str(tmp_path))
+    try:
+        url = server.url + 'no/tree/'
+        nourl = {'name': prefix + 'nourl', 'install': {'location': url, 'timeout': 10},
+                 'disks': [{'path': os.path.join(image_dir, 'nourl.img'), 'size': 0.0625}]}
+        args = {'defaults': tiny_defaults(tiny), 'guests': [good, later, noiso, nourl],
+                'preflight': 'report'}
+        res = ok(vids(args, check=True))
+        assert server.requests == ['/no/tree/']
+        # without preflight=report the plan fails before anything is made, naming each guest
+        fail_args = dict(args, guests=[good, later, nourl])
+        del fail_args['preflight']
+        failed = vids(fail_args, check=True)
+    finally:
+        server.close()
+    assert [r['name'] for r in res['guests']] == [good['name'], noiso['name'], nourl['name']]
+    assert res['summary']['changed_guests'] == [good['name']]
+    assert res['summary']['failed_guests'] == [noiso['name'], nourl['name']]
+    assert [(p['guest'], p['option'], p['source'], p['problem'])
+            for p in res['preflight']['media']] == [
+        (noiso['name'], 'install.cdrom', noiso['install']['cdrom'], 'no such file'),
+        (nourl['name'], 'install.location', url, 'HTTP 404')]
+    [deferred] = res['preflight']['deferred']
+    assert deferred['guest'] == later['name'] and deferred['reason'] == 'directory'
+    assert os.path.join(image_dir, 'new') in deferred['msg']
+    assert ours(conn, prefix) == [] and os.listdir(image_dir) == []
+
+    assert failed.get('failed') and failed['msg'].startswith(
+        'Nothing was created or changed: 2 guests cannot be made. [%s] disks[0]: the directory'
+        % later['name']), failed['msg']
+    assert '[%s] install.location=%s cannot be fetched (HTTP 404)' % (nourl['name'], url) \
+        in failed['msg']
+    assert [p['guest'] for p in failed['preflight']['media']] == [nourl['name']]
+    # report is a check-mode answer only
+    res = vids(args)
+    assert res.get('failed') and 'needs check mode' in res['msg']
+    assert ours(conn, prefix) == [] and os.listdir(image_dir) == []
+
+
+def test_preflight_report_defers_every_guest_where_libvirt_is_not_installed(prefix, image_dir,
+                                                                             tiny, tmp_path):
+    """A bare host in check mode: the module runs under a Python without libvirt-python (a venv
+    without system packages stands in for it) and defers every guest instead of failing."""
+    import subprocess
+    import sys
+    venv = str(tmp_path / 'bare')
+    subprocess.run([sys.executable, '-m', 'venv', '--without-pip', venv], check=True, timeout=120)
+    args = {'defaults': tiny_defaults(tiny), 'preflight': 'report',
+            'guests': tiny_guests(prefix, image_dir, 2, tiny)}
+    res = ok(run_module('virt_install_domains', args, check=True,
+                        env={'ANSIBLE_PYTHON_INTERPRETER': os.path.join(venv, 'bin', 'python')}))
+    assert res['guests'] == [] and not res['changed']
+    assert [d['guest'] for d in res['preflight']['deferred']] == [g['name'] for g in args['guests']]
+    assert all(d['reason'] == 'libvirt' and d['msg'].startswith('libvirt is not installed yet')
+               for d in res['preflight']['deferred'])

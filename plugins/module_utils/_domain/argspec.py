@@ -25,6 +25,10 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._vnc import guar
 # so that the argument spec does not import the install-media code.
 DEFAULT_INSTALL_CACHE_DIR = '/var/lib/libvirt/boot/kvmops'
 
+# virt_install_domains' preflight option: fail the run on a guest's problem, or report them
+# (check mode only; _domain/batch.py).
+PREFLIGHT_MODES = ('fail', 'report')
+
 
 def install_option():
     """The install option (virt-install's --location/--cdrom/--import/--pxe)."""

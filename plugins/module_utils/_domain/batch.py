@@ -35,6 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import argspec as dargspec
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import manager as dman
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import preflight as _preflight
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import spec as dspec
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import storage as _storage
 
@@ -104,15 +105,19 @@ class Guest(object):
         self.result = None
         self.warnings = []
         self.elapsed = 0.0
+        self.manager = None        # the plan's manager (its domain, install record, media)
+        self.media = []            # preflight problems of its media (_domain/preflight.py)
+        self.deferred = None       # why check mode cannot plan it yet (preflight=report)
 
     @property
     def has_install(self):
         return bool(self.install)
 
 
-def prepare(guests, defaults=None):
+def prepare(guests, defaults=None, collect=False):
     """Merged, validated and normalised Guests; raises BatchError naming every bad guest
-    (nothing has been touched: no connection is needed)."""
+    (nothing has been touched: no connection is needed). collect=True (preflight=report)
+    keeps the bad guests, their error set, for the report."""
     option_spec = dargspec.guest_options()
     if defaults and defaults.get('name') is not None:
         raise BatchError('defaults.name=%s: a name belongs to one guest; set it in guests.'
@@ -139,7 +144,7 @@ def prepare(guests, defaults=None):
     bad = [g for g in out if g.error]
     if not out:
         raise BatchError('guests is empty: give at least one guest.')
-    if bad:
+    if bad and not collect:
         raise BatchError(_nothing_created(bad), guests=[failed_result(g) for g in out],
                          changed=False)
     return out
@@ -175,6 +180,11 @@ def failed_result(g):
 _INSTALL = []
 
 
+def _install_media():
+    from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import media
+    return media
+
+
 def _install_manager():
     """The install-phase code, imported only for a run whose guests install something."""
     if not _INSTALL:
@@ -193,6 +203,7 @@ class Shared(object):
         self._lock = threading.Lock()
         self._locks = {}
         self._facts = {}
+        self._probes = {}
 
     def lock(self, key):
         with self._lock:
@@ -205,6 +216,14 @@ class Shared(object):
             for name in sorted(set(names)):
                 stack.enter_context(self.lock(('pool', name)))
             yield
+
+    def url_problem(self, url, validate_certs, timeout):
+        """Why the install tree at url does not answer, or None: one GET per URL and run."""
+        key = (url, validate_certs)
+        with self.lock(('probe',) + key):
+            if key not in self._probes:
+                self._probes[key] = _install_media().probe_url(url, validate_certs, timeout)
+            return self._probes[key]
 
     def host_facts(self, spec, conn):
         key = (spec.get('virt_type') or 'auto', spec.get('arch'))
@@ -291,10 +310,35 @@ def manager_class(with_install):
 
 # ------------------------------------------------------------------------------ the run
 
+def deferral(g):
+    """preflight=report (check mode): why the guest cannot be planned yet, or None. A new
+    image in a directory that does not exist yet: in check mode the task that creates the
+    directory (the image_storage role's, say) has not run, so the guest is reported as
+    deferred, not as a failure; a real run's plan checks it."""
+    if g.params.get('state') == 'absent':
+        return None
+    for i, d in enumerate(g.params.get('disks') or []):
+        path = d.get('path')
+        if not path or d.get('device') == 'cdrom' or d.get('pool') or os.path.lexists(path):
+            continue
+        parent = os.path.dirname(path)
+        if not os.path.isdir(parent):
+            return deferred(g.name, 'directory',
+                            'its image directory %s (disks[%d]) does not exist yet; the guest '
+                            'is planned once it does (in a real run, after the task that '
+                            'creates it)' % (parent, i))
+    return None
+
+
+def deferred(name, reason, msg):
+    return {'guest': name, 'reason': reason, 'msg': msg}
+
+
 class Batch(object):
     def __init__(self, conn, guests, parallel=None, check_mode=False, diff_mode=False,
-                 run_command=None, qemu_img=None):
+                 run_command=None, qemu_img=None, preflight='fail'):
         self.conn = conn
+        self.report = preflight == 'report'   # plan only, never fail for a guest
         self.guests = guests
         self.parallel = max(1, min(parallel or default_parallel(), len(guests) or 1))
         self.check_mode = check_mode
@@ -346,17 +390,64 @@ class Batch(object):
             g.result = {'name': g.name, 'failed': True, 'msg': g.error,
                         'changed': bool(m and m.changed),
                         'actions': list(m.actions) if m else []}
+        g.manager = m
         g.elapsed += time.time() - started
         return g
 
     def plan(self):
-        """Every guest in check mode; BatchError when one cannot be made."""
-        self._map(lambda g: self._guarded(g, True, self._refuse), self.guests)
+        """Every guest in check mode, and the media of the new ones; BatchError when one
+        cannot be made (preflight=report: the problems are reported instead)."""
+        def one(g):
+            if self.report and not g.error:
+                g.deferred = deferral(g)
+            if not g.error and not g.deferred:
+                self._guarded(g, True, self._refuse)
+            self.check_media(g)
+        self._map(one, self.guests)
         bad = [g for g in self.guests if g.error]
-        if bad:
+        if bad and not self.report:
             raise BatchError(_nothing_created(bad), changed=False,
-                             guests=[g.result for g in self.guests],
-                             summary=self.summary())
+                             guests=[g.result or failed_result(g) for g in self.guests],
+                             summary=self.summary(), preflight=self.preflight_report())
+
+    def _installs(self, g):
+        """Whether the guest's install media are read in this run: a new domain, or one whose
+        install is still pending."""
+        m = g.manager
+        if m is None:
+            try:
+                self.conn.lookupByName(g.name)
+                return False
+            except libvirt.libvirtError:
+                return True
+        record = getattr(m, 'record', None) or {}
+        return m.dom is None or record.get('state') == 'pending'
+
+    def check_media(self, g):
+        """g.media: what is wrong with the media of a guest this run creates (local files
+        missing, unreadable or of the wrong kind; install trees whose URL does not answer).
+        A guest whose plan passed fails on them too: the fetch would fail mid-run."""
+        if g.params.get('state') == 'absent' or not self._installs(g):
+            return
+        install = g.params.get('install') or {}
+        media = getattr(g.manager, 'media', None)
+        for option, source, kind in _preflight.media_of(g.params):
+            if _preflight.is_url(source):
+                if media is not None and not media.get('fetched'):
+                    continue  # the tree is in the cache already: no traffic
+                problem = self.shared.url_problem(source, install.get('validate_certs', True),
+                                                  install.get('timeout') or 30)
+            else:
+                problem = _preflight.local_problem(source, kind)
+            if problem:
+                g.media.append(_preflight.media_problem(g.name, option, source, problem))
+        if g.media and not g.error:
+            g.error = ' '.join(p['msg'] for p in g.media)
+            g.result = failed_result(g)
+
+    def preflight_report(self):
+        return {'media': [p for g in self.guests for p in g.media],
+                'deferred': [g.deferred for g in self.guests if g.deferred]}
 
     @staticmethod
     def _refuse(g, m):
@@ -389,15 +480,15 @@ class Batch(object):
     def run(self):
         started = time.time()
         self.plan()
-        if not self.check_mode:
+        if not self.check_mode and not self.report:
             self.apply()
         self.elapsed = time.time() - started
         return self.outcome()
 
     def summary(self):
-        results = [g.result or failed_result(g) for g in self.guests]
+        results = [g.result or failed_result(g) for g in self.guests if not g.deferred]
         return {
-            'total': len(self.guests),
+            'total': len(results),
             'changed': sum(1 for r in results if r.get('changed')),
             'failed': sum(1 for r in results if r.get('failed')),
             'unchanged': sum(1 for r in results if not r.get('changed') and not r.get('failed')),
@@ -411,7 +502,9 @@ class Batch(object):
         """The module result; raises BatchError (with every result) when a guest failed."""
         results, diffs, warnings = [], [], []
         for g in self.guests:
-            r = dict(g.result)
+            if g.deferred:
+                continue
+            r = dict(g.result or failed_result(g))
             r['elapsed'] = round(g.elapsed, 3)
             diff = r.pop('diff', None)
             if self.diff_mode and diff and (diff.get('before') or diff.get('after')):
@@ -423,11 +516,12 @@ class Batch(object):
                 r['warnings'] = list(g.warnings)
             results.append(r)
         out = {'changed': any(r.get('changed') for r in results), 'guests': results,
-               'summary': self.summary(), 'warnings': warnings}
+               'summary': self.summary(), 'warnings': warnings,
+               'preflight': self.preflight_report()}
         if self.diff_mode:
             out['diff'] = diffs
         failed = [g for g in self.guests if g.error]
-        if failed:
+        if failed and not self.report:
             raise BatchError(
                 '%d of %d guests failed (the others were converged): %s'
                 % (len(failed), len(self.guests),

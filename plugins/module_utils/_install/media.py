@@ -71,6 +71,13 @@ class InstallMediaError(KvmopsError):
     """The message says what failed (URL or path, every path tried) and how to fix it."""
 
 
+def _unreachable(msg, reason):
+    """InstallMediaError for a URL that did not answer; .reason is the short cause."""
+    exc = InstallMediaError(msg)
+    exc.reason = reason
+    return exc
+
+
 class _NotFound(Exception):
     def __init__(self, where, why):
         super(_NotFound, self).__init__(where)
@@ -256,16 +263,17 @@ class _UrlTree(object):
         except HTTPError as exc:
             if exc.code in (403, 404, 410):
                 raise _NotFound(url, 'HTTP %s' % exc.code)
-            raise InstallMediaError("Fetching %s failed: HTTP %s %s." % (url, exc.code, exc.reason))
+            raise _unreachable("Fetching %s failed: HTTP %s %s." % (url, exc.code, exc.reason),
+                               'HTTP %s %s' % (exc.code, exc.reason))
         except URLError as exc:
             reason = to_native(getattr(exc, 'reason', exc))
             if url.lower().startswith('ftp') and ('550' in reason or 'No such file' in reason):
                 raise _NotFound(url, 'FTP %s' % reason)
-            raise InstallMediaError(
+            raise _unreachable(
                 "Cannot reach %s: %s. Check the URL, that the server is up and that the "
-                "hypervisor (not the Ansible controller) can reach it." % (url, reason))
+                "hypervisor (not the Ansible controller) can reach it." % (url, reason), reason)
         except (IOError, OSError, ValueError) as exc:
-            raise InstallMediaError("Fetching %s failed: %s." % (url, to_native(exc)))
+            raise _unreachable("Fetching %s failed: %s." % (url, to_native(exc)), to_native(exc))
 
     def read_small(self, rel):
         try:
@@ -305,6 +313,23 @@ class _UrlTree(object):
             raise InstallMediaError("Downloading %s stopped after %d of %d bytes; nothing was "
                                     "kept. Run again, or check the server." % (url, size, expected))
         return size, digest
+
+
+def probe_url(url, validate_certs=True, timeout=30):
+    """None when the install tree at url answers, else why not (short: 'HTTP 404',
+    'connection refused'). One GET of the tree's root (not its files) through the same
+    open_url as the fetch, so install.validate_certs and install.timeout apply; 403 counts as
+    an answer (mirrors often refuse directory listings)."""
+    tree = _UrlTree(url, validate_certs=validate_certs, timeout=timeout)
+    try:
+        tree._open('').close()
+    except _NotFound as nf:
+        if nf.why in ('HTTP 403',):
+            return None
+        return nf.why
+    except InstallMediaError as exc:
+        return getattr(exc, 'reason', None) or str(exc)
+    return None
 
 
 class _DirTree(object):

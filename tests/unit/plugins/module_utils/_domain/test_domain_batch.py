@@ -209,3 +209,77 @@ def test_parallel_is_bounded_by_the_guests_and_defaults_from_cpus():
     assert batch.default_parallel(1) == 4 and batch.default_parallel(8) == 16
     b = batch.Batch(None, batch.prepare([guest('a'), guest('b')]), parallel=10)
     assert b.parallel == 2
+
+
+# ---------------------------------------------------------------- preflight (fail | report)
+
+class NoDomains(object):
+    """A connection without domains: every guest is new."""
+
+    def lookupByName(self, name):
+        raise batch.libvirt.libvirtError('Domain not found: %s' % name)
+
+
+class NewGuestManager(FakeManager):
+    def __init__(self, *a):
+        super(NewGuestManager, self).__init__(*a)
+        self.dom = None
+
+
+def planned(m, name, check):
+    return {'name': name, 'changed': True}
+
+
+def test_report_defers_what_check_mode_cannot_plan_and_lists_missing_media(tmp_path):
+    gs = batch.prepare([
+        guest('later', disks=[{'path': str(tmp_path / 'new' / 'later.img'), 'size': 1}]),
+        guest('noiso', install={'cdrom': str(tmp_path / 'w.iso')}),
+        guest('nokernel', kernel=str(tmp_path / 'vmlinuz')),
+        guest('fine', disks=[{'path': str(tmp_path / 'fine.img'), 'size': 1}]),
+    ], collect=True)
+    b = batch.Batch(NoDomains(), gs, check_mode=True, preflight='report')
+    b.manager = lambda g, check: NewGuestManager(g, check, planned)
+    out = b.run()  # never raises for a guest
+    assert out['preflight']['deferred'] == [{
+        'guest': 'later', 'reason': 'directory',
+        'msg': 'its image directory %s (disks[0]) does not exist yet; the guest is planned once '
+               'it does (in a real run, after the task that creates it)' % (tmp_path / 'new')}]
+    assert [r['name'] for r in out['guests']] == ['noiso', 'nokernel', 'fine']
+    assert out['summary']['failed_guests'] == ['noiso', 'nokernel']
+    assert [(p['guest'], p['option'], p['problem']) for p in out['preflight']['media']] == [
+        ('noiso', 'install.cdrom', 'no such file'), ('nokernel', 'kernel', 'no such file')]
+    assert 'does not exist on the hypervisor' in out['guests'][0]['msg']  # prepare's own words
+
+
+def test_fail_mode_stops_on_an_install_url_that_does_not_answer_with_one_get(tmp_path):
+    from support.http_server import TreeServer
+    server = TreeServer(str(tmp_path))
+    try:
+        url = server.url + 'centos/7/os/x86_64/'
+        gs = batch.prepare([guest('a', install={'location': url}),
+                            guest('b', install={'location': url})])
+        b = batch.Batch(NoDomains(), gs, check_mode=True)
+        b.manager = lambda g, check: NewGuestManager(g, check, planned)
+        with pytest.raises(batch.BatchError) as err:
+            b.run()
+        assert server.requests == ['/centos/7/os/x86_64/']
+    finally:
+        server.close()
+    msg = str(err.value)
+    assert msg.startswith('Nothing was created or changed: 2 guests cannot be made.')
+    assert '[a] install.location=%s cannot be fetched (HTTP 404)' % url in msg
+    assert [p['guest'] for p in err.value.result['preflight']['media']] == ['a', 'b']
+
+
+def test_media_of_existing_guests_and_cached_trees_are_not_checked(tmp_path):
+    gs = batch.prepare([guest('old', kernel=str(tmp_path / 'gone'))])
+    b = batch.Batch(None, gs, check_mode=True)
+    b.manager = lambda g, check: FakeManager(g, check, planned)  # its domain exists
+    assert b.run()['preflight'] == {'media': [], 'deferred': []}
+
+    class Cached(NewGuestManager):
+        media = {'fetched': False}  # the plan found the tree in the cache
+    gs = batch.prepare([guest('new', install={'location': 'http://127.0.0.1:9/t/'})])
+    b = batch.Batch(NoDomains(), gs, check_mode=True)
+    b.manager = lambda g, check: Cached(g, check, planned)
+    assert b.run()['preflight']['media'] == []  # port 9 was never asked

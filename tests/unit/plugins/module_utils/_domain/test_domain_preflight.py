@@ -107,3 +107,51 @@ def test_paths_of_lists_kernel_disks_isos_and_backing_store():
         {'path': None, 'pool': 'p', 'volume': 'v', 'device': 'disk'}]}
     paths = [item[0] for item in P.paths_of(spec)]
     assert paths == ['/b/vmlinuz', '/b/initrd', '/i/a.qcow2', '/i/base.qcow2', '/i/x.iso']
+
+
+# ---------------------------------------------------------------- media (the one list)
+
+def test_media_of_lists_every_medium_a_new_guest_reads():
+    params = {'kernel': '/b/vmlinuz', 'initrd': '/b/initrd.img', 'disks': [
+        {'path': '/i/a.qcow2', 'device': 'disk', 'backing_store': '/i/base.qcow2'},
+        {'path': '/b/tools.iso', 'device': 'cdrom'},
+        {'pool': 'default', 'volume': 'v', 'device': 'disk'}],
+        'install': {'location': 'http://127.0.0.1:1/tree/', 'cdrom': None,
+                    'kickstart': '/b/ks.cfg'}}
+    assert P.media_of(params) == [
+        ('kernel', '/b/vmlinuz', 'file'), ('initrd', '/b/initrd.img', 'file'),
+        ('disks[0].backing_store', '/i/base.qcow2', 'file'),
+        ('disks[1].path', '/b/tools.iso', 'file'),
+        ('install.location', 'http://127.0.0.1:1/tree/', 'location'),
+        ('install.kickstart', '/b/ks.cfg', 'file')]
+    assert P.media_of({'install': {'cdrom': '/b/w.iso'}, 'disks': None}) == [
+        ('install.cdrom', '/b/w.iso', 'iso')]
+    assert P.media_of({'name': 'plain', 'disks': [{'path': '/i/x.img', 'device': 'disk'}]}) == []
+
+
+def test_local_problem_names_what_is_wrong_in_a_few_words(tmp_path):
+    iso = tmp_path / 'good.iso'
+    with open(str(iso), 'wb') as f:
+        f.seek(16 * 2048 + 1)
+        f.write(b'CD001')
+    text = tmp_path / 'notes.txt'
+    text.write_bytes(b'not an image\n' * 400)
+    missing = str(tmp_path / 'gone.iso')
+    assert P.local_problem(missing, 'iso') == 'no such file'
+    assert P.local_problem(missing, 'location') == 'no such file or directory'
+    assert P.local_problem(str(tmp_path), 'file') == 'a directory, not a file'
+    assert P.local_problem(str(tmp_path), 'location') is None
+    assert P.local_problem('file://' + str(tmp_path), 'location') is None
+    assert P.local_problem(str(text), 'file') is None
+    assert P.local_problem(str(text), 'iso') == 'not an ISO 9660 or UDF image'
+    assert P.local_problem(str(text), 'location') == 'neither a directory nor an ISO 9660 image'
+    assert P.local_problem(str(iso), 'iso') is None and P.local_problem(str(iso), 'location') is None
+
+
+def test_media_problem_says_guest_option_source_and_fix():
+    p = P.media_problem('vm2', 'install.cdrom', '/vm-images/iso/w.iso', 'no such file')
+    assert p['guest'] == 'vm2' and p['problem'] == 'no such file'
+    assert p['msg'].startswith('install.cdrom=/vm-images/iso/w.iso cannot be used (no such file): '
+                               'copy it to the hypervisor')
+    u = P.media_problem('vm1', 'install.location', 'https://127.0.0.1:9/t/', 'HTTP 404 Not Found')
+    assert 'cannot be fetched (HTTP 404 Not Found)' in u['msg'] and 'hypervisor' in u['msg']

@@ -70,3 +70,36 @@ def test_timeout_defaults_to_30_and_bounds_a_silent_server(tmp_path):
     finally:
         silent.close()
     assert url in str(exc.value) and 'timed out' in str(exc.value)
+
+
+# probe_url: the preflight's one GET of an install URL (virt_install_domains' plan pass)
+
+def test_probe_url_answers_none_for_a_served_tree_and_says_why_otherwise(tmp_path):
+    from support.http_server import TreeServer
+    (tmp_path / 'tree').mkdir()
+    (tmp_path / 'tree' / '.treeinfo').write_bytes(b'[general]\n')
+    server = TreeServer(str(tmp_path))
+    try:
+        assert media.probe_url(server.url + 'tree/', timeout=5) is None
+        assert media.probe_url(server.url + 'nope/', timeout=5) == 'HTTP 404'
+        assert server.requests == ['/tree/', '/nope/']  # the root only, no file is fetched
+    finally:
+        server.close()
+    closed = socket.socket()
+    closed.bind(('127.0.0.1', 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there
+    assert 'refused' in media.probe_url('http://127.0.0.1:%d/' % port, timeout=5).lower()
+
+
+def test_probe_url_honours_validate_certs_and_timeout(https_tree):
+    assert 'CERTIFICATE' in media.probe_url(https_tree, validate_certs=True, timeout=10).upper()
+    assert media.probe_url(https_tree, validate_certs=False, timeout=10) is None
+    silent = socket.socket()
+    silent.bind(('127.0.0.1', 0))
+    silent.listen(1)
+    try:
+        why = media.probe_url('http://127.0.0.1:%d/' % silent.getsockname()[1], timeout=1)
+    finally:
+        silent.close()
+    assert 'timed out' in why
