@@ -1,5 +1,33 @@
 """A module's DOCUMENTATION options against its argument_spec (type, default, choices,
 required, elements, suboptions), the check every module's unit test makes."""
+import importlib
+
+import yaml
+
+
+class _Fragments(object):
+    """The collection's doc fragments by name, for ansible's own merge (add_fragments)."""
+
+    def get(self, name):
+        prefix = 'kvmops.hypervisor.'
+        if not name.startswith(prefix) or '.' in name[len(prefix):]:
+            return None
+        try:
+            mod = importlib.import_module('ansible_collections.kvmops.hypervisor.plugins.'
+                                          'doc_fragments.' + name[len(prefix):])
+        except ImportError:
+            return None
+        cls = mod.ModuleDocFragment
+        cls.ansible_name = name
+        return cls
+
+
+def documentation(module):
+    """The module's DOCUMENTATION with its doc fragments merged, as ansible-doc shows it."""
+    from ansible.utils.plugin_docs import add_fragments
+    doc = yaml.safe_load(module.DOCUMENTATION)
+    add_fragments(doc, module.__file__, _Fragments(), is_module=True)
+    return doc
 
 
 def compare(spec, options, path=''):

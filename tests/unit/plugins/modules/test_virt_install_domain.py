@@ -5,17 +5,12 @@ import yaml
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.modules import virt_install_domain as mod
-from support.module_docs import compare
-
-
-def doc():
-    return yaml.safe_load(mod.DOCUMENTATION)
+from support.module_docs import compare, documentation
 
 
 def test_documentation_matches_argument_spec():
-    options = dict(doc()['options'])
-    options['uri'] = {'type': 'str', 'default': 'qemu:///system'}  # from the libvirt fragment
-    compare(mod.argument_spec(), options)
+    # the options come from the doc fragments kvmops.hypervisor.guest and .libvirt
+    compare(mod.argument_spec(), documentation(mod)['options'])
 
 
 def test_password_is_no_log():

@@ -8,25 +8,21 @@ import yaml
 
 from ansible_collections.kvmops.hypervisor.plugins.modules import virt_install_domain as single
 from ansible_collections.kvmops.hypervisor.plugins.modules import virt_install_domains as mod
-from support.module_docs import compare
+from support.module_docs import compare, documentation
 
-
-CLOUD_ONLY = ('cloud_init', 'guest_agent', 'port_forwards', 'port_forward_backend', 'wait_for',
-              'wait_timeout', 'address_sources', 'ssh_host', 'ssh_port')
+from ansible_collections.kvmops.hypervisor.plugins.doc_fragments import guest as guest_fragment
 
 
 def doc():
-    return yaml.safe_load(mod.DOCUMENTATION)
+    return documentation(mod)
 
 
 def test_documentation_matches_argument_spec():
-    options = dict(doc()['options'])
-    options['uri'] = {'type': 'str', 'default': 'qemu:///system'}  # from the libvirt fragment
-    compare(mod.argument_spec(), options)
+    compare(mod.argument_spec(), doc()['options'])
 
 
 def _strip(options):
-    """Descriptions aside, the option tree; references rewritten to the guests[] path."""
+    """Descriptions aside, the option tree."""
     out = copy.deepcopy(options)
 
     def walk(tree):
@@ -38,12 +34,13 @@ def _strip(options):
 
 
 def test_guest_suboptions_are_virt_install_domains_options_without_defaults():
-    single_opts = yaml.safe_load(single.DOCUMENTATION)['options']
+    single_opts = documentation(single)['options']
     single_opts.pop('uri', None)
-    # The cloud-guest options (issue 15) are virt_install_domain's only, not yet the batch's.
-    for key in CLOUD_ONLY:
+    # The cloud-guest options are virt_install_domain's only, not the batch's.
+    for key in guest_fragment.CLOUD_ONLY:
         single_opts.pop(key, None)
-    single_opts['disks']['suboptions'].pop('base_image', None)
+    for key in guest_fragment.CLOUD_ONLY_DISK:
+        single_opts['disks']['suboptions'].pop(key, None)
     for o in single_opts.values():
         o.pop('default', None)
         o.pop('required', None)
@@ -53,9 +50,18 @@ def test_guest_suboptions_are_virt_install_domains_options_without_defaults():
     # the descriptions are the same text, with option references moved under guests[]
     text = json.dumps(dict(single_opts, name=None), sort_keys=True)
     text = re.sub(r'\b(O|RV)\(([a-z_]+)', r'\1(guests[].\2', text)
-    text = text.replace('O(guests[].defaults)', 'O(defaults)').replace(
-        'O(guests[].guests)', 'O(guests)')
     assert json.loads(text) == dict(guests, name=None)
+    assert guests['name']['description'].endswith('required in every item of O(guests), never '
+                                                  'in O(defaults).')
+
+
+def test_the_module_files_do_not_repeat_the_guest_options():
+    """One text: the guest options live in the doc fragment, not in either module."""
+    for m in (single, mod):
+        own = yaml.safe_load(m.DOCUMENTATION).get('options', {})
+        assert not set(own) & (set(guest_fragment.CLOUD_ONLY) | {'memory', 'disks', 'install'})
+        for key in ('guests', 'defaults'):
+            assert 'suboptions' not in own.get(key, {})
 
 
 def test_passwords_are_no_log_in_guests_and_defaults():
