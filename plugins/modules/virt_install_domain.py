@@ -435,7 +435,6 @@ address_errors:
   sample: {"arp": "internal error: wrong nlmsg len"}
 '''
 
-import copy
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -451,24 +450,14 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import op
 
 
 def argument_spec():
-    """The module's options (shared with virt_install_domains: _domain/argspec.py) plus the
-    cloud-guest options (_cloud/options.py: this module only, not yet in the batch)."""
-    spec = copy.deepcopy(dargspec.domain_argument_spec())
-    spec['disks']['options']['base_image'] = dcloud_opts.base_image_argument_spec()
-    spec.update(dcloud_opts.argument_spec())
-    return spec
+    """One guest's options with the cloud-guest options (shared with virt_install_domains:
+    _domain/argspec.py, _cloud/options.py), plus uri."""
+    return dcloud_opts.with_cloud_options(dargspec.domain_argument_spec())
 
 
 def build_spec(module):
     """Normalise the params (SpecError on bad input, before anything is touched)."""
-    params = dict(module.params)
-    if params.get('disks') is not None:
-        params['disks'] = [dict((k, v) for k, v in d.items() if v is not None)
-                           for d in params['disks']]
-    cloud = dcloud_opts.normalize(params)
-    params = dcloud_opts.prepare_params(params, cloud)
-    module.kvmops_cloud = cloud
-    spec = dargspec.spec_from_params(params)
+    spec, module.kvmops_cloud = dcloud_opts.spec_and_cloud(module.params)
     warning = dargspec.vnc_password_warning(spec)
     if warning:
         module.warn(warning)
@@ -487,7 +476,7 @@ def make_manager(module, conn, spec):
         if hint:
             module.warn(hint)
     cloud = getattr(module, 'kvmops_cloud', None)
-    if cloud and dcloud_opts.wanted(cloud):
+    if cloud:
         from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import (
             manager as dinst)
         from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import (

@@ -28,6 +28,10 @@ description:
   - Volume creation in one storage pool is serialised (libvirt refuses concurrent jobs on a
     pool, "has asynchronous jobs running", which is also retried when another tool holds the
     pool); one install source is fetched into its cache once, by the first guest that needs it.
+  - Cloud-image guests (O(guests[].cloud_init), O(guests[].disks[].base_image),
+    O(guests[].port_forwards), O(guests[].wait_for)) converge side by side like the others; a
+    base image that several guests clone is fetched once, and each guest waits for its own
+    address or SSH.
   - When a guest fails during the run the others still finish; the task then fails, naming
     each failed guest with its error, and RV(guests) holds every guest's result.
 author:
@@ -244,6 +248,28 @@ guests:
           as virt_install_domain returns it.
       type: dict
       returned: when the guest was planned
+    cloud_init:
+      description: The guest's cloud-init seed, as virt_install_domain returns it.
+      type: dict
+      returned: when O(guests[].cloud_init) is given and the guest is not removed
+    base_images:
+      description: The base image of each clone (O(guests[].disks[].base_image)), as virt_install_domain returns it.
+      type: list
+      elements: dict
+      returned: when a disk has a base_image
+    interfaces:
+      description: Addresses per NIC and their source, after O(guests[].wait_for).
+      type: list
+      elements: dict
+      returned: when O(guests[].wait_for) is V(ip) or V(ssh)
+    ansible_host:
+      description: The address to reach the guest at (after O(guests[].wait_for)).
+      type: str
+      returned: when O(guests[].wait_for) is V(ip) or V(ssh)
+    ansible_port:
+      description: The SSH port (a forwarded hypervisor port, or null for 22).
+      type: int
+      returned: when O(guests[].wait_for) is V(ip) or V(ssh)
     warnings:
       description: This guest's warnings (also shown as the task's warnings, prefixed with its name).
       type: list
@@ -316,6 +342,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.argspec import uri_option
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import options as dcloud_opts
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import argspec as dargspec
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connection import (
     HAS_LIBVIRT, LibvirtConnectionError, connection, fail_on_missing_libvirt)
@@ -331,10 +358,10 @@ except ImportError:  # pragma: no cover - lxml missing: reported through HAS_LXM
 def argument_spec():
     """guests and defaults take one guest's options without their top-level defaults, so
     an unset option can come from defaults; batch.prepare() applies the real defaults."""
-    options = dargspec.without_defaults(dargspec.guest_options())
+    options = dargspec.without_defaults(dcloud_opts.guest_options())
     return dict(
         guests=dict(type='list', elements='dict', required=True, options=options),
-        defaults=dict(type='dict', options=dargspec.without_defaults(dargspec.guest_options())),
+        defaults=dict(type='dict', options=dargspec.without_defaults(dcloud_opts.guest_options())),
         parallel=dict(type='int'),
         preflight=dict(type='str', default='fail', choices=list(dargspec.PREFLIGHT_MODES)),
         uri=uri_option(),
@@ -380,7 +407,8 @@ def main():
             result = batch.Batch(conn, guests, parallel=parallel, check_mode=module.check_mode,
                                  diff_mode=module._diff, run_command=module.run_command,
                                  qemu_img=module.get_bin_path('qemu-img'),
-                                 preflight=module.params['preflight']).run()
+                                 preflight=module.params['preflight'],
+                                 openssl=module.get_bin_path('openssl')).run()
     except LibvirtConnectionError as exc:
         if not report:
             module.fail_json(**exc.fail_kwargs())

@@ -377,3 +377,62 @@ def test_cloud_definition_rerun_drift_and_absent_without_booting(conn, prefix, i
         assert len(os.listdir(os.path.join(image_dir, 'base-cache'))) == 1
     finally:
         server.close()
+
+
+def test_cloud_guests_in_one_virt_install_domains_run_share_one_base_download(
+        conn, prefix, image_dir, tmp_path, isolated_net, ssh_key):
+    """Three cloud guests (clone, seed, agent channel, port forward) defined side by side by
+    virt_install_domains from one base image on 127.0.0.1: the base is fetched once, each
+    seed is its own, a re-run changes nothing, absent removes clones and seeds. No guest
+    boots here (state: present); make cloud-guests boots the single module's guests."""
+    base = str(tmp_path / 'www' / 'small.qcow2')
+    os.makedirs(os.path.dirname(base))
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', base, '64M'], check=True)
+    server = TreeServer(os.path.dirname(base))
+    try:
+        digest = sha256(base)
+        defaults = dict(memory='256MiB', virt_type='qemu', os_variant='debian12',
+                        state='present', graphics={'type': 'none'},
+                        networks=[{'network': isolated_net}], port_forward_backend='qemu')
+        guests = [dict(
+            name='%sb%d' % (prefix, n),
+            disks=[{'path': os.path.join(image_dir, 'b%d.qcow2' % n), 'size': 1,
+                    'base_image': {'url': server.url + 'small.qcow2',
+                                   'checksum': 'sha256:' + digest,
+                                   'cache_dir': os.path.join(image_dir, 'base-cache')}}],
+            cloud_init={'hostname': 'b%d' % n, 'ssh_authorized_keys': [ssh_key['public']],
+                        'password': 'batch-pw-%d' % n,
+                        'seed_dir': os.path.join(image_dir, 'seeds')},
+            port_forwards=[{'host_port': free_port(), 'guest_port': 22}])
+            for n in (1, 2, 3)]
+        args = {'defaults': defaults, 'guests': guests, 'parallel': 3}
+        res = assert_ok(run_module('virt_install_domains', args, check=True))
+        assert res['summary']['changed'] == 3 and server.requests == []
+        assert not os.path.exists(os.path.join(image_dir, 'seeds'))
+        res = assert_ok(run_module('virt_install_domains', args))
+        assert res['summary']['changed_guests'] == [g['name'] for g in guests]
+        assert server.requests == ['/small.qcow2']   # one download for the three clones
+        assert 'batch-pw-' not in json.dumps(res)
+        seeds = set()
+        for g, r in zip(guests, res['guests']):
+            assert r['cloud_init']['status'] == 'built' and r['guest_agent'] is True
+            seeds.add(r['cloud_init']['seed'])
+            xml = conn.lookupByName(g['name']).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+            assert 'org.qemu.guest_agent.0' in xml and 'hostfwd=tcp:127.0.0.1:%d-:22' % \
+                g['port_forwards'][0]['host_port'] in xml
+            info = json.loads(subprocess.run(['qemu-img', 'info', '--output=json',
+                                              g['disks'][0]['path']],
+                                             stdout=subprocess.PIPE, check=True).stdout)
+            assert info['full-backing-filename'] == r['base_images'][0]['path']
+        assert len(seeds) == 3
+        again = assert_ok(run_module('virt_install_domains', args))
+        assert not again['changed'], [r['actions'] for r in again['guests']]
+        gone = assert_ok(run_module('virt_install_domains', {
+            'defaults': {'state': 'absent', 'remove_storage': True},
+            'guests': [{'name': g['name'], 'cloud_init': g['cloud_init']} for g in guests]}))
+        assert gone['summary']['changed'] == 3
+        assert not any(os.path.exists(g['disks'][0]['path']) for g in guests)
+        assert os.listdir(os.path.join(image_dir, 'seeds')) == []
+        assert sha256(base) == digest
+    finally:
+        server.close()

@@ -1,24 +1,24 @@
 """The guests role's hand-over to the next play (roles/guests/tasks/inventory.yml), through
-real ansible-playbook: module results (as virt_install_domain returns them with wait_for) go
-in, add_host'ed guests with the right ansible_host, port, user and ProxyJump come out.
+real ansible-playbook: module results (as virt_install_domains returns them with wait_for)
+and the guests_list entries (their role keys) go in, add_host'ed guests with the right ansible_host, port, user and ProxyJump come out.
 No guest is contacted: the second play only prints hostvars (connection: local)."""
 import json
 
 from support.ansible_run import run_playbook
 
 NAT = {'name': 'web1', 'ansible_host': '192.168.122.47', 'ansible_port': None,
-       'guests_item': {'name': 'web1'},
        'interfaces': [{'mac': '52:54:00:6b:3c:58', 'network': 'default', 'type': 'network',
                        'addresses': [{'address': '192.168.122.47', 'prefix': 24,
                                       'family': 'ipv4', 'source': 'lease'}]}]}
 FWD = {'name': 'build1', 'ansible_host': '127.0.0.1', 'ansible_port': 2201,
-       'guests_item': {'name': 'build1', 'ssh_user': 'ubuntu', 'inventory_groups': ['ci']},
        'interfaces': []}
 BRIDGED = {'name': 'db1', 'ansible_host': '10.1.2.3', 'ansible_port': None,
-           'guests_item': {'name': 'db1', 'inventory_name': 'db1.example.com'},
            'interfaces': [{'mac': '52:54:00:00:00:01', 'network': None, 'type': 'bridge',
                            'addresses': []}]}
-NO_ADDRESS = {'name': 'off1', 'guests_item': {'name': 'off1'}}
+NO_ADDRESS = {'name': 'off1'}
+GUESTS_LIST = [{'name': 'web1'},
+               {'name': 'build1', 'ssh_user': 'ubuntu', 'inventory_groups': ['ci']},
+               {'name': 'db1', 'inventory_name': 'db1.example.com'}, {'name': 'off1'}]
 
 
 def test_guests_join_the_inventory_with_proxyjump_where_needed(tmp_path):
@@ -29,8 +29,8 @@ def test_guests_join_the_inventory_with_proxyjump_where_needed(tmp_path):
     play = [
         {'hosts': 'hypervisors', 'gather_facts': False, 'tasks': [
             {'name': 'results as the guests play registers them',
-             'ansible.builtin.set_fact': {'guests_cloud_results': {
-                 'results': [NAT, FWD, BRIDGED, NO_ADDRESS]}}},
+             'ansible.builtin.set_fact': {'guests_list': GUESTS_LIST, 'guests_results': {
+                 'results': [{'guests': [NAT, FWD, BRIDGED]}, {'guests': [NO_ADDRESS]}]}}},
             {'name': 'the hand-over under test',
              'ansible.builtin.include_role': {'name': 'kvmops.hypervisor.guests',
                                               'tasks_from': 'inventory.yml'}}]},

@@ -284,8 +284,8 @@ def test_preflight_report_lists_problems_and_defers_instead_of_failing(conn, pre
     assert ours(conn, prefix) == [] and os.listdir(image_dir) == []
 
 
-def test_preflight_report_defers_every_guest_where_libvirt_is_not_installed(prefix, image_dir,
-                                                                             tiny, tmp_path):
+def test_preflight_report_defers_every_guest_where_libvirt_is_not_installed(
+        prefix, image_dir, tiny, tmp_path):
     """A bare host in check mode: the module runs under a Python without libvirt-python (a venv
     without system packages stands in for it) and defers every guest instead of failing."""
     import subprocess

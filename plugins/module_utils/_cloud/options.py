@@ -13,14 +13,19 @@ plans, builds and compares those disks like any other.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import copy
 import re
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import base_image as _base
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import argspec as _dargspec
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import seed_store as _store
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import addresses as _addr
 
 WAIT_FOR = ('none', 'ip', 'ssh')
+# Same value as _cloud.base_image.DEFAULT_CACHE_DIR (a unit test keeps them equal); repeated
+# here so that the argument spec does not import the download code (_install/media.py), which
+# a plain guest of virt_install_domains never loads.
+DEFAULT_BASE_CACHE_DIR = '/var/lib/libvirt/boot/kvmops-base'
 
 
 class CloudOptionError(KvmopsError):
@@ -31,7 +36,7 @@ def base_image_argument_spec():
     return dict(type='dict', options=dict(
         url=dict(type='str', required=True),
         checksum=dict(type='str', required=True),
-        cache_dir=dict(type='path', default=_base.DEFAULT_CACHE_DIR),
+        cache_dir=dict(type='path', default=DEFAULT_BASE_CACHE_DIR),
         validate_certs=dict(type='bool', default=True),
         timeout=dict(type='int', default=30),
     ))
@@ -68,6 +73,21 @@ def argument_spec():
     )
 
 
+def with_cloud_options(guest_spec):
+    """One guest's argument spec (_domain/argspec.guest_options) plus the cloud options: what
+    virt_install_domain and each item of virt_install_domains take."""
+    spec = copy.deepcopy(guest_spec)
+    spec['disks']['options']['base_image'] = base_image_argument_spec()
+    spec.update(argument_spec())
+    return spec
+
+
+def guest_options():
+    """What one guest of virt_install_domains takes: one guest's options with the cloud ones
+    (without uri: one connection serves the run)."""
+    return with_cloud_options(_dargspec.guest_options())
+
+
 def _port(value, option):
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
         raise CloudOptionError("%s=%r must be a port number between 1 and 65535." % (option, value))
@@ -84,6 +104,8 @@ def normalize(params):
         if not b:
             continue
         opt = 'disks[%d].base_image' % i
+        from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import (
+            base_image as _base)
         url = b.get('url') or ''
         if not re.match(r'^(https?|ftp|file)://', url, re.I) and not url.startswith('/'):
             raise CloudOptionError("%s.url=%r must be an http(s)/ftp/file URL or an absolute "
@@ -102,7 +124,7 @@ def normalize(params):
             raise CloudOptionError("%s makes a qcow2 overlay clone; remove format=raw." % opt)
         path = _base.planned_path(url, b['checksum'], b.get('cache_dir'))
         bases.append({'index': i, 'url': url, 'checksum': b['checksum'], 'path': path,
-                      'cache_dir': b.get('cache_dir') or _base.DEFAULT_CACHE_DIR,
+                      'cache_dir': b.get('cache_dir') or DEFAULT_BASE_CACHE_DIR,
                       'validate_certs': b.get('validate_certs') is not False,
                       'timeout': b.get('timeout') or 30})
     agent = params.get('guest_agent')
@@ -177,6 +199,19 @@ def prepare_params(params, cloud):
                       'readonly': True, 'format': 'raw'})
     params['disks'] = disks
     return params
+
+
+def spec_and_cloud(params):
+    """(domain spec, cloud options or None) of one guest's validated params: the cloud options
+    normalised, base_image made backing_store, the seed appended, then the domain spec.
+    Raises CloudOptionError or _domain.spec.SpecError (both KvmopsError)."""
+    params = dict(params)
+    if params.get('disks') is not None:
+        params['disks'] = [dict((k, v) for k, v in d.items() if v is not None)
+                           for d in params['disks']]
+    cloud = normalize(params)
+    spec = _dargspec.spec_from_params(prepare_params(params, cloud))
+    return spec, (cloud if wanted(cloud) else None)
 
 
 def wanted(cloud):

@@ -32,6 +32,7 @@ import time
 
 from concurrent.futures import ThreadPoolExecutor
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import options as _cloud_opts
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import argspec as dargspec
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import manager as dman
@@ -101,6 +102,7 @@ class Guest(object):
         self.name = params.get('name')
         self.spec = None
         self.install = None
+        self.cloud = None          # the cloud options, when the guest uses one
         self.error = None
         self.result = None
         self.warnings = []
@@ -118,7 +120,7 @@ def prepare(guests, defaults=None, collect=False):
     """Merged, validated and normalised Guests; raises BatchError naming every bad guest
     (nothing has been touched: no connection is needed). collect=True (preflight=report)
     keeps the bad guests, their error set, for the report."""
-    option_spec = dargspec.guest_options()
+    option_spec = _cloud_opts.guest_options()
     if defaults and defaults.get('name') is not None:
         raise BatchError('defaults.name=%s: a name belongs to one guest; set it in guests.'
                          % defaults['name'])
@@ -134,11 +136,11 @@ def prepare(guests, defaults=None, collect=False):
             g.error = '; '.join(msgs)
             continue
         try:
-            g.spec = dargspec.spec_from_params(params)
+            g.spec, g.cloud = _cloud_opts.spec_and_cloud(params)
             if params.get('install'):
                 g.install = _install_manager().normalize_install(
                     params['install'], g.spec, params.get('wait'))
-        except (dspec.SpecError, dman.DomainError) as exc:
+        except KvmopsError as exc:
             g.error = str(exc)
     _check_duplicates(out)
     bad = [g for g in out if g.error]
@@ -210,12 +212,15 @@ class Shared(object):
             return self._locks.setdefault(key, threading.RLock())
 
     @contextlib.contextmanager
-    def pools(self, names):
-        """Hold the lock of every pool named (sorted: no deadlock between guests)."""
+    def locks(self, keys):
+        """Hold the lock of every key (sorted: no deadlock between guests)."""
         with contextlib.ExitStack() as stack:
-            for name in sorted(set(names)):
-                stack.enter_context(self.lock(('pool', name)))
+            for key in sorted(set(keys)):
+                stack.enter_context(self.lock(key))
             yield
+
+    def pools(self, names):
+        return self.locks(('pool', name) for name in names)
 
     def url_problem(self, url, validate_certs, timeout):
         """Why the install tree at url does not answer, or None: one GET per URL and run."""
@@ -297,15 +302,31 @@ class _BatchMixin(object):
         with self._media_lock():
             return super(_BatchMixin, self)._plan(check_mode)
 
+    # cloud guests only (CloudDomainManager): one fetch per base image at a time, so guests
+    # cloned from one base share the download.
+    def _ensure_bases(self):
+        with self.shared.locks(('base', b['cache_dir'], b['url'], b['checksum'])
+                               for b in self.cloud['bases']):
+            return super(_BatchMixin, self)._ensure_bases()
+
 
 _CLASSES = {}
 
 
-def manager_class(with_install):
-    if with_install not in _CLASSES:
-        base = _install_manager().InstallDomainManager if with_install else dman.DomainManager
-        _CLASSES[with_install] = type('Batch' + base.__name__, (_BatchMixin, base), {})
-    return _CLASSES[with_install]
+def _base_class(kind):
+    if kind == 'cloud':
+        from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import (
+            manager as dcloud)
+        return dcloud.CloudDomainManager
+    return _install_manager().InstallDomainManager if kind == 'install' else dman.DomainManager
+
+
+def manager_class(kind):
+    """The guest's manager class with the batch's overrides; kind: plain, install or cloud."""
+    if kind not in _CLASSES:
+        base = _base_class(kind)
+        _CLASSES[kind] = type('Batch' + base.__name__, (_BatchMixin, base), {})
+    return _CLASSES[kind]
 
 
 # ------------------------------------------------------------------------------ the run
@@ -336,7 +357,7 @@ def deferred(name, reason, msg):
 
 class Batch(object):
     def __init__(self, conn, guests, parallel=None, check_mode=False, diff_mode=False,
-                 run_command=None, qemu_img=None, preflight='fail'):
+                 run_command=None, qemu_img=None, preflight='fail', openssl=None):
         self.conn = conn
         self.report = preflight == 'report'   # plan only, never fail for a guest
         self.guests = guests
@@ -345,6 +366,7 @@ class Batch(object):
         self.diff_mode = diff_mode
         self.run_command = run_command
         self.qemu_img = qemu_img
+        self.openssl = openssl
         self.shared = Shared()
 
     def manager(self, g, check_mode):
@@ -352,10 +374,13 @@ class Batch(object):
         kwargs = dict(check_mode=check_mode, diff_mode=self.diff_mode,
                       run_command=self.run_command, qemu_img=self.qemu_img,
                       warn=g.warnings.append)
-        if g.has_install:
-            m = manager_class(True)(self.conn, g.spec, install=g.install, **kwargs)
+        if g.cloud:
+            m = manager_class('cloud')(self.conn, g.spec, install=g.install, cloud=g.cloud,
+                                       openssl=self.openssl, **kwargs)
+        elif g.has_install:
+            m = manager_class('install')(self.conn, g.spec, install=g.install, **kwargs)
         else:
-            m = manager_class(False)(self.conn, g.spec, **kwargs)
+            m = manager_class('plain')(self.conn, g.spec, **kwargs)
         m.shared = self.shared
         return m
 
