@@ -270,6 +270,14 @@ guests:
       description: The SSH port (a forwarded hypervisor port, or null for 22).
       type: int
       returned: when O(guests[].wait_for) is V(ip) or V(ssh)
+    ssh_banner:
+      description: The SSH banner the guest answered with (O(guests[].wait_for=ssh)).
+      type: str
+      returned: when O(guests[].wait_for) is V(ssh)
+    address_errors:
+      description: Address sources that failed and why, as virt_install_domain returns them.
+      type: dict
+      returned: when a source failed during O(guests[].wait_for)
     warnings:
       description: This guest's warnings (also shown as the task's warnings, prefixed with its name).
       type: list

@@ -263,6 +263,35 @@ def test_three_cloud_guests_boot_report_addresses_and_accept_ssh(
     assert os.path.exists(cached) and sha256(cached) == base_before
 
 
+@pytest.mark.slow
+@pytest.mark.cloud
+def test_two_cloud_guests_boot_side_by_side_in_one_virt_install_domains_run(
+        conn, prefix, image_dir, cloud_image, served, isolated_net, ssh_key):
+    """The guests role's way: one virt_install_domains task, each guest's worker waiting for
+    its own SSH; the base is downloaded once for both."""
+    guests = [cloud_args(prefix, image_dir, cloud_image, served, isolated_net, ssh_key, n)
+              for n in (1, 2)]
+    started = time.monotonic()
+    res = assert_ok(run_module('virt_install_domains', {'guests': guests, 'parallel': 2},
+                               timeout=BOOT_TIMEOUT + 300))
+    print('two cloud guests SSH-ready in one task in %.0f s' % (time.monotonic() - started))
+    assert res['summary']['changed_guests'] == [g['name'] for g in guests]
+    assert len([r for r in served['server'].requests if r.endswith('.qcow2')]) == 1
+    for n, (g, r) in enumerate(zip(guests, res['guests']), 1):
+        assert 'pw-%d-secret' % n not in json.dumps(r)
+        assert r['ansible_host'] == '127.0.0.1'
+        assert r['ansible_port'] == g['port_forwards'][0]['host_port']
+        assert r['ssh_banner'].startswith('SSH-2.0-OpenSSH')
+        proc = ssh(ssh_key['private'], r['ansible_port'], 'hostname')
+        assert proc.returncode == 0 and proc.stdout.strip() == 'cloud%d' % n, proc.stderr
+    again = assert_ok(run_module('virt_install_domains', {'guests': [
+        dict(g, wait_for='none') for g in guests]}))
+    assert not again['changed'], [r['actions'] for r in again['guests']]
+    assert_ok(run_module('virt_install_domains', {
+        'defaults': {'state': 'absent', 'remove_storage': True},
+        'guests': [{'name': g['name'], 'cloud_init': g['cloud_init']} for g in guests]}))
+
+
 def test_cloud_inputs_rejected_without_side_effects(conn, prefix, image_dir, cloud_image,
                                                     served, isolated_net, ssh_key):
     args = cloud_args(prefix, image_dir, cloud_image, served, isolated_net, ssh_key, 2,

@@ -37,7 +37,6 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors i
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import argspec as dargspec
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import manager as dman
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import preflight as _preflight
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import spec as dspec
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import storage as _storage
 
 try:
