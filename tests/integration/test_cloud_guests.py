@@ -63,6 +63,17 @@ def served(cloud_image, tmp_path):
 
 
 @pytest.fixture
+def small_base(tmp_path):
+    """A small qcow2 base image served on 127.0.0.1 (a counting TreeServer)."""
+    base = str(tmp_path / 'www' / 'small.qcow2')
+    os.makedirs(os.path.dirname(base))
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', base, '64M'], check=True)
+    server = TreeServer(os.path.dirname(base))
+    yield {'path': base, 'server': server, 'digest': sha256(base)}
+    server.close()
+
+
+@pytest.fixture
 def isolated_net(conn, prefix):
     """An isolated libvirt network (DHCP, no forward) of this test, on a free /24."""
     name = prefix + 'net'
@@ -340,128 +351,115 @@ def test_cloud_inputs_rejected_without_side_effects(conn, prefix, image_dir, clo
     assert served['server'].requests.count('/debian-12-cloud.qcow2') == 1  # only the bad sum
 
 
-def test_cloud_definition_rerun_drift_and_absent_without_booting(conn, prefix, image_dir, tmp_path,
-                                                                 isolated_net, ssh_key):
+def test_cloud_definition_rerun_drift_and_absent_without_booting(conn, prefix, image_dir,
+                                                                 small_base, isolated_net,
+                                                                 ssh_key):
     """The idempotence and drift half of the story, fast: a defined (not started) cloud guest
     from a small qcow2 base served on 127.0.0.1. No guest boots here; make cloud-guests boots."""
-    base = str(tmp_path / 'www' / 'small.qcow2')
-    os.makedirs(os.path.dirname(base))
-    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', base, '64M'], check=True)
-    server = TreeServer(os.path.dirname(base))
-    try:
-        digest = sha256(base)
-        args = dict(
-            name=prefix + 'def', memory='256MiB', virt_type='qemu', os_variant='debian12',
-            state='present', graphics={'type': 'none'}, networks=[{'network': isolated_net}],
-            disks=[{'path': os.path.join(image_dir, 'def.qcow2'), 'size': 1,
-                    'base_image': {'url': server.url + 'small.qcow2',
-                                   'checksum': 'sha256:' + digest,
-                                   'cache_dir': os.path.join(image_dir, 'base-cache')}}],
-            cloud_init={'hostname': 'def1', 'ssh_authorized_keys': [ssh_key['public']],
-                        'password': 'not-in-results', 'user_data': {'packages': ['htop']},
-                        'seed_dir': os.path.join(image_dir, 'seeds')},
-            port_forwards=[{'host_port': free_port(), 'guest_port': 22}],
-            port_forward_backend='qemu')
-        res = assert_ok(run_module('virt_install_domain', args, check=True))
-        assert res['changed'] and server.requests == []
-        assert not os.path.exists(os.path.join(image_dir, 'seeds'))
-        res = assert_ok(run_module('virt_install_domain', args, diff=True))
-        assert res['changed'] and res['cloud_init']['status'] == 'built'
-        assert 'not-in-results' not in json.dumps(res)
-        assert res['base_images'][0]['fetched'] is True
-        cached = res['base_images'][0]['path']
-        xml = conn.lookupByName(args['name']).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
-        assert 'org.qemu.guest_agent.0' in xml and 'hostfwd=tcp:127.0.0.1:' in xml
-        assert "<readonly/>" in xml and 'cidata.iso' in xml
-        seed = res['cloud_init']['seed']
-        mtime = os.stat(seed).st_mtime_ns
-        overlay = subprocess.run(['qemu-img', 'info', '--output=json', args['disks'][0]['path']],
-                                 stdout=subprocess.PIPE, check=True).stdout
-        info = json.loads(overlay)
-        assert info['virtual-size'] == 1024 ** 3  # grown to size
-        assert info['full-backing-filename'] == res['base_images'][0]['path']
-        # re-run: nothing, not even the password hash, changes
-        again = assert_ok(run_module('virt_install_domain', args))
-        assert not again['changed'], again['actions']
-        assert again['cloud_init']['status'] == 'unchanged'
-        assert os.stat(seed).st_mtime_ns == mtime
-        # a changed user-data: drift in check mode (nothing rebuilt), then rebuilt
-        changed = dict(args, cloud_init=dict(args['cloud_init'], user_data={'packages': ['vim']}))
-        res = assert_ok(run_module('virt_install_domain', changed, check=True))
-        assert res['changed'] and [d['item'] for d in res['differences']] == ['cloud_init.user-data']
-        assert os.stat(seed).st_mtime_ns == mtime
-        res = assert_ok(run_module('virt_install_domain', changed))
-        assert res['cloud_init']['status'] == 'rebuilt'
-        assert res['cloud_init']['changed_files'] == ['user-data']
-        assert any('instance-id' in w for w in res.get('warnings', []))
-        assert not assert_ok(run_module('virt_install_domain', changed))['changed']
-        # the base was never written to
-        assert sha256(base) == digest == sha256(cached)
-        # absent with remove_storage: the clone and the seed go, the cached base stays
-        res = assert_ok(run_module('virt_install_domain', dict(
-            name=args['name'], state='absent', remove_storage=True,
-            cloud_init=args['cloud_init'])))
-        assert not os.path.exists(os.path.dirname(seed))
-        assert not os.path.exists(args['disks'][0]['path'])
-        assert len(os.listdir(os.path.join(image_dir, 'base-cache'))) == 1
-    finally:
-        server.close()
+    base, server, digest = small_base['path'], small_base['server'], small_base['digest']
+    args = dict(
+        name=prefix + 'def', memory='256MiB', virt_type='qemu', os_variant='debian12',
+        state='present', graphics={'type': 'none'}, networks=[{'network': isolated_net}],
+        disks=[{'path': os.path.join(image_dir, 'def.qcow2'), 'size': 1,
+                'base_image': {'url': server.url + 'small.qcow2',
+                               'checksum': 'sha256:' + digest,
+                               'cache_dir': os.path.join(image_dir, 'base-cache')}}],
+        cloud_init={'hostname': 'def1', 'ssh_authorized_keys': [ssh_key['public']],
+                    'password': 'not-in-results', 'user_data': {'packages': ['htop']},
+                    'seed_dir': os.path.join(image_dir, 'seeds')},
+        port_forwards=[{'host_port': free_port(), 'guest_port': 22}],
+        port_forward_backend='qemu')
+    res = assert_ok(run_module('virt_install_domain', args, check=True))
+    assert res['changed'] and server.requests == []
+    assert not os.path.exists(os.path.join(image_dir, 'seeds'))
+    res = assert_ok(run_module('virt_install_domain', args, diff=True))
+    assert res['changed'] and res['cloud_init']['status'] == 'built'
+    assert 'not-in-results' not in json.dumps(res)
+    assert res['base_images'][0]['fetched'] is True
+    cached = res['base_images'][0]['path']
+    xml = conn.lookupByName(args['name']).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    assert 'org.qemu.guest_agent.0' in xml and 'hostfwd=tcp:127.0.0.1:' in xml
+    assert "<readonly/>" in xml and 'cidata.iso' in xml
+    seed = res['cloud_init']['seed']
+    mtime = os.stat(seed).st_mtime_ns
+    overlay = subprocess.run(['qemu-img', 'info', '--output=json', args['disks'][0]['path']],
+                             stdout=subprocess.PIPE, check=True).stdout
+    info = json.loads(overlay)
+    assert info['virtual-size'] == 1024 ** 3  # grown to size
+    assert info['full-backing-filename'] == res['base_images'][0]['path']
+    # re-run: nothing, not even the password hash, changes
+    again = assert_ok(run_module('virt_install_domain', args))
+    assert not again['changed'], again['actions']
+    assert again['cloud_init']['status'] == 'unchanged'
+    assert os.stat(seed).st_mtime_ns == mtime
+    # a changed user-data: drift in check mode (nothing rebuilt), then rebuilt
+    changed = dict(args, cloud_init=dict(args['cloud_init'], user_data={'packages': ['vim']}))
+    res = assert_ok(run_module('virt_install_domain', changed, check=True))
+    assert res['changed'] and [d['item'] for d in res['differences']] == ['cloud_init.user-data']
+    assert os.stat(seed).st_mtime_ns == mtime
+    res = assert_ok(run_module('virt_install_domain', changed))
+    assert res['cloud_init']['status'] == 'rebuilt'
+    assert res['cloud_init']['changed_files'] == ['user-data']
+    assert any('instance-id' in w for w in res.get('warnings', []))
+    assert not assert_ok(run_module('virt_install_domain', changed))['changed']
+    # the base was never written to
+    assert sha256(base) == digest == sha256(cached)
+    # absent with remove_storage: the clone and the seed go, the cached base stays
+    res = assert_ok(run_module('virt_install_domain', dict(
+        name=args['name'], state='absent', remove_storage=True,
+        cloud_init=args['cloud_init'])))
+    assert not os.path.exists(os.path.dirname(seed))
+    assert not os.path.exists(args['disks'][0]['path'])
+    assert len(os.listdir(os.path.join(image_dir, 'base-cache'))) == 1
 
 
 def test_cloud_guests_in_one_virt_install_domains_run_share_one_base_download(
-        conn, prefix, image_dir, tmp_path, isolated_net, ssh_key):
+        conn, prefix, image_dir, small_base, isolated_net, ssh_key):
     """Three cloud guests (clone, seed, agent channel, port forward) defined side by side by
     virt_install_domains from one base image on 127.0.0.1: the base is fetched once, each
     seed is its own, a re-run changes nothing, absent removes clones and seeds. No guest
     boots here (state: present); make cloud-guests boots the single module's guests."""
-    base = str(tmp_path / 'www' / 'small.qcow2')
-    os.makedirs(os.path.dirname(base))
-    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', base, '64M'], check=True)
-    server = TreeServer(os.path.dirname(base))
-    try:
-        digest = sha256(base)
-        defaults = dict(memory='256MiB', virt_type='qemu', os_variant='debian12',
-                        state='present', graphics={'type': 'none'},
-                        networks=[{'network': isolated_net}], port_forward_backend='qemu')
-        guests = [dict(
-            name='%sb%d' % (prefix, n),
-            disks=[{'path': os.path.join(image_dir, 'b%d.qcow2' % n), 'size': 1,
-                    'base_image': {'url': server.url + 'small.qcow2',
-                                   'checksum': 'sha256:' + digest,
-                                   'cache_dir': os.path.join(image_dir, 'base-cache')}}],
-            cloud_init={'hostname': 'b%d' % n, 'ssh_authorized_keys': [ssh_key['public']],
-                        'password': 'batch-pw-%d' % n,
-                        'seed_dir': os.path.join(image_dir, 'seeds')},
-            port_forwards=[{'host_port': free_port(), 'guest_port': 22}])
-            for n in (1, 2, 3)]
-        args = {'defaults': defaults, 'guests': guests, 'parallel': 3}
-        res = assert_ok(run_module('virt_install_domains', args, check=True))
-        assert res['summary']['changed'] == 3 and server.requests == []
-        assert not os.path.exists(os.path.join(image_dir, 'seeds'))
-        res = assert_ok(run_module('virt_install_domains', args))
-        assert res['summary']['changed_guests'] == [g['name'] for g in guests]
-        assert server.requests == ['/small.qcow2']   # one download for the three clones
-        assert 'batch-pw-' not in json.dumps(res)
-        seeds = set()
-        for g, r in zip(guests, res['guests']):
-            assert r['cloud_init']['status'] == 'built' and r['guest_agent'] is True
-            seeds.add(r['cloud_init']['seed'])
-            xml = conn.lookupByName(g['name']).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
-            assert 'org.qemu.guest_agent.0' in xml and 'hostfwd=tcp:127.0.0.1:%d-:22' % \
-                g['port_forwards'][0]['host_port'] in xml
-            info = json.loads(subprocess.run(['qemu-img', 'info', '--output=json',
-                                              g['disks'][0]['path']],
-                                             stdout=subprocess.PIPE, check=True).stdout)
-            assert info['full-backing-filename'] == r['base_images'][0]['path']
-        assert len(seeds) == 3
-        again = assert_ok(run_module('virt_install_domains', args))
-        assert not again['changed'], [r['actions'] for r in again['guests']]
-        gone = assert_ok(run_module('virt_install_domains', {
-            'defaults': {'state': 'absent', 'remove_storage': True},
-            'guests': [{'name': g['name'], 'cloud_init': g['cloud_init']} for g in guests]}))
-        assert gone['summary']['changed'] == 3
-        assert not any(os.path.exists(g['disks'][0]['path']) for g in guests)
-        assert os.listdir(os.path.join(image_dir, 'seeds')) == []
-        assert sha256(base) == digest
-    finally:
-        server.close()
+    base, server, digest = small_base['path'], small_base['server'], small_base['digest']
+    defaults = dict(memory='256MiB', virt_type='qemu', os_variant='debian12',
+                    state='present', graphics={'type': 'none'},
+                    networks=[{'network': isolated_net}], port_forward_backend='qemu')
+    guests = [dict(
+        name='%sb%d' % (prefix, n),
+        disks=[{'path': os.path.join(image_dir, 'b%d.qcow2' % n), 'size': 1,
+                'base_image': {'url': server.url + 'small.qcow2',
+                               'checksum': 'sha256:' + digest,
+                               'cache_dir': os.path.join(image_dir, 'base-cache')}}],
+        cloud_init={'hostname': 'b%d' % n, 'ssh_authorized_keys': [ssh_key['public']],
+                    'password': 'batch-pw-%d' % n,
+                    'seed_dir': os.path.join(image_dir, 'seeds')},
+        port_forwards=[{'host_port': free_port(), 'guest_port': 22}])
+        for n in (1, 2, 3)]
+    args = {'defaults': defaults, 'guests': guests, 'parallel': 3}
+    res = assert_ok(run_module('virt_install_domains', args, check=True))
+    assert res['summary']['changed'] == 3 and server.requests == []
+    assert not os.path.exists(os.path.join(image_dir, 'seeds'))
+    res = assert_ok(run_module('virt_install_domains', args))
+    assert res['summary']['changed_guests'] == [g['name'] for g in guests]
+    assert server.requests == ['/small.qcow2']   # one download for the three clones
+    assert 'batch-pw-' not in json.dumps(res)
+    seeds = set()
+    for g, r in zip(guests, res['guests']):
+        assert r['cloud_init']['status'] == 'built' and r['guest_agent'] is True
+        seeds.add(r['cloud_init']['seed'])
+        xml = conn.lookupByName(g['name']).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        assert 'org.qemu.guest_agent.0' in xml and 'hostfwd=tcp:127.0.0.1:%d-:22' % \
+            g['port_forwards'][0]['host_port'] in xml
+        info = json.loads(subprocess.run(['qemu-img', 'info', '--output=json',
+                                          g['disks'][0]['path']],
+                                         stdout=subprocess.PIPE, check=True).stdout)
+        assert info['full-backing-filename'] == r['base_images'][0]['path']
+    assert len(seeds) == 3
+    again = assert_ok(run_module('virt_install_domains', args))
+    assert not again['changed'], [r['actions'] for r in again['guests']]
+    gone = assert_ok(run_module('virt_install_domains', {
+        'defaults': {'state': 'absent', 'remove_storage': True},
+        'guests': [{'name': g['name'], 'cloud_init': g['cloud_init']} for g in guests]}))
+    assert gone['summary']['changed'] == 3
+    assert not any(os.path.exists(g['disks'][0]['path']) for g in guests)
+    assert os.listdir(os.path.join(image_dir, 'seeds')) == []
+    assert sha256(base) == digest
