@@ -451,7 +451,7 @@ class Batch(object):
         """g.media: what is wrong with the media of a guest this run creates (local files
         missing, unreadable or of the wrong kind; install trees whose URL does not answer).
         A guest whose plan passed fails on them too: the fetch would fail mid-run."""
-        if g.params.get('state') == 'absent' or not self._installs(g):
+        if not g.name or g.params.get('state') == 'absent' or not self._installs(g):
             return
         install = g.params.get('install') or {}
         media = getattr(g.manager, 'media', None)

@@ -251,6 +251,17 @@ def test_report_defers_what_check_mode_cannot_plan_and_lists_missing_media(tmp_p
     assert 'does not exist on the hypervisor' in out['guests'][0]['msg']  # prepare's own words
 
 
+def test_report_keeps_guests_that_fail_validation_and_one_without_a_name():
+    gs = batch.prepare([guest('a', memory='-1GiB'), {'memory': 256}, guest('fine')],
+                       collect=True)
+    b = batch.Batch(NoDomains(), gs, check_mode=True, preflight='report')
+    b.manager = lambda g, check: NewGuestManager(g, check, planned)
+    out = b.run()
+    assert [r.get('failed', False) for r in out['guests']] == [True, True, False]
+    assert 'guests[1] has no name' in out['guests'][1]['msg']
+    assert out['preflight'] == {'media': [], 'deferred': []}
+
+
 def test_fail_mode_stops_on_an_install_url_that_does_not_answer_with_one_get(tmp_path):
     from support.http_server import TreeServer
     server = TreeServer(str(tmp_path))
