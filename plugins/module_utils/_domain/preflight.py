@@ -172,6 +172,8 @@ def paths_of(spec, plans=None):
 # --------------------------------------------------------------------------------------------
 
 MEDIUM_FILE, MEDIUM_ISO, MEDIUM_TREE = 'file', 'iso', 'location'
+# _install/media.URL_SCHEMES (a unit test keeps them equal), not imported: a guest without an
+# install source never loads the install-media code.
 URL_SCHEMES = ('http', 'https', 'ftp')
 LOCAL_FIX = ('copy it to the hypervisor (ISOs and kernels: /var/lib/libvirt/boot, or the image '
              'directory QEMU may read) or fix the path')

@@ -324,9 +324,7 @@ def probe_url(url, validate_certs=True, timeout=30):
     try:
         tree._open('').close()
     except _NotFound as nf:
-        if nf.why in ('HTTP 403',):
-            return None
-        return nf.why
+        return None if nf.why == 'HTTP 403' else nf.why
     except InstallMediaError as exc:
         return getattr(exc, 'reason', None) or str(exc)
     return None

@@ -148,6 +148,13 @@ def test_local_problem_names_what_is_wrong_in_a_few_words(tmp_path):
     assert P.local_problem(str(iso), 'iso') is None and P.local_problem(str(iso), 'location') is None
 
 
+def test_url_schemes_are_the_install_media_code_s():
+    from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import media
+    assert P.URL_SCHEMES == media.URL_SCHEMES
+    assert P.is_url('HTTPS://127.0.0.1/t/') and not P.is_url('/srv/tree') \
+        and not P.is_url('file:///srv/tree')
+
+
 def test_media_problem_says_guest_option_source_and_fix():
     p = P.media_problem('vm2', 'install.cdrom', '/vm-images/iso/w.iso', 'no such file')
     assert p['guest'] == 'vm2' and p['problem'] == 'no such file'
