@@ -122,19 +122,41 @@ def selinux_type(path):
     return fields[2] if len(fields) >= 3 else None
 
 
+def _in_home_directory(path):
+    return path == '/root' or path.startswith(('/root/', '/home/'))
+
+
+def _read_only_media(what):
+    return 'ISO' in what or what in ('kernel', 'initrd') or 'kernel cache' in what
+
+
+def selinux_fix(path, what):
+    """How to give path a type QEMU may use; never "label a home directory for libvirt"."""
+    directory = os.path.dirname(path)
+    setype = 'virt_content_t' if _read_only_media(what) else 'virt_image_t'
+    home = '/var/lib/libvirt/boot' if _read_only_media(what) else '/var/lib/libvirt/images'
+    # mv keeps a file's label (user_home_t stays user_home_t): relabel it where it lands.
+    move = ("move it to %s (then restorecon -v on the moved file: mv keeps the old label)"
+            % home)
+    if _in_home_directory(directory):
+        return ("%s, or to a directory outside the home directories labelled with "
+                "kvmops.hypervisor.selinux_virt_dir (setype: %s). Do not label %s itself for "
+                "libvirt: a home directory relabelled as %s loses the types its owner's login "
+                "and SSH keys need" % (move, setype, directory, setype))
+    return ("%s, or label its directory for libvirt with kvmops.hypervisor.selinux_virt_dir "
+            "(path: %s, setype: %s; semanage fcontext -a -t %s '%s(/.*)?' && restorecon -R -v "
+            "%s)" % (move, directory, setype, setype, directory, directory))
+
+
 def check_selinux(path, what, exists=True):
     target = path if exists and os.path.exists(path) else os.path.dirname(path)
     t = selinux_type(target)
     if t is None or t in SELINUX_OK_TYPES:
         return
-    directory = os.path.dirname(path)
     raise PreflightError(
         "Permission denied ahead: SELinux is enabled and %s carries the type %s, which QEMU "
         "(svirt_t) may not use for %s (%s). Fix: %s." % (
-            target, t, path, what, FIX_HINT % (
-                "label its directory for libvirt with kvmops.hypervisor.selinux_virt_dir "
-                "(path: %s; semanage fcontext -a -t virt_image_t '%s(/.*)?' && restorecon -R "
-                "%s)" % (directory, directory, directory))))
+            target, t, path, what, selinux_fix(path, what)))
 
 
 def check_paths(items, ident=None, selinux=None):

@@ -100,6 +100,26 @@ def test_selinux_label_checked_when_enabled(tmp_path, monkeypatch):
                   selinux=True)
 
 
+def test_selinux_fix_never_labels_a_home_directory_for_libvirt():
+    # Found on an enforcing guest (tests/integration/test_selinux_enforcing.py): the hint
+    # used to say "semanage fcontext -a -t virt_image_t '/home/alice(/.*)?'", which relabels
+    # the user's whole home (and SSH keys) as a disk image directory.
+    msg = P.selinux_fix('/home/alice/install.iso', 'install.cdrom ISO image')
+    assert "'/home/alice(/.*)?'" not in msg and 'Do not label /home/alice itself' in msg
+    assert '/var/lib/libvirt/boot' in msg and 'restorecon -v' in msg
+    assert 'setype: virt_content_t' in msg
+    assert "'/root(/.*)?'" not in P.selinux_fix('/root/disk.qcow2', 'disks[0], disk image')
+
+
+def test_selinux_fix_types_media_and_disks_and_names_the_rule():
+    msg = P.selinux_fix('/vm-images/iso/win.iso', 'disks[1], ISO image')
+    assert "semanage fcontext -a -t virt_content_t '/vm-images/iso(/.*)?'" in msg
+    msg = P.selinux_fix('/vm-images/guest.qcow2', 'disks[0], disk image')
+    assert "semanage fcontext -a -t virt_image_t '/vm-images(/.*)?'" in msg
+    assert '/var/lib/libvirt/images' in msg
+    assert 'virt_content_t' in P.selinux_fix('/srv/boot/vmlinuz', 'kernel')
+
+
 def test_paths_of_lists_kernel_disks_isos_and_backing_store():
     spec = {'kernel': '/b/vmlinuz', 'initrd': '/b/initrd', 'disks': [
         {'path': '/i/a.qcow2', 'device': 'disk', 'backing_store': '/i/base.qcow2'},
