@@ -7,7 +7,6 @@ network's DHCP leases and from the guest agent (neither sends anything to the gu
 hostname and key are read through the agent (guest-exec over virtio-serial), and SSH goes to
 a passt port forward on 127.0.0.1.
 """
-import base64
 import concurrent.futures
 import hashlib
 import json
@@ -17,12 +16,12 @@ import subprocess
 import time
 
 import libvirt
-import libvirt_qemu
 import pytest
 
 from support import paths
 from support.sshd import free_port
 from support.ansible_run import run_module
+from support.guest_agent import agent_exec
 from support.http_server import TreeServer
 
 CLOUD_IMAGE = os.path.join(os.environ.get('KVMOPS_CACHE', '/var/cache/kvmops-testbed'),
@@ -140,22 +139,6 @@ def cloud_args(prefix, image_dir, image, served, net, key, n, **extra):
     return args
 
 
-def agent_exec(dom, path, *args, timeout=30):
-    """Run a command in the guest through qemu-guest-agent (no network traffic)."""
-    cmd = {'execute': 'guest-exec', 'arguments': {'path': path, 'arg': list(args),
-                                                  'capture-output': True}}
-    pid = json.loads(libvirt_qemu.qemuAgentCommand(dom, json.dumps(cmd), 10, 0))['return']['pid']
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        st = json.loads(libvirt_qemu.qemuAgentCommand(
-            dom, json.dumps({'execute': 'guest-exec-status', 'arguments': {'pid': pid}}), 10, 0))
-        st = st['return']
-        if st.get('exited'):
-            return st.get('exitcode'), base64.b64decode(st.get('out-data', '')).decode()
-        time.sleep(0.5)
-    raise AssertionError('guest-exec %s did not finish' % path)
-
-
 def ssh(key, port, *command):
     return subprocess.run(
         ['ssh', '-i', key, '-p', str(port), '-o', 'BatchMode=yes',
@@ -214,15 +197,15 @@ def test_three_cloud_guests_boot_report_addresses_and_accept_ssh(
     for n, (args, res) in enumerate(zip(all_args, results), 1):
         dom = conn.lookupByName(args['name'])
         # through the agent (no network): hostname, authorized key, write_files
-        rc, out = agent_exec(dom, '/usr/bin/hostname')
+        rc, out, _ = agent_exec(dom, '/usr/bin/hostname')
         assert (rc, out.strip()) == (0, 'cloud%d' % n)
-        rc, out = agent_exec(dom, '/usr/bin/cat', '/home/debian/.ssh/authorized_keys')
+        rc, out, _ = agent_exec(dom, '/usr/bin/cat', '/home/debian/.ssh/authorized_keys')
         assert rc == 0 and ssh_key['public'] in out
-        rc, out = agent_exec(dom, '/usr/bin/cat', '/etc/kvmops-marker')
+        rc, out, _ = agent_exec(dom, '/usr/bin/cat', '/etc/kvmops-marker')
         assert out == 'guest %d\n' % n
         # SSH answers after cloud-init's init stage; the password is set in its config stage
         agent_exec(dom, '/usr/bin/cloud-init', 'status', '--wait', timeout=BOOT_TIMEOUT)
-        rc, out = agent_exec(dom, '/usr/bin/grep', '^debian:', '/etc/shadow')
+        rc, out, _ = agent_exec(dom, '/usr/bin/grep', '^debian:', '/etc/shadow')
         assert '$6$' in out and 'pw-%d-secret' % n not in out
         # SSH with the injected key, through the passt forward on 127.0.0.1
         proc = ssh(ssh_key['private'], res['ansible_port'], 'hostname')

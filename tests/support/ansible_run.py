@@ -65,25 +65,27 @@ def run_playbook(playbook, inventory='localhost,', extra_vars=None, check=False,
             os.unlink(vars_file)
 
 
-def run_module(module, args, check=False, diff=False, env=None, timeout=600):
-    """Run one module task on localhost; return its result dict.
+def run_module(module, args, check=False, diff=False, env=None, timeout=600,
+               host='localhost', inventory='localhost,'):
+    """Run one module task on localhost (or on host of inventory); return its result dict.
 
     The arguments go through a temporary playbook (never the command line), so secrets in
     tests are handled the way a user's playbook handles them.
     """
     if '.' not in module:
         module = 'kvmops.hypervisor.' + module
-    play = [{'hosts': 'localhost', 'gather_facts': False,
+    play = [{'hosts': host, 'gather_facts': False,
              'tasks': [{'name': 'under test', module: args}]}]
     fd, path = tempfile.mkstemp(suffix='.yml')
     with os.fdopen(fd, 'w') as f:
         json.dump(play, f)
     try:
-        doc = run_playbook(path, check=check, diff=diff, env=env, timeout=timeout)
+        doc = run_playbook(path, inventory=inventory, check=check, diff=diff, env=env,
+                           timeout=timeout)
     finally:
         os.unlink(path)
     try:
-        result = doc['plays'][0]['tasks'][0]['hosts']['localhost']
+        result = doc['plays'][0]['tasks'][0]['hosts'][host]
     except (KeyError, IndexError):
         raise AnsibleRunError('no task result in ansible output: %s\nstderr:\n%s'
                               % (json.dumps(doc)[:4000], doc['_stderr'][-4000:]))
