@@ -197,15 +197,15 @@ def test_three_cloud_guests_boot_report_addresses_and_accept_ssh(
     for n, (args, res) in enumerate(zip(all_args, results), 1):
         dom = conn.lookupByName(args['name'])
         # through the agent (no network): hostname, authorized key, write_files
-        rc, out, _ = agent_exec(dom, '/usr/bin/hostname')
+        rc, out, _err = agent_exec(dom, '/usr/bin/hostname')
         assert (rc, out.strip()) == (0, 'cloud%d' % n)
-        rc, out, _ = agent_exec(dom, '/usr/bin/cat', '/home/debian/.ssh/authorized_keys')
+        rc, out, _err = agent_exec(dom, '/usr/bin/cat', '/home/debian/.ssh/authorized_keys')
         assert rc == 0 and ssh_key['public'] in out
-        rc, out, _ = agent_exec(dom, '/usr/bin/cat', '/etc/kvmops-marker')
+        rc, out, _err = agent_exec(dom, '/usr/bin/cat', '/etc/kvmops-marker')
         assert out == 'guest %d\n' % n
         # SSH answers after cloud-init's init stage; the password is set in its config stage
         agent_exec(dom, '/usr/bin/cloud-init', 'status', '--wait', timeout=BOOT_TIMEOUT)
-        rc, out, _ = agent_exec(dom, '/usr/bin/grep', '^debian:', '/etc/shadow')
+        rc, out, _err = agent_exec(dom, '/usr/bin/grep', '^debian:', '/etc/shadow')
         assert '$6$' in out and 'pw-%d-secret' % n not in out
         # SSH with the injected key, through the passt forward on 127.0.0.1
         proc = ssh(ssh_key['private'], res['ansible_port'], 'hostname')

@@ -71,6 +71,7 @@ def guest(conn, tmp_path_factory):
         dom = conn.defineXML(xml)
         dom.create()
         boot_seconds = wait_for_agent(dom, BOOT_TIMEOUT)
+        booted = wait_booted(dom)
         inventory = tmp_path_factory.mktemp('selinux') / 'inventory.json'
         inventory.write_text(json.dumps({'all': {'hosts': {name: {
             'ansible_connection': 'community.libvirt.libvirt_qemu',
@@ -81,12 +82,19 @@ def guest(conn, tmp_path_factory):
             'ansible_remote_tmp': '/root/.ansible/tmp',
         }}}}))
         yield {'dom': dom, 'name': name, 'inventory': str(inventory), 'workdir': workdir,
-               'boot_seconds': boot_seconds}
+               'boot_seconds': boot_seconds, 'booted': booted}
     finally:
         remove_everything_named(conn, prefix)
         shutil.rmtree(workdir, ignore_errors=True)
         fcntl.flock(lock, fcntl.LOCK_UN)
         os.close(lock)
+
+
+def wait_booted(dom):
+    """The agent starts before the boot ends (libvirtd's socket, auditd): wait for the end;
+    systemd's verdict (running, degraded)."""
+    return agent_exec(dom, '/usr/bin/systemctl', 'is-system-running', '--wait',
+                      timeout=BOOT_TIMEOUT)[1].strip()
 
 
 def sh(guest, script, timeout=120):
@@ -117,6 +125,8 @@ def setype(context):
 
 def test_guest_enforces_selinux(guest):
     print('\nboot to guest agent: %.0f s' % guest['boot_seconds'])
+    # every unit started under the enforcing policy (no failed unit: the image is sane)
+    assert guest['booted'] == 'running', sh(guest, 'systemctl --failed --no-legend')
     assert sh(guest, 'getenforce').strip() == 'Enforcing'
     assert sh(guest, 'cat /sys/fs/selinux/enforce').strip() == '1'
     assert 'enforcing=1' in sh(guest, 'cat /proc/cmdline')
@@ -198,6 +208,7 @@ def test_booleans_set_by_the_module_persist_across_a_reboot(conn, guest):
     wait_for_state(dom, libvirt.VIR_DOMAIN_SHUTOFF, timeout=BOOT_TIMEOUT)
     dom.create()
     wait_for_agent(dom, BOOT_TIMEOUT)
+    wait_booted(dom)
     assert sh(guest, 'getenforce').strip() == 'Enforcing'
     assert sh(guest, 'getsebool virt_use_nfs virt_use_samba').split('\n')[:2] == [
         'virt_use_nfs --> on', 'virt_use_samba --> on']

@@ -19,8 +19,8 @@ def agent_command(dom, command, arguments=None, timeout=10):
 
 def agent_exec(dom, path, *args, timeout=30):
     """Run a command in the guest; (exit code, stdout, stderr) once it has exited."""
-    pid = agent_command(dom, 'guest-exec', {'path': path, 'arg': list(args),
-                                             'capture-output': True})['pid']
+    request = {'path': path, 'arg': list(args), 'capture-output': True}
+    pid = agent_command(dom, 'guest-exec', request)['pid']
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         st = agent_command(dom, 'guest-exec-status', {'pid': pid})
