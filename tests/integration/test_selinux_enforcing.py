@@ -13,7 +13,6 @@ the guest) defines anything.
 
 `make selinux-enforcing` builds the image (cached by recipe) and runs only this suite.
 """
-import fcntl
 import json
 import os
 import shutil
@@ -23,7 +22,7 @@ import uuid
 import libvirt
 import pytest
 
-from support import paths
+from support import paths, testbed_lock
 from support.ansible_run import run_module
 from support.guest_agent import agent_command, agent_exec, wait_for_agent
 from support.libvirt_helpers import remove_everything_named, tiny_guest_xml, wait_for_state
@@ -52,8 +51,7 @@ def guest(conn, tmp_path_factory):
                     '--disk'], check=True, stdout=subprocess.DEVNULL, timeout=1800)
     # The guest lives across tests: hold the test-bed lock (shared) for all of them, so no
     # libvirtd restart of another session pulls the agent's connection away mid-module.
-    lock = os.open(paths.DAEMON_LOCK, os.O_CREAT | os.O_RDWR, 0o600)
-    fcntl.flock(lock, fcntl.LOCK_SH)
+    lock = testbed_lock.acquire_shared()
     prefix = 'kvmops-t-selinux-%s-' % uuid.uuid4().hex[:6]
     workdir = os.path.join(IMAGE_ROOT, prefix.rstrip('-'))
     os.makedirs(workdir, mode=0o755)
@@ -86,8 +84,7 @@ def guest(conn, tmp_path_factory):
     finally:
         remove_everything_named(conn, prefix)
         shutil.rmtree(workdir, ignore_errors=True)
-        fcntl.flock(lock, fcntl.LOCK_UN)
-        os.close(lock)
+        testbed_lock.release(lock)
 
 
 def wait_booted(dom):
