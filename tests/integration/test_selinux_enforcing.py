@@ -44,46 +44,69 @@ DEVICES = """
 """
 
 
+class Guest(object):
+    """The module's guest. Its domain is looked up on every use: the session connection
+    reopens itself when another session restarted libvirtd between two tests."""
+
+    def __init__(self, conn, name, inventory):
+        self._conn = conn
+        self.name = name
+        self.inventory = inventory
+        self.boot_seconds = None
+        self.booted = None
+
+    @property
+    def dom(self):
+        return self._conn.lookupByName(self.name)
+
+
 @pytest.fixture(scope='module')
 def guest(conn, tmp_path_factory):
     """One enforcing guest for the module: domain and overlay removed afterwards."""
     subprocess.run([os.path.join(paths.REPO, 'testbed', 'build_debian_image.sh'), 'selinux',
                     '--disk'], check=True, stdout=subprocess.DEVNULL, timeout=1800)
-    # The guest lives across tests: hold the test-bed lock (shared) for all of them, so no
-    # libvirtd restart of another session pulls the agent's connection away mid-module.
-    lock = testbed_lock.acquire_shared()
     prefix = 'kvmops-t-selinux-%s-' % uuid.uuid4().hex[:6]
     workdir = os.path.join(IMAGE_ROOT, prefix.rstrip('-'))
-    os.makedirs(workdir, mode=0o755)
-    os.chmod(IMAGE_ROOT, 0o755)
-    overlay = os.path.join(workdir, 'overlay.qcow2')
+    inventory = tmp_path_factory.mktemp('selinux') / 'inventory.json'
+    g = Guest(conn, prefix + 'vm', str(inventory))
+    inventory.write_text(json.dumps({'all': {'hosts': {g.name: {
+        'ansible_connection': 'community.libvirt.libvirt_qemu',
+        'ansible_libvirt_uri': paths.URI,
+        'ansible_python_interpreter': '/usr/bin/python3',
+        # The agent runs commands without HOME: `echo ~` stays '~', so give Ansible an
+        # absolute remote temporary directory.
+        'ansible_remote_tmp': '/root/.ansible/tmp',
+    }}}}))
+    # The test-bed lock (shared) only while booting and while cleaning up: each test holds
+    # its own (daemon_lock). Held for the whole module, it would deadlock with a writer
+    # queued at the turnstile when the next test asks for its shared lock.
+    lock = testbed_lock.acquire_shared()
     try:
+        os.makedirs(workdir, mode=0o755)
+        os.chmod(IMAGE_ROOT, 0o755)
+        overlay = os.path.join(workdir, 'overlay.qcow2')
         # The cached image is only ever a read-only backing file: it stays pristine.
         subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b',
                         os.path.join(IMAGE, 'disk.qcow2'), overlay], check=True, timeout=60)
-        name = prefix + 'vm'
-        xml = tiny_guest_xml(name, {'kernel': os.path.join(IMAGE, 'vmlinuz'),
-                                    'initrd': os.path.join(IMAGE, 'initrd.img')},
+        xml = tiny_guest_xml(g.name, {'kernel': os.path.join(IMAGE, 'vmlinuz'),
+                                      'initrd': os.path.join(IMAGE, 'initrd.img')},
                              os.path.join(workdir, 'console.log'), memory=1024,
                              cmdline=CMDLINE, devices=DEVICES.format(overlay=overlay))
-        dom = conn.defineXML(xml)
-        dom.create()
-        boot_seconds = wait_for_agent(dom, BOOT_TIMEOUT)
-        booted = wait_booted(dom)
-        inventory = tmp_path_factory.mktemp('selinux') / 'inventory.json'
-        inventory.write_text(json.dumps({'all': {'hosts': {name: {
-            'ansible_connection': 'community.libvirt.libvirt_qemu',
-            'ansible_libvirt_uri': paths.URI,
-            'ansible_python_interpreter': '/usr/bin/python3',
-            # The agent runs commands without HOME: `echo ~` stays '~', so give Ansible an
-            # absolute remote temporary directory.
-            'ansible_remote_tmp': '/root/.ansible/tmp',
-        }}}}))
-        yield {'dom': dom, 'name': name, 'inventory': str(inventory), 'workdir': workdir,
-               'boot_seconds': boot_seconds, 'booted': booted}
-    finally:
+        conn.defineXML(xml).create()
+        g.boot_seconds = wait_for_agent(g.dom, BOOT_TIMEOUT)
+        g.booted = wait_booted(g.dom)
+    except BaseException:
         remove_everything_named(conn, prefix)
         shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    finally:
+        testbed_lock.release(lock)
+    yield g
+    lock = testbed_lock.acquire_shared()
+    try:
+        remove_everything_named(conn, prefix)
+        shutil.rmtree(workdir, ignore_errors=True)
+    finally:
         testbed_lock.release(lock)
 
 
@@ -96,14 +119,14 @@ def wait_booted(dom):
 
 def sh(guest, script, timeout=120):
     """Run a shell script in the guest through the agent; its stdout (rc 0 asserted)."""
-    rc, out, err = agent_exec(guest['dom'], '/bin/sh', '-c', script, timeout=timeout)
+    rc, out, err = agent_exec(guest.dom, '/bin/sh', '-c', script, timeout=timeout)
     assert rc == 0, 'guest: %s -> rc=%s\n%s\n%s' % (script, rc, out, err)
     return out
 
 
 def in_guest(guest, module, args, check=False, diff=False):
-    return run_module(module, args, check=check, diff=diff, host=guest['name'],
-                      inventory=guest['inventory'], timeout=900)
+    return run_module(module, args, check=check, diff=diff, host=guest.name,
+                      inventory=guest.inventory, timeout=900)
 
 
 def ok(res):
@@ -121,9 +144,9 @@ def setype(context):
 
 
 def test_guest_enforces_selinux(guest):
-    print('\nboot to guest agent: %.0f s' % guest['boot_seconds'])
+    print('\nboot to guest agent: %.0f s' % guest.boot_seconds)
     # every unit started under the enforcing policy (no failed unit: the image is sane)
-    assert guest['booted'] == 'running', sh(guest, 'systemctl --failed --no-legend')
+    assert guest.booted == 'running', sh(guest, 'systemctl --failed --no-legend')
     assert sh(guest, 'getenforce').strip() == 'Enforcing'
     assert sh(guest, 'cat /sys/fs/selinux/enforce').strip() == '1'
     assert 'enforcing=1' in sh(guest, 'cat /proc/cmdline')
@@ -184,8 +207,8 @@ def test_selinux_virt_dir_labels_a_custom_image_directory_on_the_real_kernel(gue
     assert not ok(in_guest(guest, 'selinux_virt_dir', dict(args, state='absent')))['changed']
 
 
-def test_booleans_set_by_the_module_persist_across_a_reboot(conn, guest):
-    dom = guest['dom']
+def test_booleans_set_by_the_module_persist_across_a_reboot(guest):
+    dom = guest.dom
     sh(guest, 'setsebool -P virt_use_nfs off && setsebool -P virt_use_samba off')
     args = {'path': '/srv/nfs-images', 'booleans': {'virt_use_nfs': True, 'virt_use_samba': True}}
     res = ok(in_guest(guest, 'selinux_virt_dir', args))
