@@ -130,14 +130,17 @@ def _read_only_media(what):
     return 'ISO' in what or what in ('kernel', 'initrd') or 'kernel cache' in what
 
 
-def selinux_fix(path, what):
+def selinux_fix(path, what, exists=True):
     """How to give path a type QEMU may use; never "label a home directory for libvirt"."""
     directory = os.path.dirname(path)
     setype = 'virt_content_t' if _read_only_media(what) else 'virt_image_t'
     home = '/var/lib/libvirt/boot' if _read_only_media(what) else '/var/lib/libvirt/images'
-    # mv keeps a file's label (user_home_t stays user_home_t): relabel it where it lands.
-    move = ("move it to %s (then restorecon -v on the moved file: mv keeps the old label)"
-            % home)
+    if exists:
+        # mv keeps a file's label (user_home_t stays user_home_t): relabel it where it lands.
+        move = ("move it to %s (then restorecon -v on the moved file: mv keeps the old label)"
+                % home)
+    else:
+        move = 'create it under %s' % home
     if _in_home_directory(directory):
         return ("%s, or to a directory outside the home directories labelled with "
                 "kvmops.hypervisor.selinux_virt_dir (setype: %s). Do not label %s itself for "
@@ -156,7 +159,7 @@ def check_selinux(path, what, exists=True):
     raise PreflightError(
         "Permission denied ahead: SELinux is enabled and %s carries the type %s, which QEMU "
         "(svirt_t) may not use for %s (%s). Fix: %s." % (
-            target, t, path, what, selinux_fix(path, what)))
+            target, t, path, what, selinux_fix(path, what, target == path)))
 
 
 def check_paths(items, ident=None, selinux=None):

@@ -116,7 +116,9 @@ def test_selinux_fix_types_media_and_disks_and_names_the_rule():
     assert "semanage fcontext -a -t virt_content_t '/vm-images/iso(/.*)?'" in msg
     msg = P.selinux_fix('/vm-images/guest.qcow2', 'disks[0], disk image')
     assert "semanage fcontext -a -t virt_image_t '/vm-images(/.*)?'" in msg
-    assert '/var/lib/libvirt/images' in msg
+    assert 'move it to /var/lib/libvirt/images' in msg
+    msg = P.selinux_fix('/vm-images/new.qcow2', 'disks[0], disk image', exists=False)
+    assert 'create it under /var/lib/libvirt/images' in msg and 'mv keeps' not in msg
     assert 'virt_content_t' in P.selinux_fix('/srv/boot/vmlinuz', 'kernel')
 
 
