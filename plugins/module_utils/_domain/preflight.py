@@ -158,7 +158,9 @@ def check_selinux(path, what, exists=True):
         return
     raise PreflightError(
         "Permission denied ahead: SELinux is enabled and %s carries the type %s, which QEMU "
-        "(svirt_t) may not use for %s (%s). Fix: %s." % (
+        "(svirt_t) may not use for %s (%s). libvirt relabels some files itself at start "
+        "(and leaves them relabelled); where it does not (directories, NFS, relabel off) "
+        "QEMU is denied. Fix: %s." % (
             target, t, path, what, selinux_fix(path, what, target == path)))
 
 
