@@ -414,5 +414,6 @@ def main():
                 fail_fields=lambda params, manager: (dict(commands=manager.cli.calls)
                                                      if manager is not None else {}))
 
+
 if __name__ == '__main__':
     main()

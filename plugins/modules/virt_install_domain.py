@@ -509,5 +509,6 @@ def main():
                 subject=lambda spec: 'domain %s' % spec['name'],
                 fail_fields=_failure_fields)
 
+
 if __name__ == '__main__':
     main()

@@ -378,5 +378,6 @@ def main():
                 subject=lambda spec: 'network %s' % spec['name'],
                 fail_fields=lambda spec, manager: dict(name=module.params['name'], changed=False))
 
+
 if __name__ == '__main__':
     main()

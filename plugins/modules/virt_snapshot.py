@@ -284,5 +284,6 @@ def main():
                 fail_fields=lambda spec, manager: dict(domain=module.params['domain'],
                                                        name=module.params['name'], changed=False))
 
+
 if __name__ == '__main__':
     main()
