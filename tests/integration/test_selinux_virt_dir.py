@@ -9,12 +9,13 @@ it records rules and booleans and skips the relabel.
 
 NOT exercised here: a real enforcing/permissive kernel (restorecon really relabelling files,
 `restorecon -n -v` in check mode, running boolean values). That path is covered only with a
-fake runner in tests/unit/plugins/module_utils/test_selinux_manager.py. NFS/CIFS detection is
-covered in unit tests only (no NFS or CIFS server can run here).
+fake runner in tests/unit/plugins/module_utils/_selinux/test_selinux_manager.py. NFS/CIFS
+detection is covered in unit tests only (no NFS or CIFS server can run here).
 
 Every test verifies with the SELinux CLIs directly (not through the module's parsers), uses
-paths built from the prefix fixture, and its finalizer removes every file-context rule carrying
-the prefix and restores the booleans, also when the test fails.
+paths built from the prefix fixture, and the selinux_store fixture (tests/support/selinux.py)
+removes every file-context rule carrying the prefix and restores the booleans, also when the
+test fails.
 """
 import os
 
