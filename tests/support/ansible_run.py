@@ -65,6 +65,18 @@ def run_playbook(playbook, inventory='localhost,', extra_vars=None, check=False,
             os.unlink(vars_file)
 
 
+def _run_play(tasks, check, diff, env, timeout):
+    """One play of tasks on localhost, through a temporary playbook; the json document."""
+    play = [{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]
+    fd, path = tempfile.mkstemp(suffix='.yml')
+    with os.fdopen(fd, 'w') as f:
+        json.dump(play, f)
+    try:
+        return run_playbook(path, check=check, diff=diff, env=env, timeout=timeout)
+    finally:
+        os.unlink(path)
+
+
 def run_module(module, args, check=False, diff=False, env=None, timeout=600):
     """Run one module task on localhost; return its result dict.
 
@@ -73,15 +85,8 @@ def run_module(module, args, check=False, diff=False, env=None, timeout=600):
     """
     if '.' not in module:
         module = 'kvmops.hypervisor.' + module
-    play = [{'hosts': 'localhost', 'gather_facts': False,
-             'tasks': [{'name': 'under test', module: args}]}]
-    fd, path = tempfile.mkstemp(suffix='.yml')
-    with os.fdopen(fd, 'w') as f:
-        json.dump(play, f)
-    try:
-        doc = run_playbook(path, check=check, diff=diff, env=env, timeout=timeout)
-    finally:
-        os.unlink(path)
+    doc = _run_play([{'name': 'under test', module: args}], check=check, diff=diff, env=env,
+                    timeout=timeout)
     try:
         result = doc['plays'][0]['tasks'][0]['hosts']['localhost']
     except (KeyError, IndexError):
@@ -100,13 +105,6 @@ def run_tasks(tasks, check=False, diff=False, env=None, timeout=900, ignore_erro
     if ignore_errors:
         tasks = [dict({'name': 'task %d' % i}, **dict(t, ignore_errors=True))
                  for i, t in enumerate(tasks)]
-    play = [{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]
-    fd, path = tempfile.mkstemp(suffix='.yml')
-    with os.fdopen(fd, 'w') as f:
-        json.dump(play, f)
-    try:
-        doc = run_playbook(path, check=check, diff=diff, env=env, timeout=timeout)
-    finally:
-        os.unlink(path)
+    doc = _run_play(tasks, check=check, diff=diff, env=env, timeout=timeout)
     results = [t['hosts']['localhost'] for t in doc['plays'][0]['tasks']]
     return (results, doc) if with_document else results
