@@ -514,8 +514,8 @@ class VirtDirManager(object):
     honours check mode itself), or None to leave the directory alone.
     """
 
-    def __init__(self, cli, params, check_mode, directory=None, mount_lookup=None,
-                 security_models=None, diff_mode=True):
+    def __init__(self, cli, params, check_mode, diff_mode=True, directory=None, mount_lookup=None,
+                 security_models=None):
         self.cli = cli
         self.security_models = security_models
         self.p = params
