@@ -106,8 +106,8 @@ def image_dir(prefix):
 
 @pytest.fixture(scope='module')
 def module_prefix(request, conn):
-    """prefix for what the tests of one file share (a guest set up once); removed after the
-    file's last test. Set-up and clean-up hold the shared daemon lock, as each test does."""
+    """prefix for what the tests of one file share (a guest set up once); everything carrying
+    it is removed after the file's last test, under the shared daemon lock as in each test."""
     p = _unique_prefix(request.module.__name__.rsplit('.', 1)[-1].replace('test_', 'm-', 1))
     yield p
     with shared_daemon_lock():
