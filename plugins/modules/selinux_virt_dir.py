@@ -307,7 +307,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.argspec import uri_option
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.runner import run_manager
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._host.mountinfo import resolve_existing
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._selinux.virt_dir import (
     C_LOCALE, SELinuxCLI, VirtDirManager, libvirt_security_models, normalize_params)
@@ -391,34 +391,28 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    try:
-        params = normalize_params(p)
-    except KvmopsError as exc:
-        module.fail_json(**exc.fail_kwargs())
-    path = params['path']
-    resolved = resolve_existing(path)
-    if resolved != path:
-        module.warn('%s resolves to %s through a symbolic link. File-context rules are matched '
-                    'against the real path of each file, so a rule for %s may never apply; '
-                    'consider path: %s.' % (path, resolved, path, resolved))
 
-    def run(argv, data=None):
-        return module.run_command(argv, data=data, binary_data=data is not None,
-                                  environ_update=C_LOCALE)
+    def build(conn, params):
+        path = params['path']
+        resolved = resolve_existing(path)
+        if resolved != path:
+            module.warn('%s resolves to %s through a symbolic link. File-context rules are '
+                        'matched against the real path of each file, so a rule for %s may '
+                        'never apply; consider path: %s.' % (path, resolved, path, resolved))
 
-    directory = Directory(module, path, p['create']) if p['state'] == 'present' else None
-    cli = SELinuxCLI(run, module.get_bin_path)
-    manager = VirtDirManager(cli, params, module.check_mode, directory=directory,
-                             security_models=lambda: libvirt_security_models(p['uri']))
-    try:
-        result = manager.run()
-    except KvmopsError as exc:
-        module.fail_json(**exc.fail_kwargs(commands=cli.calls))
-    for warning in manager.warnings:
-        module.warn(warning)
-    if not module._diff:
-        result.pop('diff', None)
-    module.exit_json(**result)
+        def run(argv, data=None):
+            return module.run_command(argv, data=data, binary_data=data is not None,
+                                      environ_update=C_LOCALE)
+
+        directory = Directory(module, path, p['create']) if p['state'] == 'present' else None
+        return VirtDirManager(SELinuxCLI(run, module.get_bin_path), params, module.check_mode,
+                              directory=directory, diff_mode=module._diff,
+                              security_models=lambda: libvirt_security_models(p['uri']))
+
+    # The manager reads libvirt's security drivers itself, only where SELinux is missing.
+    run_manager(module, build, prepare=lambda: normalize_params(p), connect=False, lxml=False,
+                fail_fields=lambda params, manager: (dict(commands=manager.cli.calls)
+                                                     if manager is not None else {}))
 
 
 if __name__ == '__main__':

@@ -438,14 +438,9 @@ address_errors:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connection import (
-    connection, fail_on_missing_libvirt)
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.runner import run_manager
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import argspec as dargspec
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import console_hint
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import connection as _libvirt_conn
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.failure import libvirt_failure_message
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.xml import HAS_LXML
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import options as dcloud_opts
 
 
@@ -500,30 +495,19 @@ def make_manager(module, conn, spec):
     return dinst.InstallDomainManager(conn, spec, install=install, **kwargs)
 
 
+def _failure_fields(spec, manager):
+    if manager is None:
+        return {}
+    return dict(name=spec['name'], actions=manager.actions, changed=manager.changed)
+
+
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    fail_on_missing_libvirt(module)
-    if not HAS_LXML:
-        from ansible.module_utils.basic import missing_required_lib
-        module.fail_json(msg=missing_required_lib('lxml') + ' (Debian/Ubuntu: python3-lxml, '
-                         'RHEL/Fedora: python3-lxml)')
-    manager = None
-    try:
-        spec = build_spec(module)
-        with connection(module.params['uri']) as conn:
-            manager = make_manager(module, conn, spec)
-            try:
-                result = manager.run()
-            except _libvirt_conn.libvirt.libvirtError as exc:
-                # e.g. libvirtd stopped or restarted between two calls of this run
-                raise KvmopsError(libvirt_failure_message('domain %s' % spec['name'], exc, conn,
-                                                          manager.actions))
-    except KvmopsError as exc:
-        fields = {}
-        if manager is not None:
-            fields = dict(name=spec['name'], actions=manager.actions, changed=manager.changed)
-        module.fail_json(**exc.fail_kwargs(**fields))
-    module.exit_json(**result)
+    run_manager(module,
+                prepare=lambda: build_spec(module),
+                build=lambda conn, spec: make_manager(module, conn, spec),
+                subject=lambda spec: 'domain %s' % spec['name'],
+                fail_fields=_failure_fields)
 
 
 if __name__ == '__main__':

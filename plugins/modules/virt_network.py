@@ -327,10 +327,7 @@ overlaps:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.argspec import uri_option
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connection import (
-    connection, fail_on_missing_libvirt)
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.xml import HAS_LXML, LXML_INSTALL_HINT
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.runner import manager_options, run_manager
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._network import spec as nspec
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._network.manager import NetworkManager
 
@@ -375,18 +372,11 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    fail_on_missing_libvirt(module)
-    if not HAS_LXML:
-        module.fail_json(msg=LXML_INSTALL_HINT)
-    try:
-        spec = nspec.normalize(module.params)
-        with connection(module.params['uri']) as conn:
-            manager = NetworkManager(conn, spec, check_mode=module.check_mode,
-                                     diff_mode=module._diff, warn=module.warn)
-            result = manager.run()
-    except KvmopsError as exc:
-        module.fail_json(**exc.fail_kwargs(name=module.params['name'], changed=False))
-    module.exit_json(**result)
+    run_manager(module,
+                prepare=lambda: nspec.normalize(module.params),
+                build=lambda conn, spec: NetworkManager(conn, spec, **manager_options(module)),
+                subject=lambda spec: 'network %s' % spec['name'],
+                fail_fields=lambda spec, manager: dict(name=module.params['name'], changed=False))
 
 
 if __name__ == '__main__':

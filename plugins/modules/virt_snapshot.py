@@ -253,10 +253,7 @@ actions:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.argspec import uri_option
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connection import (
-    connection, fail_on_missing_libvirt)
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.xml import HAS_LXML, LXML_INSTALL_HINT
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.runner import manager_options, run_manager
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._snapshot import plan
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._snapshot.manager import SnapshotManager
 
@@ -280,19 +277,12 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            required_if=[('state', 'present', ['name']), ('state', 'absent', ['name']),
                                         ('state', 'reverted', ['name'])])
-    fail_on_missing_libvirt(module)
-    if not HAS_LXML:
-        module.fail_json(msg=LXML_INSTALL_HINT)
-    try:
-        spec = plan.normalize(module.params)
-        with connection(module.params['uri']) as conn:
-            manager = SnapshotManager(conn, spec, check_mode=module.check_mode,
-                                      diff_mode=module._diff, warn=module.warn)
-            result = manager.run()
-    except KvmopsError as exc:
-        module.fail_json(**exc.fail_kwargs(domain=module.params['domain'], name=module.params['name'],
-                                           changed=False))
-    module.exit_json(**result)
+    run_manager(module,
+                prepare=lambda: plan.normalize(module.params),
+                build=lambda conn, spec: SnapshotManager(conn, spec, **manager_options(module)),
+                subject=lambda spec: 'the snapshots of domain %s' % spec['domain'],
+                fail_fields=lambda spec, manager: dict(domain=module.params['domain'],
+                                                       name=module.params['name'], changed=False))
 
 
 if __name__ == '__main__':

@@ -306,6 +306,7 @@ from ansible.module_utils.common.text.converters import to_bytes, to_native
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.argspec import uri_option
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.runner import run_manager
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import qemu_conf as _qemu_conf
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._vnc import listen as _vnc
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._vnc.manager import VncListenManager
@@ -384,16 +385,17 @@ def main():
         required_if=[('scope', 'domains', ['domains'])],
         supports_check_mode=True,
     )
-    params = dict(module.params)
-    params['ssh_host'] = params['ssh_host'] or socket.getfqdn()
-    manager = VncListenManager(
-        params, check_mode=module.check_mode, diff_mode=module._diff, warn=module.warn,
-        write_config=lambda path, text, backup: write_config(module, path, text, backup))
-    try:
-        result = manager.run()
-    except KvmopsError as exc:
-        module.fail_json(**exc.fail_kwargs(**manager.result()))
-    module.exit_json(**result)
+
+    def build(conn, spec):
+        params = dict(module.params)
+        params['ssh_host'] = params['ssh_host'] or socket.getfqdn()
+        return VncListenManager(
+            params, check_mode=module.check_mode, diff_mode=module._diff, warn=module.warn,
+            write_config=lambda path, text, backup: write_config(module, path, text, backup))
+
+    # The manager opens its libvirt connection itself, only with scope: domains.
+    run_manager(module, build, connect=False, lxml=False,
+                fail_fields=lambda spec, manager: manager.result() if manager is not None else {})
 
 
 if __name__ == '__main__':

@@ -1,4 +1,5 @@
 """Fixtures for integration tests against the real libvirtd (see testbed/setup.sh)."""
+import contextlib
 import os
 import re
 import shutil
@@ -36,11 +37,22 @@ class _SessionConnection(object):
         return call
 
 
+@contextlib.contextmanager
+def shared_daemon_lock():
+    """The test-bed lock held shared: no other run restarts libvirtd meanwhile."""
+    fd = testbed_lock.acquire_shared()
+    try:
+        yield fd
+    finally:
+        testbed_lock.release(fd)
+
+
 @pytest.fixture(scope='session')
 def conn():
     """One read-write connection for the whole session (tests verify independently of modules)."""
     libvirt.registerErrorHandler(lambda ctx, err: None, None)
-    c = _SessionConnection()
+    with shared_daemon_lock():  # not while another run's fault test has the daemon stopped
+        c = _SessionConnection()
     yield c
     c.close()
 
@@ -52,9 +64,8 @@ def daemon_lock():
     Also taken by other runs on the same machine (parallel sessions, molecule, benchmarks),
     so a test that restarts libvirtd never pulls the daemon from under another one.
     """
-    fd = testbed_lock.acquire_shared()
-    yield fd
-    testbed_lock.release(fd)
+    with shared_daemon_lock() as fd:
+        yield fd
 
 
 @pytest.fixture
@@ -65,11 +76,22 @@ def daemon_exclusive(daemon_lock):
     testbed_lock.to_shared(daemon_lock)
 
 
+def _unique_prefix(name):
+    short = re.sub(r'[^a-z0-9]+', '-', name.lower())[:24].strip('-')
+    return 'kvmops-t-%s-%s-' % (short, uuid.uuid4().hex[:6])
+
+
+def _make_image_dir(prefix):
+    path = os.path.join(IMAGE_ROOT, prefix.rstrip('-'))
+    os.makedirs(path, mode=0o755)
+    os.chmod(IMAGE_ROOT, 0o755)
+    return path
+
+
 @pytest.fixture
 def prefix(request, conn):
     """A unique name prefix; everything in libvirt carrying it is removed after the test."""
-    short = re.sub(r'[^a-z0-9]+', '-', request.node.name.lower())[:24].strip('-')
-    p = 'kvmops-t-%s-%s-' % (short, uuid.uuid4().hex[:6])
+    p = _unique_prefix(request.node.name)
     yield p
     remove_everything_named(conn, p)
 
@@ -77,9 +99,25 @@ def prefix(request, conn):
 @pytest.fixture
 def image_dir(prefix):
     """A directory QEMU can reach (under /var/lib/libvirt/images), removed after the test."""
-    path = os.path.join(IMAGE_ROOT, prefix.rstrip('-'))
-    os.makedirs(path, mode=0o755)
-    os.chmod(IMAGE_ROOT, 0o755)
+    path = _make_image_dir(prefix)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope='module')
+def module_prefix(request, conn):
+    """prefix for what the tests of one file share (a guest set up once); everything carrying
+    it is removed after the file's last test, under the shared daemon lock as in each test."""
+    p = _unique_prefix(request.module.__name__.rsplit('.', 1)[-1].replace('test_', 'm-', 1))
+    yield p
+    with shared_daemon_lock():
+        remove_everything_named(conn, p)
+
+
+@pytest.fixture(scope='module')
+def module_image_dir(module_prefix):
+    """image_dir for what the tests of one file share; removed after the file's last test."""
+    path = _make_image_dir(module_prefix)
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
@@ -119,3 +157,37 @@ def daemon_fault(daemon_exclusive):
     from support import faults
     yield faults
     faults.start_libvirtd()
+
+
+@pytest.fixture(scope='module')
+def tree_server(tiny):
+    """The tiny guest's install trees over HTTP on 127.0.0.1, counting every request."""
+    from support.http_server import TreeServer
+    from support.install_guests import TREES
+    srv = TreeServer(TREES)
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def recorders():
+    """recorders(path) starts a SerialRecorder on a guest's serial log; all stop afterwards."""
+    from support.install_guests import SerialRecorder
+    started = []
+
+    def start(path):
+        r = SerialRecorder(path)
+        started.append(r)
+        return r
+    yield start
+    for r in started:
+        r.stop()
+
+
+@pytest.fixture
+def selinux_store(prefix):
+    """The policy store for one test (serialised): every file-context rule carrying the prefix
+    goes and the booleans come back afterwards. Yields the booleans as they were."""
+    from support.selinux import store_guard
+    with store_guard(prefix) as booleans:
+        yield booleans

@@ -5,9 +5,8 @@ on it, and the install records show the install phases overlapped in time."""
 import libvirt
 
 from support.ansible_run import run_module
-from test_virt_install_domain_install import (  # noqa: F401 pylint: disable=unused-import
-    INSTALLER_ARGS, assert_final_running_from_disk, guest_args, inactive, ok, record,
-    recorders, tree_server)
+from support.install_guests import (
+    INSTALLER_ARGS, assert_final_running_from_disk, guest_args, inactive, ok, record)
 
 
 # noapic: under heavy load the tiny kernel's IO-APIC timer check can fail under TCG (a panic

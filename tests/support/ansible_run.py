@@ -65,6 +65,19 @@ def run_playbook(playbook, inventory='localhost,', extra_vars=None, check=False,
             os.unlink(vars_file)
 
 
+def _run_play(tasks, check, diff, env, timeout, host='localhost', inventory='localhost,'):
+    """One play of tasks on host, through a temporary playbook; the json document."""
+    play = [{'hosts': host, 'gather_facts': False, 'tasks': tasks}]
+    fd, path = tempfile.mkstemp(suffix='.yml')
+    with os.fdopen(fd, 'w') as f:
+        json.dump(play, f)
+    try:
+        return run_playbook(path, inventory=inventory, check=check, diff=diff, env=env,
+                            timeout=timeout)
+    finally:
+        os.unlink(path)
+
+
 def run_module(module, args, check=False, diff=False, env=None, timeout=600,
                host='localhost', inventory='localhost,'):
     """Run one module task on localhost (or on host of inventory); return its result dict.
@@ -74,16 +87,8 @@ def run_module(module, args, check=False, diff=False, env=None, timeout=600,
     """
     if '.' not in module:
         module = 'kvmops.hypervisor.' + module
-    play = [{'hosts': host, 'gather_facts': False,
-             'tasks': [{'name': 'under test', module: args}]}]
-    fd, path = tempfile.mkstemp(suffix='.yml')
-    with os.fdopen(fd, 'w') as f:
-        json.dump(play, f)
-    try:
-        doc = run_playbook(path, inventory=inventory, check=check, diff=diff, env=env,
-                           timeout=timeout)
-    finally:
-        os.unlink(path)
+    doc = _run_play([{'name': 'under test', module: args}], check=check, diff=diff, env=env,
+                    timeout=timeout, host=host, inventory=inventory)
     try:
         result = doc['plays'][0]['tasks'][0]['hosts'][host]
     except (KeyError, IndexError):
@@ -91,3 +96,17 @@ def run_module(module, args, check=False, diff=False, env=None, timeout=600,
                               % (json.dumps(doc)[:4000], doc['_stderr'][-4000:]))
     result['_stderr'] = doc['_stderr']
     return result
+
+
+def run_tasks(tasks, check=False, diff=False, env=None, timeout=900, ignore_errors=False,
+              with_document=False):
+    """Run tasks (dicts as in a playbook) in one ansible-playbook on localhost; return each
+    task's result, in order (with_document: and the json callback's whole document). One
+    playbook for many cases saves Ansible's start-up per case; ignore_errors: every task
+    runs, also after one failed."""
+    if ignore_errors:
+        tasks = [dict({'name': 'task %d' % i}, **dict(t, ignore_errors=True))
+                 for i, t in enumerate(tasks)]
+    doc = _run_play(tasks, check=check, diff=diff, env=env, timeout=timeout)
+    results = [t['hosts']['localhost'] for t in doc['plays'][0]['tasks']]
+    return (results, doc) if with_document else results

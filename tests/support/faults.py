@@ -53,6 +53,13 @@ def start_libvirtd():
     wait_for_libvirtd()
 
 
+def restart_libvirtd():
+    """What a handler does after qemu.conf changed (only under the daemon_exclusive lock)."""
+    subprocess.run(['service', 'libvirtd', 'restart'], stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, check=True, timeout=120)
+    wait_for_libvirtd()
+
+
 def stop_libvirtd(timeout=30):
     subprocess.run(['service', 'libvirtd', 'stop'], stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, check=False, timeout=60)

@@ -32,6 +32,14 @@ def wait_for_state(dom, state, timeout=60.0):
                          % (dom.name(), state, timeout, dom.state()))
 
 
+def lookup_domain(conn, name):
+    """The domain called name, or None."""
+    try:
+        return conn.lookupByName(name)
+    except libvirt.libvirtError:
+        return None
+
+
 def remove_domain(dom):
     """Destroy and undefine a domain, whatever it carries (nvram, snapshots, checkpoints)."""
     try:

@@ -42,3 +42,21 @@ def compare(spec, options, path=''):
         assert o.get('elements') == s.get('elements'), where
         if s.get('options'):
             compare(s['options'], o.get('suboptions') or {}, where + '.')
+
+
+def compare_documentation(module):
+    """The documented options (doc fragments merged) against module.argument_spec()."""
+    compare(module.argument_spec(), documentation(module)['options'])
+
+
+def validated_examples(module, name):
+    """Each EXAMPLES task's options for module `name`, through its argument spec:
+    [(task name, validated parameters)]; fails on the first task the spec refuses."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+    validator = ArgumentSpecValidator(module.argument_spec())
+    out = []
+    for task in yaml.safe_load(module.EXAMPLES):
+        result = validator.validate(task['kvmops.hypervisor.' + name])
+        assert not result.error_messages, (task['name'], result.error_messages)
+        out.append((task['name'], result.validated_parameters))
+    return out

@@ -27,11 +27,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import se
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import seed_store as _store
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as _xml
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
-
-try:
-    import libvirt
-except ImportError:  # pragma: no cover - reported by the module
-    libvirt = None
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connection import libvirt  # None without libvirt-python
 
 AGENT_CHANNEL = 'org.qemu.guest_agent.0'
 QEMU_NS = 'http://libvirt.org/schemas/domain/qemu/1.0'

@@ -53,6 +53,11 @@ class Drift(object):
     def merged_xml(self):
         return dx.to_string(self.merged)
 
+    def devices(self, tag):
+        """The merged definition's <devices> and its children named tag, to compare and edit."""
+        devices = self.merged.find('devices')
+        return devices, devices.findall(tag)
+
     def diff(self):
         """{'before': ..., 'after': ...}: the affected elements only, passwords masked."""
         return diff_elements(self.current, self.merged)
@@ -247,8 +252,7 @@ def _compare_disks(spec, drift):
     wanted = spec.get('disks')
     if wanted is None:
         return
-    devices = drift.merged.find('devices')
-    current = devices.findall('disk')
+    devices, current = drift.devices('disk')
     keep, new, used_targets = _match_disks(wanted, current, drift)
     kept_elements = [pair[1] for pair in keep]
     for el in current:
@@ -375,8 +379,7 @@ def _compare_networks(spec, drift):
     wanted = spec.get('networks')
     if wanted is None:
         return
-    devices = drift.merged.find('devices')
-    current = devices.findall('interface')
+    devices, current = drift.devices('interface')
     for i, n in enumerate(wanted):
         label = 'networks[%d]' % i
         if i >= len(current):
@@ -435,8 +438,7 @@ def _compare_graphics(spec, drift, family_defaults):
     g = spec.get('graphics')
     if g is None:
         return
-    devices = drift.merged.find('devices')
-    current = devices.findall('graphics')
+    devices, current = drift.devices('graphics')
     if g['type'] == 'none':
         if current:
             drift.add('graphics.type', current[0].get('type'), 'none')
@@ -492,8 +494,7 @@ def _compare_serial(spec, drift):
     s = spec.get('serial')
     if s is None:
         return
-    devices = drift.merged.find('devices')
-    serials = devices.findall('serial')
+    devices, serials = drift.devices('serial')
     el = serials[0] if serials else None
     have_type = el.get('type') if el is not None else None
     have_path = None

@@ -29,11 +29,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import s
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import space as _space
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import osinfo as _osinfo
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import failure as _failure
-
-try:
-    import libvirt
-except ImportError:  # pragma: no cover - reported by the module
-    libvirt = None
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connection import libvirt  # None without libvirt-python
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import capabilities
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import graphics

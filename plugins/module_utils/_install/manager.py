@@ -30,11 +30,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import (
     durations as _durations)
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import preflight as _preflight
-
-try:
-    import libvirt
-except ImportError:  # pragma: no cover - reported by the module
-    libvirt = None
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connection import libvirt  # None without libvirt-python
 
 SOURCE_KEYS = ('location', 'cdrom', 'import', 'pxe')
 

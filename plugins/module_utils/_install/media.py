@@ -35,6 +35,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 
@@ -266,14 +267,24 @@ class _UrlTree(object):
             raise _unreachable("Fetching %s failed: HTTP %s %s." % (url, exc.code, exc.reason),
                                'HTTP %s %s' % (exc.code, exc.reason))
         except URLError as exc:
+            if isinstance(getattr(exc, 'reason', None), socket.timeout):
+                raise self._timed_out(url)
             reason = to_native(getattr(exc, 'reason', exc))
             if url.lower().startswith('ftp') and ('550' in reason or 'No such file' in reason):
                 raise _NotFound(url, 'FTP %s' % reason)
             raise _unreachable(
                 "Cannot reach %s: %s. Check the URL, that the server is up and that the "
                 "hypervisor (not the Ansible controller) can reach it." % (url, reason), reason)
+        except socket.timeout:
+            raise self._timed_out(url)
         except (IOError, OSError, ValueError) as exc:
             raise _unreachable("Fetching %s failed: %s." % (url, to_native(exc)), to_native(exc))
+
+    def _timed_out(self, url):
+        return _unreachable(
+            "Fetching %s timed out: the server did not answer within install.timeout=%ss. "
+            "Check that it is up and answers from the hypervisor, or raise install.timeout "
+            "for a slow server." % (url, self.timeout), 'timed out after %ss' % self.timeout)
 
     def read_small(self, rel):
         try:

@@ -23,11 +23,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._network import builder as nxml
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._network import drift as ndrift
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._network import overlap as noverlap
-
-try:
-    import libvirt
-except ImportError:  # pragma: no cover - reported by the module
-    libvirt = None
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connection import libvirt  # None without libvirt-python
 
 
 class NetworkError(KvmopsError):

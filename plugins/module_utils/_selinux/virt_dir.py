@@ -514,7 +514,7 @@ class VirtDirManager(object):
     honours check mode itself), or None to leave the directory alone.
     """
 
-    def __init__(self, cli, params, check_mode, directory=None, mount_lookup=None,
+    def __init__(self, cli, params, check_mode, diff_mode=True, directory=None, mount_lookup=None,
                  security_models=None):
         self.cli = cli
         self.security_models = security_models
@@ -524,8 +524,18 @@ class VirtDirManager(object):
         self.mount_lookup = mount_lookup or _mountinfo.mount_for_path
         self.warnings = []
         self.notes = []
+        self.diff_mode = diff_mode
 
     def run(self):
+        """The module result; its warnings (also kept in self.warnings) under 'warnings'."""
+        result = self._converge()
+        if self.warnings:
+            result['warnings'] = list(self.warnings)
+        if not self.diff_mode:
+            result.pop('diff', None)
+        return result
+
+    def _converge(self):
         p = self.p
         path = p['path']
         # No 'state' key: Ansible adds the path's stat (state=directory, mode, owner...) itself.

@@ -21,11 +21,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.manager 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import constants as C
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._snapshot import plan
-
-try:
-    import libvirt
-except ImportError:  # pragma: no cover - reported by the module
-    libvirt = None
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connection import libvirt  # None without libvirt-python
 
 # libvirt deletes external snapshots itself (merging them back) since 9.0, and reverts to
 # them since 9.7.

@@ -103,3 +103,44 @@ def test_probe_url_honours_validate_certs_and_timeout(https_tree):
     finally:
         silent.close()
     assert 'timed out' in why
+
+
+@pytest.fixture
+def silent_url():
+    """A server that accepts connections (the kernel completes the handshake) and never answers."""
+    silent = socket.socket()
+    silent.bind(('127.0.0.1', 0))
+    silent.listen(1)
+    yield 'http://127.0.0.1:%d/' % silent.getsockname()[1]
+    silent.close()
+
+
+def media_of(location, tmp_path, **install):
+    """What the install manager fetches for install.location (its options as the module gets
+    them), on libvirt's test driver: the options must reach the download itself."""
+    libvirt = pytest.importorskip('libvirt')
+    from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import manager as dman
+    conn = libvirt.open('test:///default')
+    try:
+        params = dict(install, location=location, cache_dir=str(tmp_path / 'cache'))
+        mgr = im.InstallDomainManager(conn, dict(SPEC), install=im.normalize_install(params, SPEC))
+        with pytest.raises(dman.DomainError) as exc:
+            mgr._resolve_media(check_mode=False)
+        return str(exc.value)
+    finally:
+        conn.close()
+
+
+def test_the_manager_passes_validate_certs_to_the_download(https_tree, tmp_path):
+    msg = media_of(https_tree, tmp_path)
+    assert 'CERTIFICATE' in msg.upper(), msg
+    # validate_certs: false gets past the certificate; the tree has no kernel, so the paths
+    # tried are reported (a 404 each) instead
+    msg = media_of(https_tree, tmp_path, validate_certs=False)
+    assert 'CERTIFICATE' not in msg.upper() and 'HTTP 404' in msg, msg
+
+
+def test_the_manager_passes_timeout_to_the_download(silent_url, tmp_path):
+    msg = media_of(silent_url, tmp_path, timeout=1)
+    assert silent_url in msg and 'timed out' in msg, msg
+    assert 'install.timeout=1s' in msg, msg  # not the default 30

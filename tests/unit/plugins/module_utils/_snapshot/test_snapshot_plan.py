@@ -5,6 +5,8 @@ import pytest
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._snapshot import plan
 
+from support.assertions import raises_naming
+
 DOMAIN = """<domain type='qemu'><name>vm1</name>
   <os>%s<type arch='x86_64' machine='pc'>hvm</type></os>
   <devices>
@@ -88,9 +90,7 @@ def test_snapshot_info_of_libvirts_xml():
     ({'kind': 'both'}, 'choose one of auto, internal, external'),
 ])
 def test_bad_input_names_the_option(params, message):
-    with pytest.raises(plan.SnapshotSpecError) as exc:
-        spec(**params)
-    assert message in str(exc.value)
+    raises_naming(plan.SnapshotSpecError, message, spec, **params)
 
 
 def test_listed_needs_no_name():
