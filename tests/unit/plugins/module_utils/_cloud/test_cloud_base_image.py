@@ -93,9 +93,9 @@ def test_changed_cached_file_is_refused_never_replaced(server, tmp_path):
     url = server.url + 'base.qcow2'
     res = bi.ensure(url, 'sha256:' + SHA256, cache_dir=cache)
     os.chmod(res['path'], 0o644)
+    st = os.stat(res['path'])  # before the write: its mtime is put back after it
     with open(res['path'], 'r+b') as f:
         f.write(b'XXXX')
-    st = os.stat(res['path'])
     os.utime(res['path'], ns=(st.st_atime_ns, st.st_mtime_ns))
     # size and mtime still match: only the full check (before a new clone) notices
     assert bi.ensure(url, 'sha256:' + SHA256, cache_dir=cache)['fetched'] is False
