@@ -38,7 +38,9 @@ MODULES = ('virt_install_domain', 'virt_install_domains', 'vnc_listen', 'selinux
 COVERED = {
     'virt_install_domain': {'graphics.password', 'cloud_init.password',
                             'cloud_init.password_hash'},
-    'virt_install_domains': {'guests.graphics.password', 'defaults.graphics.password'},
+    'virt_install_domains': {'guests.graphics.password', 'defaults.graphics.password',
+                             'guests.cloud_init.password', 'guests.cloud_init.password_hash',
+                             'defaults.cloud_init.password', 'defaults.cloud_init.password_hash'},
     'vnc_listen': {'password'},
 }
 
@@ -288,7 +290,8 @@ def test_public_vnc_without_tls_is_refused_on_every_path(conn, prefix, image_dir
 def test_cloud_init_passwords_never_in_clear(conn, prefix, image_dir, tmp_path):
     """cloud_init.password is hashed on the hypervisor: the clear text is in no argv, output,
     log or file written by the run (not even the seed); cloud_init.password_hash lands only
-    in the guest's seed, which is 0600/0640. A defined, never started guest is enough."""
+    in the guest's seed, which is 0600/0640. Both modules, virt_install_domains with the
+    options in defaults and in guests[]. A defined, never started guest is enough."""
     clear = _secret('CiClear', 20)
     given_hash = '$6$kvmopssalt$' + _secret('CiHash', 40)
     www = tmp_path / 'www'
@@ -298,19 +301,36 @@ def test_cloud_init_passwords_never_in_clear(conn, prefix, image_dir, tmp_path):
     seeds = os.path.join(image_dir, 'seeds')
     server = TreeServer(str(www))
     try:
+        def options(n, **cloud):
+            out = {'name': '%sci%d' % (prefix, n), 'memory': 256, 'virt_type': 'qemu',
+                   'os_variant': 'debian12', 'state': 'present', 'graphics': {'type': 'none'},
+                   'networks': [],
+                   'disks': [{'path': os.path.join(image_dir, 'ci%d.qcow2' % n), 'size': 1,
+                              'base_image': {'url': server.url + 'base.qcow2',
+                                             'checksum': 'sha256:%s' % _sha256(base),
+                                             'cache_dir': os.path.join(image_dir,
+                                                                       'base-cache')}}]}
+            if cloud:
+                out['cloud_init'] = dict(cloud, hostname='ci%d' % n, seed_dir=seeds)
+            return out
+
         def guest(n, **cloud):
-            return {'kvmops.hypervisor.virt_install_domain': {
-                'name': '%sci%d' % (prefix, n), 'memory': 256, 'virt_type': 'qemu',
-                'os_variant': 'debian12', 'state': 'present', 'graphics': {'type': 'none'},
-                'networks': [],
-                'disks': [{'path': os.path.join(image_dir, 'ci%d.qcow2' % n), 'size': 1,
-                           'base_image': {'url': server.url + 'base.qcow2',
-                                          'checksum': 'sha256:%s' % _sha256(base),
-                                          'cache_dir': os.path.join(image_dir, 'base-cache')}}],
-                'cloud_init': dict(cloud, hostname='ci%d' % n, seed_dir=seeds)}}
+            return {'kvmops.hypervisor.virt_install_domain': options(n, **cloud)}
+
+        def batch(defaults_cloud, *guests):
+            # every no_log cloud option of virt_install_domains: in defaults and in guests[]
+            return {'kvmops.hypervisor.virt_install_domains': {
+                'defaults': {'cloud_init': dict(defaults_cloud, seed_dir=seeds)},
+                'guests': list(guests)}}
         play = [{'hosts': 'localhost', 'gather_facts': False, 'tasks': [
             dict(guest(1, password=clear), name='cloud guest with a clear-text password'),
-            dict(guest(2, password_hash=given_hash), name='cloud guest with a password hash')]}]
+            dict(guest(2, password_hash=given_hash), name='cloud guest with a password hash'),
+            dict(batch({'password': clear}, options(3),
+                       options(4, password_hash=given_hash)),
+                 name='batch: a default password, a guest password hash'),
+            dict(batch({'password_hash': given_hash}, options(5),
+                       options(6, password=clear)),
+                 name='batch: a default password hash, a guest password')]}]
         playbook = str(tmp_path / 'play.yml')
         with open(playbook, 'w') as f:
             yaml.safe_dump(play, f)
@@ -331,9 +351,12 @@ def test_cloud_init_passwords_never_in_clear(conn, prefix, image_dir, tmp_path):
         leaks = set(files_holding(written, clear)) - {playbook}  # the input itself
         assert not leaks, sorted(leaks)
         holders = set(files_holding(written, given_hash)) - {playbook}
-        assert holders, 'the given hash should be in the seed of guest 2'
+        hashed_guests = [os.path.join(seeds, prefix + 'ci%d' % n) for n in (2, 4, 5)]
+        for guest_seed in hashed_guests:
+            assert any(p.startswith(guest_seed) for p in holders), \
+                'the given hash should be in the seed of %s' % guest_seed
         for path in holders:
-            assert path.startswith(os.path.join(seeds, prefix + 'ci2')), path
+            assert any(path.startswith(g) for g in hashed_guests), path
             assert _mode(path) in (0o600, 0o640), (path, oct(_mode(path)))
     finally:
         server.close()
