@@ -350,6 +350,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.argspec import uri_option
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.runner import fail_on_missing_lxml
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import options as dcloud_opts
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import argspec as dargspec
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connection import (
@@ -397,10 +398,7 @@ def main():
                   'mode cannot plan the guest before a real run installs it'
                   % ('libvirt-python' if not HAS_LIBVIRT else 'python3-lxml', sys.executable))
     fail_on_missing_libvirt(module)
-    if not HAS_LXML:
-        from ansible.module_utils.basic import missing_required_lib
-        module.fail_json(msg=missing_required_lib('lxml') + ' (Debian/Ubuntu: python3-lxml, '
-                         'RHEL/Fedora: python3-lxml)')
+    fail_on_missing_lxml(module)
     parallel = module.params['parallel']
     if parallel is not None and parallel < 1:
         module.fail_json(msg='parallel=%s: give at least 1 (or leave it unset).' % parallel)
