@@ -163,7 +163,7 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import addresses as _addresses
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as _xml
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 
 try:
     import libvirt
@@ -211,8 +211,8 @@ def domain_tags(dom, namespace):
     except libvirt.libvirtError:
         return []
     try:
-        root = _xml.parse(text)
-    except _xml.etree.XMLSyntaxError:
+        root = lxml_util.parse(text)
+    except lxml_util.etree.XMLSyntaxError:
         return []
     return [t.text.strip() for t in root.iter()
             if isinstance(t.tag, str) and t.tag.split('}')[-1] == 'tag' and t.text and t.text.strip()]
@@ -223,8 +223,8 @@ def network_forward_modes(conn, names):
     modes = {}
     for name in set(n for n in names if n):
         try:
-            root = _xml.parse(conn.networkLookupByName(name).XMLDesc(0))
-        except (libvirt.libvirtError, _xml.etree.XMLSyntaxError):
+            root = lxml_util.parse(conn.networkLookupByName(name).XMLDesc(0))
+        except (libvirt.libvirtError, lxml_util.etree.XMLSyntaxError):
             modes[name] = None
             continue
         forward = root.find('forward')

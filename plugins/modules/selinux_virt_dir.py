@@ -307,7 +307,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.argspec import uri_option
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.runner import run_manager
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._module.runner import run_manager
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._host.mountinfo import resolve_existing
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._selinux.virt_dir import (
     C_LOCALE, SELinuxCLI, VirtDirManager, libvirt_security_models, normalize_params)

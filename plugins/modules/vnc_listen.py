@@ -306,7 +306,7 @@ from ansible.module_utils.common.text.converters import to_bytes, to_native
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.argspec import uri_option
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.runner import run_manager
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._module.runner import run_manager
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import qemu_conf as _qemu_conf
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._vnc import listen as _vnc
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._vnc.manager import VncListenManager

@@ -187,7 +187,7 @@ def test_ten_volumes_in_one_pool_concurrently_twenty_times(conn, prefix, image_d
     import sys
     from support import paths
     sys.path.insert(0, paths.COLLECTIONS_DIR)
-    from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import batch
+    from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import batch
 
     pname = prefix + 'pool'
     guests = [{'name': '%sv%02d' % (prefix, i), 'state': 'present',

@@ -29,7 +29,7 @@ import subprocess
 import tempfile
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import preflight as _preflight
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import qemu_access as _preflight
 
 DEFAULT_SEED_DIR = '/var/lib/libvirt/boot/kvmops-seeds'
 ISO_NAME = 'cidata.iso'

@@ -29,7 +29,7 @@ __metaclass__ = type
 import configparser
 import re
 
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import osinfo as _osinfo
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import osinfo as _osinfo
 
 # Kernel arguments that already name the install source (or stage 2).
 SOURCE_ARG_PREFIXES = ('inst.repo=', 'repo=', 'method=', 'inst.stage2=', 'stage2=', 'install=',
