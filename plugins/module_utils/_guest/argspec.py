@@ -6,7 +6,7 @@ virt_install_domain and virt_install_domains, and the step from a module's param
 normalised spec. Private to the collection: no API promise.
 
 Imports nothing heavy (no lxml, libvirt or install-media code; choices come from
-_domain/spec's constants): a module builds its
+_guest/spec's constants): a module builds its
 argument spec before it knows what the run needs.
 """
 
@@ -26,7 +26,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._vnc import guar
 DEFAULT_INSTALL_CACHE_DIR = '/var/lib/libvirt/boot/kvmops'
 
 # virt_install_domains' preflight option: fail the run on a guest's problem, or report them
-# (check mode only; _domain/batch.py).
+# (check mode only; _guest/batch.py).
 PREFLIGHT_MODES = ('fail', 'report')
 
 
@@ -145,7 +145,7 @@ def validate(params, option_spec=None):
 
 
 def _as_written(params):
-    """Validated params -> what _domain.spec.normalize reads: unset suboptions of disks and
+    """Validated params -> what _guest.spec.normalize reads: unset suboptions of disks and
     networks dropped, graphics.allow_insecure taken out (it is a policy, not a setting)."""
     params = dict(params)
     allow_insecure = False
@@ -162,7 +162,7 @@ def _as_written(params):
 def spec_from_params(params):
     """Normalise one guest's params (validated by the argument spec) into the spec.
 
-    Raises _domain.spec.SpecError with the option and the fix."""
+    Raises _guest.spec.SpecError with the option and the fix."""
     params, allow_insecure = _as_written(params)
     spec = _osinfo.normalize_with_facts(dspec, params)
     refusal = _vnc_guard.public_vnc_error(spec.get('graphics'), allow_insecure)
@@ -172,7 +172,7 @@ def spec_from_params(params):
 
 
 def normalize(params):
-    """Raw options -> spec without host facts: the argument spec, then _domain.spec's rules.
+    """Raw options -> spec without host facts: the argument spec, then _guest.spec's rules.
     For callers that have no AnsibleModule (unit tests, benchmarks); SpecError either way."""
     validated, errors = validate(params)
     if errors:

@@ -101,7 +101,7 @@ class Guest(object):
         self.warnings = []
         self.elapsed = 0.0
         self.manager = None        # the plan's manager (its domain, install record, media)
-        self.media = []            # preflight problems of its media (_domain/preflight.py)
+        self.media = []            # preflight problems of its media (_guest/preflight.py)
         self.deferred = None       # why check mode cannot plan it yet (preflight=report)
 
     @property

@@ -6,7 +6,7 @@
 Private to the collection: no API promise. No libvirt, no I/O: golden-file tested.
 
 build_domain_tree(values, host) -> lxml Element of the FINAL (persistent) definition, where
-values = _domain_spec.creation_values(spec) whose disks may carry 'format_resolved' (the
+values = _guest/spec.creation_values(spec) whose disks may carry 'format_resolved' (the
 storage layer detects the format of existing images) and host = {'arch', 'domain_type',
 'machine' (or None)}. The element builders (disk_element, interface_element, ...) are also
 used by _domain_drift to merge the user's wishes into an existing definition.

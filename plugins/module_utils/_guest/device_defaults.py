@@ -1,13 +1,13 @@
 # -*- coding: utf-8 -*-
 # Copyright: kvmops contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The devices virt-install 4.1 gives a NEW guest, as elements for _domain/builder.py.
+"""The devices virt-install 4.1 gives a NEW guest, as elements for _guest/builder.py.
 
 Private to the collection: no API promise. Pure (lxml only); used only when a domain is
 created, never to compare an existing one (drift compares only what the options ask for, so
 a guest defined with older defaults is left as it is).
 
-What a new guest gets, decided by the os facts of _domain/osinfo.py (libosinfo or families):
+What a new guest gets, decided by the os facts of _libvirt/osinfo.py (libosinfo or families):
 - machine q35 on x86 when the OS supports it (libosinfo lists the q35 chipset and virtio
   1.0), unless a disk asks for the IDE bus (q35 has no IDE); 'virt' on aarch64/armv7l/riscv64;
 - <pm> with suspend-to-mem and suspend-to-disk off (x86): a guest that suspends itself

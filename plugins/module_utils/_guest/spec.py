@@ -182,7 +182,7 @@ def os_family(os_variant):
     for p in _LINUX_PREFIXES:
         if v.startswith(p):
             return 'linux'
-    # BSDs and other systems libosinfo knows (freebsd13.0): see _domain/osinfo.py.
+    # BSDs and other systems libosinfo knows (freebsd13.0): see _libvirt/osinfo.py.
     family = _osinfo.fallback_family(v)
     if family:
         return family
@@ -325,7 +325,7 @@ def _serial(value):
 def normalize(params):
     """Turn a guest's params into a spec dict, or raise SpecError. Pure.
 
-    The params are those the guest argument spec validated (_domain/argspec.py: types,
+    The params are those the guest argument spec validated (_guest/argspec.py: types,
     choices, unknown keys; AnsibleModule, the batch and argspec.normalize all run it): this
     checks only what an argument spec cannot say (names, paths, units, cross-option rules)."""
     name = check_name(params.get('name'))

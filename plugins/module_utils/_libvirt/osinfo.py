@@ -2,7 +2,7 @@
 # Copyright: kvmops contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """What an os_variant means for a new guest: libosinfo when the hypervisor has it, else the
-families of _domain/spec.py.
+families of _guest/spec.py.
 
 Private to the collection: no API promise.
 

@@ -26,6 +26,7 @@ import re
 from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.manager import ManagerBase
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import capabilities as _capabilities
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import connection as _libvirt_conn
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._host import mountinfo as _mountinfo
@@ -505,7 +506,7 @@ def _diff_text(directory, rules, booleans):
     return '\n'.join(out) + '\n'
 
 
-class VirtDirManager(object):
+class VirtDirManager(ManagerBase):
     """Bring one image directory's SELinux labelling to the wanted state.
 
     params: path, state, setype, equivalent_to, relabel, booleans ({name: bool}),
@@ -516,15 +517,13 @@ class VirtDirManager(object):
 
     def __init__(self, cli, params, check_mode, diff_mode=True, directory=None, mount_lookup=None,
                  security_models=None):
+        super(VirtDirManager, self).__init__(check_mode=check_mode, diff_mode=diff_mode)
         self.cli = cli
         self.security_models = security_models
         self.p = params
-        self.check_mode = check_mode
         self.directory = directory
         self.mount_lookup = mount_lookup or _mountinfo.mount_for_path
-        self.warnings = []
         self.notes = []
-        self.diff_mode = diff_mode
 
     def run(self):
         """The module result; its warnings (also kept in self.warnings) under 'warnings'."""

@@ -1,4 +1,4 @@
-"""The one guest argument spec (_domain/argspec.py) shared by both domain modules."""
+"""The one guest argument spec (_guest/argspec.py) shared by both domain modules."""
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import argspec
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import media
 

@@ -1,4 +1,4 @@
-"""virt_install_domains' orchestration (_domain/batch.py) without libvirt: merge, validation,
+"""virt_install_domains' orchestration (_guest/batch.py) without libvirt: merge, validation,
 duplicates, the plan/apply passes and their concurrency with fake managers, the pool retry.
 Real guests, pools and installs are in tests/integration/test_virt_install_domains*.py."""
 import os
@@ -118,7 +118,7 @@ def test_shared_host_facts_are_asked_once_per_virt_type_and_arch():
 
 
 class FakeManager(object):
-    """Stands in for a DomainManager: the script says what run() does per guest and mode."""
+    """Stands in for a GuestManager: the script says what run() does per guest and mode."""
 
     def __init__(self, g, check_mode, script):
         self.g, self.check_mode, self.script = g, check_mode, script

@@ -1,4 +1,4 @@
-"""_cloud/options.py: the cloud options' argument spec, shared by virt_install_domain and each
+"""_guest/options.py: the cloud options' argument spec, shared by virt_install_domain and each
 guest of virt_install_domains, without the download code."""
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import base_image
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import options

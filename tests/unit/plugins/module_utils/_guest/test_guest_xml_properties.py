@@ -37,7 +37,7 @@ BUILDER_TAGS = {
     'disk', 'driver', 'source', 'target', 'readonly', 'controller', 'interface', 'mac',
     'serial', 'console', 'input', 'graphics', 'listen', 'video', 'uuid', 'metadata',
     '{%s}install' % P.RECORD_NS,
-    # virt-install's device defaults (_domain/device_defaults.py)
+    # virt-install's device defaults (_guest/device_defaults.py)
     'pm', 'suspend-to-mem', 'suspend-to-disk', 'channel', 'rng', 'backend',
     '{%s}libosinfo' % DD.LIBOSINFO_NS, '{%s}os' % DD.LIBOSINFO_NS,
 }
