@@ -137,7 +137,7 @@ class GuestManager(ManagerBase):
         try:
             real_plans = _storage.plan_disks(real if disks is not None else disks, self.conn)
         except _storage.StorageError as exc:
-            raise DomainError(str(exc))
+            raise DomainError.rewrap(exc)
         if not placeholders:
             return real_plans
         plans = []
@@ -190,7 +190,7 @@ class GuestManager(ManagerBase):
             for msg in _space.check(self.plans, self.conn):
                 self.warn(msg)
         except (_space.SpaceError, OSError) as exc:
-            raise DomainError(str(exc))
+            raise DomainError.rewrap(exc)
         for opt in ('kernel', 'initrd'):
             if self.spec.get(opt) and not os.path.isfile(self.spec[opt]):
                 raise DomainError('%s=%s is not a file on the hypervisor; copy it there (e.g. '
@@ -199,7 +199,7 @@ class GuestManager(ManagerBase):
         try:
             _preflight.check_paths(_preflight.paths_of(self.spec))
         except _preflight.PreflightError as exc:
-            raise DomainError(str(exc))
+            raise DomainError.rewrap(exc)
         for f in self.features:
             f.preflight(self)
 
@@ -266,7 +266,7 @@ class GuestManager(ManagerBase):
                 try:
                     created += _shared.retry_pool_busy(one)
                 except _storage.StorageError as exc:
-                    raise DomainError(str(exc))
+                    raise DomainError.rewrap(exc)
             self.act('created disk %s' % p['label'])
         return created
 
@@ -297,7 +297,7 @@ class GuestManager(ManagerBase):
         try:
             drift = ddrift.compare(compare_spec, self.secure_xml(dom), self.host)
         except ddrift.DriftError as exc:
-            raise DomainError(str(exc))
+            raise DomainError.rewrap(exc)
         self.apply_drift(dom, drift)
         for f in self.features:
             f.updated(self)

@@ -115,7 +115,7 @@ def normalize(params):
         try:
             _base.parse_checksum(b.get('checksum'), opt + '.checksum')
         except _base.BaseImageError as exc:
-            raise CloudOptionError(str(exc))
+            raise CloudOptionError.rewrap(exc)
         if d.get('backing_store'):
             raise CloudOptionError("%s and disks[%d].backing_store both name the base; give "
                                    "one." % (opt, i))

@@ -18,12 +18,13 @@ __metaclass__ = type
 
 import os
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.xml import etree
 
 _GIB = 1024.0 ** 3
 
 
-class SpaceError(Exception):
+class SpaceError(KvmopsError):
     """Not enough free space: the message names the file system, the sizes and the fix."""
 
 

@@ -279,7 +279,7 @@ def _graphics(g):
         try:
             graphics.parse_listen(listen, 'graphics.listen')
         except graphics.GraphicsError as exc:
-            raise SpecError(str(exc))
+            raise SpecError.rewrap(exc)
     port = g.get('port')
     if port is not None:
         try:
@@ -301,7 +301,7 @@ def _graphics(g):
             try:
                 graphics.check_vnc_password(password, 'graphics.password')
             except graphics.GraphicsError as exc:
-                raise SpecError(str(exc))
+                raise SpecError.rewrap(exc)
     keymap = check_string('graphics.keymap', g.get('keymap'))
     if keymap is not None and not _KEYMAP_RE.match(keymap):
         raise SpecError("graphics.keymap=%r is not a keymap such as en-us or de." % (keymap,))

@@ -89,7 +89,7 @@ class CloudFeature(Feature):
         try:
             files, warnings = _seed.build(ci, m.spec['name'], existing, openssl=self.openssl)
         except KvmopsError as exc:
-            raise DomainError(str(exc))
+            raise DomainError.rewrap(exc)
         for w in warnings:
             m.warn(w)
         self._seed_files = files
@@ -139,7 +139,7 @@ class CloudFeature(Feature):
                                    check_mode=m.check_mode, full=True,
                                    validate_certs=b['validate_certs'], timeout=b['timeout'])
             except KvmopsError as exc:
-                raise DomainError('disks[%d].base_image: %s' % (b['index'], exc))
+                raise DomainError.rewrap(exc, 'disks[%d].base_image: %s' % (b['index'], exc))
             if res['path'] != d.get('backing_store'):
                 # a checksum file resolved the entry only now
                 disks[b['index']] = dict(d, backing_store=res['path'])
@@ -166,7 +166,7 @@ class CloudFeature(Feature):
             _store.write(directory, self.cloud['seed_iso'], self._seed_files,
                          runner=m.run_command)
         except KvmopsError as exc:
-            raise DomainError(str(exc))
+            raise DomainError.rewrap(exc)
         m.act('%s cloud-init seed %s' % ('built' if r['status'] == 'build' else 'rebuilt',
                                          self.cloud['seed_iso']))
         r['status'] = 'built' if r['status'] == 'build' else 'rebuilt'
@@ -259,7 +259,7 @@ class CloudFeature(Feature):
             try:
                 self.reach = _reach.wait(m.conn, m.dom, self.cloud)
             except _reach.WaitError as exc:
-                raise DomainError(str(exc))
+                raise DomainError.rewrap(exc)
 
     def removed(self, m, had):
         ci = self.cloud.get('cloud_init')

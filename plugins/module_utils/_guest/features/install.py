@@ -68,7 +68,7 @@ def normalize_install(params, spec, wait=0):
     try:
         wait = _durations.parse_wait(wait)
     except _durations.DurationError as exc:
-        raise DomainError(str(exc))
+        raise DomainError.rewrap(exc)
     out = {
         'source': source, 'location': params.get('location'), 'cdrom': params.get('cdrom'),
         'extra_args': params.get('extra_args'), 'kickstart': params.get('kickstart'),
@@ -111,13 +111,13 @@ def normalize_install(params, spec, wait=0):
         try:
             out['inject_files'] = inj.read_inject_files([out['kickstart']])
         except inj.InitrdInjectError as exc:
-            raise DomainError('install.kickstart: %s' % exc)
+            raise DomainError.rewrap(exc, 'install.kickstart: %s' % exc)
         out['inject_name'] = out['inject_files'][0][0]
     if source == 'location':
         try:
             out['kind'], out['canonical'] = media.classify_location(out['location'])
         except media.InstallMediaError as exc:
-            raise DomainError(str(exc))
+            raise DomainError.rewrap(exc)
     return out
 
 
@@ -212,7 +212,7 @@ class InstallFeature(Feature):
                     validate_certs=self.install['validate_certs'],
                     timeout=self.install['timeout'])
             except media.InstallMediaError as exc:
-                raise DomainError(str(exc))
+                raise DomainError.rewrap(exc)
             self.media['_check'] = check_mode
             return self.media
 
@@ -239,7 +239,7 @@ class InstallFeature(Feature):
         try:
             _preflight.check_paths(self._paths)
         except _preflight.PreflightError as exc:
-            raise DomainError(str(exc))
+            raise DomainError.rewrap(exc)
 
     # ------------------------------------------------------------------ a new domain
     def needs_phase(self):
@@ -337,7 +337,7 @@ class InstallFeature(Feature):
                             factory, m.secure_xml(dom), check_mode=m.check_mode,
                             on_completed=completed)
         except phase.InstallPhaseError as exc:
-            raise DomainError(str(exc))
+            raise DomainError.rewrap(exc)
         if out['started_installer']:
             m.act('started the installer')
         elif out['changed'] and m.check_mode and out['install_phase'] == phase.PHASE_STARTED:
