@@ -185,7 +185,7 @@ def failed_result(g):
 
 def _install_feature(m):
     """The install feature of a guest's manager, or None."""
-    return m.feature('InstallFeature') if hasattr(m, 'feature') else None
+    return m.feature('install') if hasattr(m, 'feature') else None
 
 
 def _install_record(m):

@@ -71,10 +71,10 @@ class GuestManager(ManagerBase):
         self.removed_storage = []
         self._osinfo = None        # libosinfo's facts, once resolved
 
-    def feature(self, cls_name):
-        """The enabled feature of that class name ('InstallFeature'), or None."""
+    def feature(self, name):
+        """The enabled feature of that name ('install', 'cloud'), or None."""
         for f in self.features:
-            if type(f).__name__ == cls_name:
+            if f.name == name:
                 return f
         return None
 

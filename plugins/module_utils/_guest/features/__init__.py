@@ -21,6 +21,8 @@ __metaclass__ = type
 class Feature(object):
     """The hooks, in the manager's step order. Each does nothing unless a feature says so."""
 
+    name = None  # what GuestManager.feature(name) finds it by
+
     # -- plan: no side effects in any mode
     def placeholders(self, m):
         """{disk index: storage plan} for disks prepare() makes (not there yet)."""

@@ -45,6 +45,8 @@ def _sha(text):
 class CloudFeature(Feature):
     """A cloud-image guest (see the module docstring)."""
 
+    name = 'cloud'
+
     def __init__(self, cloud, openssl=None):
         self.cloud = cloud
         self.openssl = openssl

@@ -124,6 +124,8 @@ def normalize_install(params, spec, wait=0):
 class InstallFeature(Feature):
     """The install phase of a guest (see the module docstring)."""
 
+    name = 'install'
+
     def __init__(self, install):
         self.install = install
         self.media = None          # resolve_location() result
