@@ -28,7 +28,7 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.manager import ManagerBase
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import capabilities as _capabilities
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import connection as _libvirt_conn
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import connection as _conn
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._host import mountinfo as _mountinfo
 
 C_LOCALE = {'LANG': 'C', 'LC_ALL': 'C', 'LC_MESSAGES': 'C'}
@@ -191,10 +191,10 @@ def check_directory_settings(owner, group, mode):
 def libvirt_security_models(uri):
     """Security drivers from libvirt's host capabilities, or None when libvirt does not answer
     (they are only reported: where SELinux is off, libvirt confines guests with these)."""
-    if not _libvirt_conn.HAS_LIBVIRT:
+    if not _conn.HAS_LIBVIRT:
         return None
     try:
-        with _libvirt_conn.connection(uri, read_only=True) as conn:
+        with _conn.connection(uri, read_only=True) as conn:
             return _capabilities.read(conn).security_models()
     except Exception:  # pylint: disable=broad-except  # only reported, never needed
         return None
