@@ -314,7 +314,7 @@ def ensure(url, checksum, cache_dir=None, check_mode=False, validate_certs=True,
                     'algorithm': alg, 'digest': digest, 'size': st.st_size,
                     'mtime': int(st.st_mtime)}
         write_atomic(directory, MANIFEST,
-                            json.dumps(manifest, indent=1, sort_keys=True).encode())
+                     json.dumps(manifest, indent=1, sort_keys=True).encode())
         result['fetched'] = True
         return result
     finally:

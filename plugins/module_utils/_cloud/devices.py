@@ -119,7 +119,7 @@ def add_cloud_devices(tree, cloud, agent=True, forwards=True):
         if tree.nsmap.get('qemu') != QEMU_NS:
             # lxml cannot add a namespace declaration to an existing root: rebuild it.
             new = lxml_util.etree.Element(tree.tag, attrib=dict(tree.attrib),
-                                     nsmap=dict(tree.nsmap, qemu=QEMU_NS))
+                                          nsmap=dict(tree.nsmap, qemu=QEMU_NS))
             new.extend(list(tree))
             tree = new
         tree.append(qemu_user_element(cloud['port_forwards'], _fwd_mac(name)))

@@ -27,6 +27,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.manager 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import builder as dxml
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import drift as ddrift
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import preflight as _preflight
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import qemu_access as _access
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import shared as _shared
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import space as _space
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import spec as dspec
@@ -197,8 +198,8 @@ class GuestManager(ManagerBase):
                                   'to /var/lib/libvirt/boot) or fix the path.'
                                   % (opt, self.spec[opt]))
         try:
-            _preflight.check_paths(_preflight.paths_of(self.spec))
-        except _preflight.PreflightError as exc:
+            _access.check_paths(_preflight.paths_of(self.spec))
+        except _access.PreflightError as exc:
             raise DomainError.rewrap(exc)
         for f in self.features:
             f.preflight(self)

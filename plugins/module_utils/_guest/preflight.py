@@ -2,7 +2,7 @@
 # Copyright: kvmops contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The guest's preflight: the paths QEMU must reach for a guest (checked by
-_libvirt/qemu_access.py) and the media a new guest reads, and what is wrong with them.
+_libvirt/qemu_access.check_paths) and the media a new guest reads, and what is wrong with them.
 
 Private to the collection: no API promise. Reads only.
 """
@@ -11,9 +11,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.qemu_access import (  # noqa: F401 - the guest's preflight names
-    PreflightError, check_paths)
 
 
 def paths_of(spec, plans=None):

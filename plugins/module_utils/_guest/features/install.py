@@ -32,7 +32,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import 
     source_arg as _source_arg)
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import (
     durations as _durations)
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import preflight as _preflight
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import qemu_access as _access
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.features import Feature
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.manager import DomainError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connection import libvirt  # None without libvirt-python
@@ -79,7 +79,7 @@ def normalize_install(params, spec, wait=0):
     }
     if out['wait'] < -1:
         raise DomainError("wait=%s: use 0 (return once the installer started), -1 "
-                               "(no limit) or a number of seconds." % out['wait'])
+                          "(no limit) or a number of seconds." % out['wait'])
     if source != 'location':
         for key in ('extra_args', 'kickstart'):
             if out[key]:
@@ -96,17 +96,17 @@ def normalize_install(params, spec, wait=0):
         value = out[key]
         if value and (any(c in value for c in '<>&\x00\n\r') or dspec.NOT_XML.search(value)):
             raise DomainError("install.extra_args contains XML metacharacters, line "
-                                   "breaks or control characters; give plain kernel arguments.")
+                              "breaks or control characters; give plain kernel arguments.")
     if out['cdrom']:
         if not os.path.isabs(out['cdrom']):
             raise DomainError("install.cdrom=%s must be an absolute path on the hypervisor."
-                                   % out['cdrom'])
+                              % out['cdrom'])
         if not os.path.isfile(out['cdrom']):
             raise DomainError("install.cdrom=%s does not exist on the hypervisor; copy the "
-                                   "ISO there (e.g. to /var/lib/libvirt/boot)." % out['cdrom'])
+                              "ISO there (e.g. to /var/lib/libvirt/boot)." % out['cdrom'])
         if not media.is_optical_image(out['cdrom']):
             raise DomainError("install.cdrom=%s is neither an ISO 9660 nor a UDF image; "
-                                   "give the installer's ISO." % out['cdrom'])
+                              "give the installer's ISO." % out['cdrom'])
     if out['kickstart']:
         try:
             out['inject_files'] = inj.read_inject_files([out['kickstart']])
@@ -239,8 +239,8 @@ class InstallFeature(Feature):
         if not self._paths:
             return
         try:
-            _preflight.check_paths(self._paths)
-        except _preflight.PreflightError as exc:
+            _access.check_paths(self._paths)
+        except _access.PreflightError as exc:
             raise DomainError.rewrap(exc)
 
     # ------------------------------------------------------------------ a new domain

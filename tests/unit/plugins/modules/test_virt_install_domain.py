@@ -64,6 +64,6 @@ def test_public_vnc_without_tls_is_refused_unless_allowed():
     for listen in ('0.0.0.0', '::', '192.0.2.7'):
         with pytest.raises(KvmopsError, match='Refusing graphics.listen=%s' % listen):
             mod.build_options(FakeModule(params(name='vm1', graphics={'type': 'vnc',
-                                                                   'listen': listen})))
+                                                                      'listen': listen})))
     for listen in ('127.0.0.1', '127.0.0.9', '::1', None):
         mod.build_options(FakeModule(params(name='vm1', graphics={'type': 'vnc', 'listen': listen})))

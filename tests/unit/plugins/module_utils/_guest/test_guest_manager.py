@@ -53,7 +53,7 @@ def name(conn):
 def run(conn, params, check=False, diff=False, warnings=None):
     spec = A.normalize(params)
     mgr = M.GuestManager(conn, spec, check_mode=check, diff_mode=diff,
-                          warn=(warnings.append if warnings is not None else None))
+                         warn=(warnings.append if warnings is not None else None))
     return mgr.run()
 
 
