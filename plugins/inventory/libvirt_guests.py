@@ -615,8 +615,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         once (at most WORKERS at a time), each within connect_timeout. A failed listing is
         recorded as a failure, never as a hypervisor without guests; its last good listing
         (from the cache) is served with a warning on every run that serves it."""
-        sources = self.get_option('address_sources')
-        namespace = self.get_option('tag_namespace')
+        # Plain str: option values carry ansible-core 2.19's tags (origin, trust), which would be
+        # copied into every address entry and make the cache entry ~10x slower to read back.
+        sources = [str(x) for x in self.get_option('address_sources')]
+        namespace = str(self.get_option('tag_namespace'))
         timeout = self.get_option('connect_timeout')
         todo = [(name, uri) for name, uri in hypervisors if uri not in served]
         jobs = [(lambda uri=uri: collect_hypervisor(uri, sources, namespace)) for _, uri in todo]
