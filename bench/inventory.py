@@ -98,9 +98,36 @@ def write_yaml(path, data):
         json.dump(data, f, indent=1)   # JSON is YAML
 
 
+def plain(value):
+    """ansible-inventory's JSON without its {'__ansible_unsafe': v} wrappers."""
+    if isinstance(value, dict):
+        if list(value) == ['__ansible_unsafe']:
+            return value['__ansible_unsafe']
+        return dict((k, plain(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def write_static(base, source):
+    """A static YAML (JSON) inventory with what `source` lists; its path."""
+    proc = subprocess.run(inventory_cmd(source), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                          universal_newlines=True, env=env(), timeout=900, check=True)
+    listed = plain(json.loads(proc.stdout))
+    hostvars = listed['_meta']['hostvars']
+    children = {}
+    for group, body in listed.items():
+        if group in ('_meta', 'all', 'ungrouped') or not body.get('hosts'):
+            continue
+        children[group] = {'hosts': dict((h, None) for h in body['hosts'])}
+    path = os.path.join(base, 'static.yml')
+    write_yaml(path, {'all': {'hosts': hostvars, 'children': children}})
+    return path
+
+
 def env():
     return B.ansible_env({'ANSIBLE_STDOUT_CALLBACK': 'default', 'ANSIBLE_INVENTORY_UNPARSED_FAILED': '1',
-                          'ANSIBLE_INVENTORY_ENABLED': 'auto,kvmops.hypervisor.libvirt_guests'})
+                          'ANSIBLE_INVENTORY_ENABLED': 'auto,yaml'})
 
 
 def inventory_cmd(source):
@@ -167,6 +194,12 @@ def measure(sizes, reps):
         expected = size * GUESTS
         for name, source in sources.items():
             check(source, expected)   # also warms the cache of ours_cached
+        # Floors: ansible-inventory reading the very hosts, groups and variables ours lists from a
+        # static file (what any cache could at best reach), and a one-host static inventory
+        # (ansible-inventory's start-up).
+        sources['static'] = write_static(base, sources['ours'])
+        sources['startup'] = os.path.join(base, 'startup.yml')
+        write_yaml(sources['startup'], {'all': {'hosts': {'one': {'a': 1}}}})
         samples = dict((name, {'wall': [], 'rss': [], 'cpu': []}) for name in sources)
         order = list(sources)
         for rep in range(reps):
@@ -217,7 +250,7 @@ def section(data):
         'after one checked run of each configuration; load average at start / end %s / %s. Each hypervisor is a '
         "libvirt test-driver node file (`test:///FILE`: no daemon) with %d guests (a third shut off, every one "
         'tagged, one NIC on a NAT network). Wall-clock time and peak RSS of `ansible-inventory --list` (ansible-core '
-        '%s): ours = one `libvirt_guests.yml` with every URI; community = community.libvirt %s `libvirt` plugin, '
+        '%s): ours = one `libvirt_guests.yml` with every URI; community = the `libvirt` plugin of community.libvirt %s, '
         'one source per URI; cached = ours with `cache: true` (jsonfile), warm. Medians; ratios from the same run.'
         % (data['date'], data['reps'], ' '.join(map(str, data['load_start'])), ' '.join(map(str, data['load_end'])),
            GUESTS, data.get('ansible_core', '?'), data.get('community_libvirt', '?')),
@@ -231,6 +264,14 @@ def section(data):
         ro, rc, rk = (med(s[n][x]['rss']) for x in ('ours', 'community', 'ours_cached'))
         lines.append('| %d (%d) | %.2f s | %.2f s | %.2f s | %.2fx | %.2fx | %.0f / %.0f / %.0f MiB |'
                      % (n, n * GUESTS, o, c, k, o / c, k / c, ro, rc, rk))
+    lines += ['', 'Floors (same run): `ansible-inventory --list` of a static YAML file holding exactly the hosts, groups and '
+              'variables ours lists (what any cache can at best reach), and of a one-host static file (start-up):', '',
+              '| hypervisors | static, same data | one host | ours cached / static | CPU s ours / community / cached / static |',
+              '|---|---|---|---|---|']
+    for n in sizes:
+        st, one, k = (med(s[n][x]['wall']) for x in ('static', 'startup', 'ours_cached'))
+        cpu = ' / '.join('%.2f' % med(s[n][x]['cpu']) for x in ('ours', 'community', 'ours_cached', 'static'))
+        lines.append('| %d | %.2f s | %.2f s | %.2fx | %s |' % (n, st, one, k / st, cpu))
     if 50 in s:
         o, c, k = (med(s[50][x]['wall']) for x in ('ours', 'community', 'ours_cached'))
         lines += ['', 'Goals at 50 hypervisors: ours at most 0.5x community (%.2fx: %s), cached at most 0.1x '
@@ -267,7 +308,7 @@ def versions():
     core = subprocess.run([py, '-c', 'import ansible.release as r; print(r.__version__)'],
                           stdout=subprocess.PIPE, universal_newlines=True, check=False).stdout.strip()
     manifest = subprocess.run([py, '-c', 'import ansible_collections.community.libvirt as c, os, json; '
-                               'print(json.load(open(os.path.join(os.path.dirname(c.__file__), "MANIFEST.json")))'
+                               'print(json.load(open(os.path.join(list(c.__path__)[0], "MANIFEST.json")))'
                                '["collection_info"]["version"])'],
                               stdout=subprocess.PIPE, universal_newlines=True, check=False).stdout.strip()
     return core, manifest

@@ -521,9 +521,11 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         other users: its entries would be read as this inventory (addresses, ssh hops)."""
         try:
             directory = self.get_option('cache_connection')
+            plugin = self.get_option('cache_plugin') or ''
         except KeyError:
-            directory = None
-        if not directory:
+            directory, plugin = None, ''
+        # The file caches keep entries in that directory (redis & co. take a host:port).
+        if not directory or str(plugin).split('.')[-1] not in ('jsonfile', 'yaml', 'pickle'):
             return True
         directory = os.path.expanduser(os.path.expandvars(directory))
         if not os.path.isdir(directory):
