@@ -173,7 +173,7 @@ class Hang(object):
     def _accept(self):
         while True:
             try:
-                conn, _ = self.sock.accept()
+                conn, _peer = self.sock.accept()
             except OSError:
                 return
             self.held.append(conn)
@@ -204,7 +204,7 @@ def measure(sizes, reps):
         order = list(sources)
         for rep in range(reps):
             for name in order[rep % len(order):] + order[:rep % len(order)]:
-                wall, rss, cpu, _ = timed(sources[name])
+                wall, rss, cpu, _err = timed(sources[name])
                 samples[name]['wall'].append(round(wall, 3))
                 samples[name]['rss'].append(round(rss, 1))
                 samples[name]['cpu'].append(round(cpu, 2))
@@ -225,7 +225,7 @@ def measure_hang(base, uris, reps):
                             'connect_timeout': HANG_TIMEOUT})
         walls = []
         stderr = ''
-        for _ in range(reps):
+        for _rep in range(reps):
             wall, _rss, _cpu, stderr = timed(config, timeout=300)
             walls.append(round(wall, 3))
             B.log('inventory hang: %.2f s' % wall)

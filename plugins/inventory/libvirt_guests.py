@@ -432,7 +432,7 @@ def run_all(jobs, timeout, workers=WORKERS, clock=time.monotonic):
     def spawn():
         threading.Thread(target=worker, name='libvirt_guests', daemon=True).start()
 
-    for _ in range(min(workers, len(jobs))):
+    for _worker in range(min(workers, len(jobs))):
         spawn()
     with lock:
         while len(results) < len(jobs):
@@ -525,7 +525,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         except KeyError:
             directory, plugin = None, ''
         # The file caches keep entries in that directory (redis & co. take a host:port).
-        if not directory or str(plugin).split('.')[-1] not in ('jsonfile', 'yaml', 'pickle'):
+        if not directory or str(plugin).rsplit('.', maxsplit=1)[-1] not in ('jsonfile', 'yaml', 'pickle'):
             return True
         directory = os.path.expanduser(os.path.expandvars(directory))
         if not os.path.isdir(directory):
@@ -623,9 +623,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         namespace = str(self.get_option('tag_namespace'))
         timeout = self.get_option('connect_timeout')
         todo = [(name, uri) for name, uri in hypervisors if uri not in served]
-        jobs = [(lambda uri=uri: collect_hypervisor(uri, sources, namespace)) for _, uri in todo]
+        jobs = [(lambda uri=uri: collect_hypervisor(uri, sources, namespace)) for _name, uri in todo]
         outcomes = run_all(jobs, timeout) if jobs else {}
-        listed = dict((uri, outcomes[i]) for i, (_, uri) in enumerate(todo))
+        listed = dict((uri, outcomes[i]) for i, (_name, uri) in enumerate(todo))
         data = []
         records = {}
         for name, uri in hypervisors:

@@ -282,7 +282,7 @@ def test_a_failed_listing_is_never_cached_as_no_guests(tmp_path):
 
     # Cached and then failing: every run that serves the last good listing says so.
     os.unlink(node)
-    for _ in range(2):
+    for _round in range(2):
         proc = run(bindir, 'ansible-inventory', ['-i', config, '--list', '--flush-cache'], home)
         err = ' '.join(proc.stderr.split())
         assert 'hypervisor hv1 (%s) could not be listed' % uri in err and 'last good listing' in err, err
@@ -340,7 +340,7 @@ def test_a_hypervisor_that_hangs_costs_its_timeout_not_the_inventory(tmp_path):
         took = time.monotonic() - start
     finally:
         listener.close()
-        for conn, _ in held:
+        for conn, _peer in held:
             conn.close()
     assert held, 'libvirt never connected to the listener'
     err = ' '.join(proc.stderr.split())

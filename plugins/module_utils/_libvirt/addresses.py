@@ -166,7 +166,7 @@ def check_address(address, ranges):
             return 'it is the network or broadcast address of %s' % network
         return None
     return 'outside the network the NIC is attached to (%s)' % (
-        ', '.join(str(n) for n, _ in ranges) or 'no address range')
+        ', '.join(str(n) for n, _host in ranges) or 'no address range')
 
 
 def _query(dom, source):
@@ -240,7 +240,7 @@ def merge_answers(nics, answers, ranges=None):
                 })
                 if source not in entry['sources']:
                     entry['sources'].append(source)
-    return [entry for entry, _ in entries]
+    return [entry for entry, _ranges in entries]
 
 
 def rejected_messages(entries):
@@ -270,7 +270,7 @@ def domain_addresses_report(conn, dom, sources=('lease', 'agent', 'arp'), ranges
                 answers.append((source, answer))
     else:
         errors = dict((s, 'domain is not running') for s in sources)
-    checked = [s for s, _ in answers if s in GUEST_CONTROLLED]
+    checked = [s for s, _answer in answers if s in GUEST_CONTROLLED]
     ranges = [network_ranges(conn, nic, ranges_cache) if checked else None for nic in nics]
     return merge_answers(nics, answers, ranges), errors
 

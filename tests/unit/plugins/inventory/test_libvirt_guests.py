@@ -128,7 +128,7 @@ def test_run_all_every_worker_hangs():
     start = time.monotonic()
     out = plugin.run_all([lambda: gate.wait(30)] * 6, timeout=0.3, workers=2)
     gate.set()
-    assert all(kind == 'error' for kind, _ in out.values()) and len(out) == 6
+    assert all(kind == 'error' for kind, _value in out.values()) and len(out) == 6
     assert time.monotonic() - start < 3
 
 

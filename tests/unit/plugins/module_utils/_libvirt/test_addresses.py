@@ -295,7 +295,7 @@ def test_long_interface_name_is_cut_and_ranges_are_looked_up_once_per_network():
     rec = {'xml': DOM_XML, 'answers': {'agent': agent}}
     conn = FakeConn({'kvmops-i26': NET_XML}, {'br26': BRIDGE_XML})
     cache = {}
-    for _ in range(3):
+    for _round in range(3):
         entries = addresses.domain_addresses(conn, ReplayDomain(rec), ('agent',), cache)
     assert len(entries[0]['interface']) == 64
     assert conn.lookups.count(('network', 'kvmops-i26')) == 1
