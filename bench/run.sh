@@ -6,6 +6,8 @@
 #   BENCH_CASES    which cases to run (default "1 3 4 5 6 7 8 9"; case 2 is measured inside
 #                  case 1; 7-9 are the many-guests cases of bench/many.py)
 #                  "fleet": site.yml on 1 vs 3 podman hypervisors, bench/fleet.py, BENCH_FLEET_REPS
+#                  "inventory": libvirt_guests over 10/50/200 test-driver hypervisors vs
+#                  community.libvirt's inventory, bench/inventory.py (BENCH_INVENTORY_SIZES)
 #                  case 10, cloud guests to SSH-ready, only when asked: BENCH_CASES=10;
 #                  BENCH_CLOUD_COUNTS guests at a time, default "1 3")
 #   BENCH_REPORT=0 skip writing the report (e.g. while debugging one case)
@@ -44,6 +46,11 @@ for c in $cases; do
     "$lock" shared "$py" bench/fleet.py || failed="$failed $c"
     continue
   fi
+  if [ "$c" = inventory ]; then
+    # libvirt's test driver only (no daemon, no lock); writes its own section of results.md.
+    "$py" bench/inventory.py --reps "$BENCH_REPS" || failed="$failed $c"
+    continue
+  fi
   rm -f "bench/.work/raw/case$c.json"
   [ "$c" = 1 ] && rm -f bench/.work/raw/case2.json
   mode=shared reps=$BENCH_REPS
@@ -58,7 +65,7 @@ echo "$(( $(date +%s) - start ))" > bench/.work/raw/wall-seconds.txt
 echo "[bench] end $(date -u '+%F %T') UTC, load average $(cut -d' ' -f1-3 /proc/loadavg), $(( $(date +%s) - start )) s"
 
 # fleet.py writes its own section of results.md; the report needs the other cases' raw figures.
-[ "$cases" = fleet ] && BENCH_REPORT=0
+{ [ "$cases" = fleet ] || [ "$cases" = inventory ]; } && BENCH_REPORT=0
 if [ "${BENCH_REPORT:-1}" = 1 ]; then
   # A run of only the many-guests cases (7-9) keeps the last full run's sections of
   # results.md and replaces just its own (bench/report_many.py).

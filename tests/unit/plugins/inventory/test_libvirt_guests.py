@@ -1,6 +1,11 @@
 """Pure logic of the libvirt_guests inventory plugin: hypervisor names, the ssh hop to guests
 behind a hypervisor, and the qemu+ssh URI built from an inventory host. Listing real guests is
 tests/integration/test_inventory_libvirt_guests.py and the molecule fleet scenario."""
+import shlex
+import threading
+import time
+
+import pytest
 from ansible.inventory.host import Host
 
 from ansible_collections.kvmops.hypervisor.plugins.inventory import libvirt_guests as plugin
@@ -24,6 +29,107 @@ def test_proxy_jump_carries_user_and_port():
 def test_proxy_command_when_the_hop_needs_its_own_ssh_arguments():
     hop = plugin.ssh_hop_args('qemu+ssh://root@10.88.0.5/system', '-i /k -o StrictHostKeyChecking=no')
     assert hop == "-o ProxyCommand='ssh -i /k -o StrictHostKeyChecking=no -W %h:%p root@10.88.0.5'"
+
+
+# --- issue 26: nothing from libvirt, a guest or the cache becomes a template or a command
+
+@pytest.mark.parametrize('uri', [
+    "qemu+ssh://x';touch${IFS}p;'@hv1/system",
+    'qemu+ssh://-oProxyCommand=sh@hv1/system',
+    'qemu+ssh://root@-oProxyCommand=sh/system',
+    'qemu+ssh://root@hv1:22x/system',
+])
+def test_hop_refuses_users_hosts_ports_that_are_not_names(uri):
+    with pytest.raises(ValueError):
+        plugin.ssh_hop_args(uri, '-i /k')
+
+
+def test_proxy_command_words_are_quoted():
+    hop = plugin.ssh_hop_args('qemu+ssh://admin@hv1:2222/system', "-i '/k ey' -o 'ProxyCommand=x;y' $(id)")
+    words = shlex.split(hop)
+    assert words[:1] == ['-o'] and len(words) == 2
+    assert shlex.split(words[1][len('ProxyCommand='):]) == [
+        'ssh', '-i', '/k ey', '-o', 'ProxyCommand=x;y', '$(id)', '-W', '%h:%p', '-p', '2222', 'admin@hv1']
+
+
+def test_proxy_jump_to_an_ipv6_hypervisor_is_bracketed():
+    assert plugin.ssh_hop_args('qemu+ssh://root@[fd00::5]:2222/system') == '-o ProxyJump=root@[fd00::5]:2222'
+
+
+def test_group_and_host_names_keep_no_template_syntax():
+    assert plugin.safe_group_name("libvirt_tag_{{ lookup('pipe','id') }}") == 'libvirt_tag____lookup__pipe___id_____'
+    assert plugin.safe_group_name('9lives') == '_9lives'
+    assert plugin.safe_host_part("web{% if 1 %}") == 'web___if_1___'
+    assert plugin.safe_host_part('') == '_'
+    assert plugin.InventoryModule._sanitize_group_name('role_{#x#}') == 'role___x__'
+
+
+@pytest.mark.parametrize('text, expected', [
+    ("{{ lookup('pipe', 'id') }}", "{_{ lookup('pipe', 'id') }}"),
+    ('{%raw%}', '{_%raw%}'),
+    ('{#c#}', '{_#c#}'),
+    ('{{{', '{_{_{'),
+    ('plain {x} }}', 'plain {x} }}'),
+])
+def test_defang_breaks_every_jinja_start(text, expected):
+    out = plugin.defang({'k': [text]})
+    assert out == {'k': [expected]}
+    assert not any(start in out['k'][0] for start in ('{{', '{%', '{#'))
+
+
+def test_defang_only_before_ansible_core_2_19():
+    assert plugin._core_version('2.17.14') < (2, 19) <= plugin._core_version('2.19.14')
+
+
+def test_shown_escapes_terminal_control():
+    assert plugin.shown('a\x1b[31mred') == 'a\\x1b[31mred'
+    assert plugin.shown('x' * 200).endswith('...')
+
+
+def test_valid_listing_is_the_shape_we_write():
+    guest = {'name': 'g', 'uuid': 'u', 'state': 'running', 'vcpus': 1, 'memory_mib': 64, 'tags': ['t'],
+             'interfaces': [{'addresses': [{'address': '10.0.0.5', 'family': 'ipv4'}]}]}
+    assert plugin.valid_listing({'guests': [guest]})
+    assert not plugin.valid_listing({'guests': [dict(guest, tags='web')]})
+    assert not plugin.valid_listing({'guests': [dict(guest, interfaces=[{'addresses': [{'address': 5}]}])]})
+    assert not plugin.valid_listing({'guests': None}) and not plugin.valid_listing([guest])
+
+
+def test_missing_dependencies_name_what_to_install(monkeypatch):
+    monkeypatch.setattr(plugin, 'HAS_LIBVIRT', True)
+    monkeypatch.setattr(plugin._xml, 'HAS_LXML', False)
+    msg = plugin.missing_dependency_message('/venv/bin/python')
+    assert 'needs lxml on the controller' in msg and '/venv/bin/python -m pip install lxml' in msg
+    assert 'python3-lxml' in msg and 'libvirt-python' not in msg.split('(')[0]
+    monkeypatch.setattr(plugin, 'HAS_LIBVIRT', False)
+    assert 'libvirt-python and lxml' in plugin.missing_dependency_message()
+    monkeypatch.setattr(plugin._xml, 'HAS_LXML', True)
+    monkeypatch.setattr(plugin, 'HAS_LIBVIRT', True)
+    assert plugin.missing_dependency_message() is None
+
+
+# --- issue 33: one hypervisor that hangs costs its timeout, not everyone's
+
+def test_run_all_abandons_a_job_that_hangs_and_finishes_the_others():
+    gate = threading.Event()
+    jobs = [lambda: gate.wait(30)] + [lambda i=i: i for i in range(40)] + [lambda: 1 / 0]
+    start = time.monotonic()
+    out = plugin.run_all(jobs, timeout=0.5, workers=4)
+    took = time.monotonic() - start
+    gate.set()
+    assert took < 5, took
+    assert out[0][0] == 'error' and isinstance(out[0][1], TimeoutError)
+    assert [out[i + 1] for i in range(40)] == [('ok', i) for i in range(40)]
+    assert out[41][0] == 'error' and isinstance(out[41][1], ZeroDivisionError)
+
+
+def test_run_all_every_worker_hangs():
+    gate = threading.Event()
+    start = time.monotonic()
+    out = plugin.run_all([lambda: gate.wait(30)] * 6, timeout=0.3, workers=2)
+    gate.set()
+    assert all(kind == 'error' for kind, _value in out.values()) and len(out) == 6
+    assert time.monotonic() - start < 3
 
 
 def test_uri_of_an_inventory_host():
