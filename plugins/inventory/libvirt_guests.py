@@ -260,7 +260,7 @@ def defang(value):
 
 def missing_dependency_message(python=None):
     """None when libvirt-python and lxml are importable, else what to install, and where."""
-    missing = [name for name, ok in (('libvirt-python', HAS_LIBVIRT), ('lxml', _xml.HAS_LXML)) if not ok]
+    missing = [name for name, ok in (('libvirt-python', HAS_LIBVIRT), ('lxml', lxml_util.HAS_LXML)) if not ok]
     if not missing:
         return None
     python = python or sys.executable

@@ -97,13 +97,13 @@ def test_valid_listing_is_the_shape_we_write():
 
 def test_missing_dependencies_name_what_to_install(monkeypatch):
     monkeypatch.setattr(plugin, 'HAS_LIBVIRT', True)
-    monkeypatch.setattr(plugin._xml, 'HAS_LXML', False)
+    monkeypatch.setattr(plugin.lxml_util, 'HAS_LXML', False)
     msg = plugin.missing_dependency_message('/venv/bin/python')
     assert 'needs lxml on the controller' in msg and '/venv/bin/python -m pip install lxml' in msg
     assert 'python3-lxml' in msg and 'libvirt-python' not in msg.split('(')[0]
     monkeypatch.setattr(plugin, 'HAS_LIBVIRT', False)
     assert 'libvirt-python and lxml' in plugin.missing_dependency_message()
-    monkeypatch.setattr(plugin._xml, 'HAS_LXML', True)
+    monkeypatch.setattr(plugin.lxml_util, 'HAS_LXML', True)
     monkeypatch.setattr(plugin, 'HAS_LIBVIRT', True)
     assert plugin.missing_dependency_message() is None
 
