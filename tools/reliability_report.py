@@ -24,6 +24,8 @@ EXPECTED = [
     ('libvirtd killed during start', 'libvirtd SIGKILLed during start'),
     ('libvirtd killed during an install phase\'s wait', 'libvirtd SIGKILLed during an install'),
     ('libvirtd restarted between two tasks', 'libvirtd restarted between two tasks'),
+    ('libvirtd dies in the middle of a test (the suite goes on)',
+     'libvirtd SIGKILLed in the middle of a test'),
     ('image directory full', 'image directory'),
     ('qemu.conf on a full file system', 'qemu.conf on a full file system'),
     ('install-tree server dies mid-download', 'install-tree server dies'),
