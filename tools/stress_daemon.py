@@ -56,7 +56,12 @@ def cgroup_layout():
     with open('/proc/mounts') as f:
         types = [line.split()[2] for line in f]
     if 'cgroup' in types:
-        return 'v1 (hybrid)' if 'cgroup2' in types else 'v1'
+        check = subprocess.run([os.path.join(REPO, 'testbed', 'pin_cgroups.sh'), 'check'],
+                               stdout=subprocess.PIPE, universal_newlines=True, check=False)
+        pinned = ('every controller on a v1 hierarchy (testbed/pin_cgroups.sh)'
+                  if check.returncode == 0 else 'not on the host, floating: %s'
+                  % check.stdout.strip())
+        return '%s, %s' % ('v1 (hybrid)' if 'cgroup2' in types else 'v1', pinned)
     return 'v2' if 'cgroup2' in types else 'none'
 
 
