@@ -182,6 +182,8 @@ def main():
     ap.add_argument('--parallel', type=int, default=5)
     ap.add_argument('--json', default=os.path.join(REPO, '.build', 'reports',
                                                    'stress-daemon.json'))
+    ap.add_argument('--stop-on-crash', action='store_true',
+                    help='end the run at the first daemon crash (to keep its core)')
     ap.add_argument('--record', action='store_true',
                     help='append the run to tests/reliability/stress-daemon.jsonl')
     a = ap.parse_args()
@@ -237,6 +239,10 @@ def main():
                     print(death, flush=True)
                     daemon_watch.restart()
                     break
+            if deaths and a.stop_on_crash:
+                cleanup(prefix, image_dir)
+                rounds += 1
+                break
             left = cleanup(prefix, image_dir)
             if left:
                 log('left after round %d: %s' % (rounds, left))
