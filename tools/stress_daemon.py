@@ -162,7 +162,12 @@ DEFAULTS = {'memory': '128MiB', 'vcpus': 1, 'virt_type': 'qemu', 'os_variant': '
 
 def cleanup(prefix, image_dir):
     import shutil
-    conn = libvirt.open(paths.URI)
+    try:
+        conn = libvirt.open(paths.URI)
+    except libvirt.libvirtError as e:  # the daemon died unnoticed (another mount namespace)
+        log('cannot connect for the clean-up (%s): starting libvirtd' % e)
+        daemon_watch.restart()
+        conn = libvirt.open(paths.URI)
     try:
         remove_everything_named(conn, prefix, under=image_dir, parallel=True)
         left = leftovers(conn, prefix, under=image_dir)
