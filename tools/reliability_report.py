@@ -96,7 +96,7 @@ def stress_section():
         lines.append('| (no run recorded) | | | | | | | | | | |')
     deaths = [(r.get('when'), d) for r in runs for d in r.get('deaths', [])]
     if deaths:
-        lines += ['', 'The crashes, as the daemon watch described them (first line):', '']
+        lines += ['', 'The crashes (the first line of what was seen: the daemon watch, the kernel, gdb):', '']
         lines += ['- %s, round %s (%s): %s' % (w, d.get('round'), d.get('step'),
                                                cell(d.get('death', '').splitlines()[0]))
                   for w, d in deaths]

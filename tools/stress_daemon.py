@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Stress the host's libvirtd the way issue 25 crashed it, and count its deaths.
 
-    tools/stress_daemon.py [--rounds N] [--seconds S] [--containers K] [--guests G]
+    .venv/bin/python tools/stress_daemon.py [--rounds N] [--seconds S] [--containers K] [--guests G]
                            [--parallel P] [--json OUT]
 
 Each round runs the ten-guest batch of test_ten_guests_in_one_run through the module
@@ -178,7 +177,7 @@ def cleanup(prefix, image_dir):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     ap.add_argument('--rounds', type=int, default=int(os.environ.get('STRESS_ROUNDS', 8)))
     ap.add_argument('--seconds', type=int, default=int(os.environ.get('STRESS_SECONDS', 540)))
     ap.add_argument('--containers', type=int,

@@ -181,7 +181,7 @@ def module_prefix(request, conn):
     p = _unique_prefix(request.module.__name__.rsplit('.', 1)[-1].replace('test_', 'm-', 1))
     yield p
     with shared_daemon_lock():
-        remove_everything_named(conn, p, under=under)
+        remove_everything_named(conn, p, under=os.path.join(IMAGE_ROOT, p.rstrip('-')))
 
 
 @pytest.fixture(scope='module')

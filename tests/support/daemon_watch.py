@@ -64,8 +64,8 @@ def describe_status(status):
             name = signal.Signals(sig).name
         except ValueError:
             name = 'signal %d' % sig
-        return 'killed by signal %d (%s)%s' % (sig, name,
-                                              ', core dumped' if status & 0x80 else '')
+        return 'killed by signal %d (%s)%s' % (
+            sig, name, ', core dumped' if status & 0x80 else '')
     return 'exited with status %d' % ((status >> 8) & 0xff)
 
 
