@@ -5,7 +5,7 @@ PYTEST := $(VENV)/bin/pytest
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
 
-.PHONY: setup test unit integration cloud-guests selinux-enforcing lint sanity molecule molecule-fleet demo bench collection-link containers fuzz reliability
+.PHONY: setup test unit integration cloud-guests selinux-enforcing lint sanity molecule molecule-fleet demo bench collection-link containers fuzz reliability stress-daemon
 
 setup:
 	@testbed/setup.sh
@@ -84,6 +84,18 @@ reliability: setup collection-link
 	@rm -rf .build/reports/reliability
 	-KVMOPS_RELIABILITY=1 $(PYTEST) tests/integration/test_faults_storage.py \
 		tests/integration/test_faults_install_media.py tests/integration/test_faults_concurrency.py \
-		tests/integration/test_faults_daemon.py tests/integration/test_secrets.py -q \
+		tests/integration/test_faults_daemon.py tests/integration/test_testbed_daemon_watch.py \
+		tests/integration/test_secrets.py -q \
 		--durations=20 --junitxml=.build/reports/reliability.xml
 	$(VENV)/bin/python tools/reliability_report.py .build/reports/reliability.xml
+
+# libvirtd under the load that crashed it (issue 25): rounds of the ten-guest batch while
+# privileged systemd podman containers come and go beside it; prints how long it ran and how
+# many daemon crashes, appends the run to tests/reliability/stress-daemon.jsonl and rewrites
+# that section of tests/RELIABILITY.md. May kill the shared libvirtd: exclusive lock.
+# STRESS_ROUNDS (8), STRESS_SECONDS (540), STRESS_CONTAINERS (2 slots; 0 = none).
+stress-daemon: setup collection-link
+	@testbed/setup_podman.sh
+	rc=0; testbed/with_testbed_lock.sh exclusive $(VENV)/bin/python tools/stress_daemon.py \
+		--record || rc=$$?; $(VENV)/bin/python tools/reliability_report.py --stress-section; \
+		exit $$rc

@@ -39,6 +39,14 @@ if [ -c /dev/kvm ]; then
   chgrp kvm /dev/kvm && chmod 0660 /dev/kvm
 fi
 
+# --- cgroups: no controller floating between v1 and v2 (issue 25) ----------------------
+# Without systemd the host lacks v1 hierarchies for net_cls,net_prio, perf_event, hugetlb;
+# podman containers' systemd binds them while it runs, so they flipped between v1 and v2 and
+# libvirtd crashed in a guest start straddling a flip. Pinned on v1 (see pin_cgroups.sh).
+if ! "$here/pin_cgroups.sh" check >/dev/null; then
+  "$here/with_testbed_lock.sh" exclusive "$here/pin_cgroups.sh"
+fi
+
 # --- libvirt daemons -----------------------------------------------------------------
 if [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then
   systemctl start virtlogd libvirtd

@@ -1,11 +1,14 @@
 """Write tests/RELIABILITY.md from the fault tests' records and JUnit report.
 
     python tools/reliability_report.py [--out OUT] JUNIT_XML...
+    python tools/reliability_report.py [--out OUT] --stress-section
 
 The records are the JSON files tests/support/faults.record() writes into
 .build/reports/reliability/ (what was injected, how many times, what the module reported,
 what was left); the JUnit report gives each test's outcome and wall time. Run by
-`make reliability`, which runs every fault test first.
+`make reliability`, which runs every fault test first. The section on libvirtd under
+concurrent guest starts comes from tests/reliability/stress-daemon.jsonl (one line per
+`make stress-daemon` run, kept in git); `--stress-section` rewrites only that section.
 """
 import glob
 import json
@@ -24,6 +27,8 @@ EXPECTED = [
     ('libvirtd killed during start', 'libvirtd SIGKILLed during start'),
     ('libvirtd killed during an install phase\'s wait', 'libvirtd SIGKILLed during an install'),
     ('libvirtd restarted between two tasks', 'libvirtd restarted between two tasks'),
+    ('libvirtd dies in the middle of a test (the suite goes on)',
+     'libvirtd SIGKILLed in the middle of a test'),
     ('image directory full', 'image directory'),
     ('qemu.conf on a full file system', 'qemu.conf on a full file system'),
     ('install-tree server dies mid-download', 'install-tree server dies'),
@@ -57,11 +62,71 @@ def cell(text):
     return str(text if text is not None else '').replace('|', '\\|').replace('\n', ' ')
 
 
+STRESS_LOG = os.path.join(REPO, 'tests', 'reliability', 'stress-daemon.jsonl')
+STRESS_TITLE = '## libvirtd under concurrent guest starts beside container churn (issue 25)'
+
+
+def stress_section():
+    """The runs of `make stress-daemon` (tools/stress_daemon.py appends one line per run to
+    tests/reliability/stress-daemon.jsonl, which is kept in git: runs before and after)."""
+    runs = []
+    if os.path.exists(STRESS_LOG):
+        with open(STRESS_LOG) as f:
+            runs = [json.loads(line) for line in f if line.strip()]
+    lines = [STRESS_TITLE, '',
+             '`make stress-daemon` (tools/stress_daemon.py, under the exclusive test-bed lock): '
+             'rounds of the ten-guest batch of test_ten_guests_in_one_run (create and start, '
+             'then remove) while privileged systemd podman containers of the `hypervisor` '
+             'recipe are started and removed in a loop beside them; the daemon is checked '
+             'after every module run. A crash is counted, described (signal, kernel line, '
+             'core file) and libvirtd is started again.', '',
+             '| When | libvirt | cgroups | Batch | Rounds | Guests per round (at a time) | '
+             'Container cycles (slots) | Seconds | Daemon crashes | Failed guests | '
+             'Load start -> end |',
+             '|---|---|---|---|---|---|---|---|---|---|---|']
+    for r in runs:
+        lines.append('| %s |' % ' | '.join(cell(x) for x in (
+            r.get('when'), r.get('libvirt_version', r.get('libvirt')), r.get('cgroups', ''),
+            r.get('batch', ''), r.get('rounds'), '%s (%s)' % (r.get('guests_per_round'),
+                                                              r.get('parallel')),
+            '%s (%s)' % (r.get('container_cycles'), r.get('container_slots')),
+            r.get('seconds'), r.get('daemon_crashes'), r.get('failed_guests'),
+            '%s -> %s' % (r.get('load_start'), r.get('load_end')))))
+    if not runs:
+        lines.append('| (no run recorded) | | | | | | | | | | |')
+    deaths = [(r.get('when'), d) for r in runs for d in r.get('deaths', [])]
+    if deaths:
+        lines += ['', 'The crashes (the first line of what was seen: the daemon watch, the kernel, gdb):', '']
+        lines += ['- %s, round %s (%s): %s' % (w, d.get('round'), d.get('step'),
+                                               cell(d.get('death', '').splitlines()[0]))
+                  for w, d in deaths]
+    return lines
+
+
+def replace_stress_section(out):
+    """Rewrite only the stress section of an existing RELIABILITY.md."""
+    with open(out) as f:
+        text = f.read().rstrip('\n').split('\n')
+    if STRESS_TITLE in text:
+        start = text.index(STRESS_TITLE)
+        end = next((i for i in range(start + 1, len(text)) if text[i].startswith('## ')),
+                   len(text))
+        text = text[:start] + stress_section() + [''] + text[end:]
+    else:
+        text += [''] + stress_section()
+    with open(out, 'w') as f:
+        f.write('\n'.join(text).rstrip('\n') + '\n')
+    print('updated the stress section of %s' % out)
+
+
 def main():
     args = sys.argv[1:]
     out = os.path.join(REPO, 'tests', 'RELIABILITY.md')
     if args[:1] == ['--out']:
         out, args = args[1], args[2:]
+    if args[:1] == ['--stress-section']:
+        replace_stress_section(out)
+        return 0
     cases = {}
     for junit in args:
         cases.update(junit_cases(junit))
@@ -105,6 +170,7 @@ def main():
     missing = [label for label, start in EXPECTED
                if not any(r['fault'].startswith(start) for r in rows)]
     failed = sorted(n for n, c in cases.items() if c['outcome'] == 'FAILED')
+    lines += [''] + stress_section()
     lines += ['', '## Not measured in the last run', '']
     lines += ['- %s' % m for m in missing] or ['- none: every fault of issue 16 has a record']
     if failed:

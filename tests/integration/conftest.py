@@ -10,7 +10,7 @@ import pytest
 libvirt = pytest.importorskip('libvirt')
 
 from support import paths, testbed_lock  # noqa: E402
-from support.libvirt_helpers import remove_everything_named  # noqa: E402
+from support.libvirt_helpers import leftovers, remove_everything_named  # noqa: E402
 
 IMAGE_ROOT = '/var/lib/libvirt/images/kvmops-tests'
 
@@ -68,6 +68,69 @@ def daemon_lock():
         yield fd
 
 
+# ------------------------------------------------------------------ the daemon between tests
+# (issue 25) A libvirtd that dies mid-suite fails the test that was running, with its death
+# described, and is started again before that test's fixtures tear down: the teardowns still
+# remove what they made and the next tests run against a live daemon.
+_DEATHS = []
+
+
+@pytest.fixture(autouse=True)
+def daemon_watch(request, daemon_lock):
+    """Notes the host libvirtd's pid when the test begins (under the shared lock: no other run
+    restarts it until the test ends). A daemon found dead here (killed between tests) is
+    started again first; that is not this test's fault."""
+    from support import daemon_watch as dw
+    w = dw.Watch()
+    if w.start() is None or not dw.alive(w.pid) or dw.answers() is not None:
+        _DEATHS.append('found dead (or not answering) before %s' % request.node.nodeid)
+        dw.restart(daemon_lock)
+        w.start()
+    request.node._daemon_watch = w
+    yield w
+
+
+def _exclusive(item):
+    """Tests that stop or restart libvirtd themselves (their fixture starts it again)."""
+    return 'daemon_exclusive' in getattr(item, 'fixturenames', ())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    w = getattr(item, '_daemon_watch', None)
+    if w is None or report.when != 'call' or _exclusive(item):
+        return
+    death = w.check()
+    if death is None:
+        return
+    item._daemon_death = death
+    _DEATHS.append('%s: %s' % (item.nodeid, death.splitlines()[0]))
+    before = report.longreprtext if report.failed else ''
+    report.outcome = 'failed'
+    report.longrepr = death + ('\n\nThe test\'s own failure:\n' + before if before else '')
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item, nextitem):
+    """Before the test's fixtures tear down: libvirtd running again if it died in the test."""
+    if getattr(item, '_daemon_death', None) is None:
+        return
+    from support import daemon_watch as dw
+    try:
+        dw.restart(item.funcargs.get('daemon_lock'))
+    except AssertionError as e:
+        item.session.shouldstop = 'libvirtd died and could not be started again: %s' % e
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _DEATHS:
+        terminalreporter.section('libvirtd deaths (issue 25)')
+        for line in _DEATHS:
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture
 def daemon_exclusive(daemon_lock):
     """For tests that restart libvirtd or edit qemu.conf: wait until nothing else uses it."""
@@ -90,10 +153,17 @@ def _make_image_dir(prefix):
 
 @pytest.fixture
 def prefix(request, conn):
-    """A unique name prefix; everything in libvirt carrying it is removed after the test."""
+    """A unique name prefix; everything in libvirt carrying it is removed after the test, and
+    so is every pool on the test's image directory (virt-install defines one named after the
+    directory, without the prefix's trailing '-'). Tests marked nothing_left fail if
+    anything with the prefix is still there afterwards."""
     p = _unique_prefix(request.node.name)
     yield p
-    remove_everything_named(conn, p)
+    under = os.path.join(IMAGE_ROOT, p.rstrip('-'))
+    remove_everything_named(conn, p, under=under)
+    if request.node.get_closest_marker('nothing_left'):
+        left = leftovers(conn, p.rstrip('-'), under=under)
+        assert left == [], 'left behind after the test: %s' % left
 
 
 @pytest.fixture
@@ -111,7 +181,7 @@ def module_prefix(request, conn):
     p = _unique_prefix(request.module.__name__.rsplit('.', 1)[-1].replace('test_', 'm-', 1))
     yield p
     with shared_daemon_lock():
-        remove_everything_named(conn, p)
+        remove_everything_named(conn, p, under=os.path.join(IMAGE_ROOT, p.rstrip('-')))
 
 
 @pytest.fixture(scope='module')

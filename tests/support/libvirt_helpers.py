@@ -107,6 +107,25 @@ def remove_everything_named(conn, prefix, under=None, parallel=False):
                 pass
 
 
+def leftovers(conn, prefix, under=None):
+    """What remove_everything_named(conn, prefix, under) should have removed and did not:
+    ['domain NAME', 'pool NAME', 'volume PATH', 'network NAME', ...]."""
+    found = ['domain ' + d.name() for d in conn.listAllDomains() if d.name().startswith(prefix)]
+    for pool in conn.listAllStoragePools():
+        if pool.name().startswith(prefix) or _inside(_pool_path(pool), under):
+            found.append('pool ' + pool.name())
+        try:
+            if pool.isActive():
+                pool.refresh(0)
+                found += ['volume ' + v.path() for v in pool.listAllVolumes()
+                          if v.name().startswith(prefix) or _inside(v.path(), under)]
+        except libvirt.libvirtError:
+            pass
+    found += ['network ' + n.name() for n in conn.listAllNetworks()
+              if n.name().startswith(prefix)]
+    return found
+
+
 TINY_GUEST_XML = """<domain type='qemu'>
   <name>{name}</name>
   <memory unit='MiB'>{memory}</memory>

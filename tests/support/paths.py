@@ -11,7 +11,8 @@ FIXTURES = os.path.join(REPO, 'tests', 'fixtures')
 # Modules run on the target with its system Python, as on a real host.
 TARGET_PYTHON = os.environ.get('KVMOPS_TARGET_PYTHON', '/usr/bin/python3')
 URI = os.environ.get('KVMOPS_URI', 'qemu:///system')
-DAEMON_LOCK = '/run/kvmops-testbed.lock'
+# testbed/with_testbed_lock.sh reads the same variable.
+DAEMON_LOCK = os.environ.get('KVMOPS_TESTBED_LOCK', '/run/kvmops-testbed.lock')
 
 
 def ensure_collection_link():
