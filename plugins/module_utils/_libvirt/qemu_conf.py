@@ -29,6 +29,7 @@ import re
 import time
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import masking
 
 STRING = 'string'
 ULLONG = 'ullong'   # unsigned number (no sign, or '+')
@@ -466,22 +467,35 @@ def check_types(entries, types, filename='qemu.conf'):
 
 
 def mask_secrets(text, keys, changed_from=None):
-    """Replace the values of the given keys' active statements by "********" (for diffs).
+    """Replace the values of the given keys by "********" (for diffs): their active
+    statements, and every commented-out ``key = value`` (an old password kept in a comment).
 
     With changed_from (the text before an edit), a value that differs from the one there is
     shown as "********" followed by a "# changed" comment, so a diff still shows the change.
+    Text that does not parse still gets its ``key = value`` lines masked, active or not.
     """
     try:
         entries = parse(text)
         old = values(changed_from) if changed_from is not None else None
     except ConfSyntaxError:
-        return text
+        return _mask_unparsed(text, keys)
+    masked_value = '"%s"' % masking.MASK
     for entry in sorted((e for e in entries if e.key in keys), key=lambda e: -e.vstart):
-        mask = '"********"'
+        mask = masked_value
         if old is not None and old.get(entry.key) != entry.value:
             mask += '  # changed (value hidden)'
         text = text[:entry.vstart] + mask + text[entry.vend:]
-    return text
+    return masking.mask_commented_settings(text, keys, masked_value)
+
+
+def _mask_unparsed(text, keys):
+    """Every ``key = ...`` line of these keys masked, for text libvirt would not parse."""
+    text = masking.mask_commented_settings(text, keys)
+    if not keys:
+        return text
+    pattern = re.compile(r'^([ \t]*(?:%s)[ \t]*=[ \t]*)([^\r\n#]*)' % '|'.join(re.escape(k) for k in keys),
+                         re.M)
+    return pattern.sub(lambda m: m.group(1) + '"%s"' % masking.MASK, text)
 
 
 # ---------------------------------------------------------------------------------------------
