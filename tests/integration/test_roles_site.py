@@ -126,7 +126,7 @@ def _role_play(role, variables):
     ('kvm_host', {'kvm_host_require_kvm': 'perhaps'},
      ['kvm_host_require_kvm', 'perhaps']),
     ('image_storage', {'image_storage_selinux': 'yes please'},
-     ['image_storage_selinux', 'auto, required, skip']),
+     ['image_storage_selinux', 'auto, always, required, skip']),
     ('image_storage', {'image_storage_extra_dirs': [{'setype': 'virt_content_t'}]},
      ['path']),
     ('guests', {'guests_list': [{'name': 'x', 'memroy': 512}]},
