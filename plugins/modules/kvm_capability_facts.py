@@ -149,7 +149,7 @@ ansible_facts:
           returned: always
           sample: {present: true, char_device: true, owner: root, group: kvm, mode: '0660',
                    permissions: crw-rw----, root_access: true, qemu_user: libvirt-qemu,
-                   qemu_group: libvirt-qemu, qemu_user_source: default of libvirt on Debian/Ubuntu,
+                   qemu_group: libvirt-qemu, qemu_user_source: the libvirt default on Debian/Ubuntu,
                    qemu_access: true, qemu_access_via: group kvm, path: /dev/kvm}
         kvm_modules:
           description: Loaded KVM modules from C(/sys/module) (kvm, kvm_intel, kvm_amd, kvm_pvm, kvm_hv, ...).

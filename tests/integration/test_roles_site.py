@@ -269,6 +269,7 @@ def test_guests_role_names_every_rejected_guest_with_the_modules_message(conn, p
     # the module's own words, per guest
     assert "[%s] memory='lots' is not a size" % lots in msg
     assert '[%s] Permission denied ahead' % rooted in msg and iso in msg
+    assert 'from default of libvirt' not in msg     # issue 27 point 8: the wording
     assert good not in msg
     names = [d.name() for d in conn.listAllDomains()]
     assert not {good, lots, rooted} & set(names)
