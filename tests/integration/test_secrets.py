@@ -72,8 +72,7 @@ def _options(spec, prefix=''):
     for name, opt in spec.items():
         yield prefix + name, opt
         if opt.get('options'):
-            for item in _options(opt['options'], prefix + name + '.'):
-                yield item
+            yield from _options(opt['options'], prefix + name + '.')
 
 
 def _set_options(spec, args, prefix=''):
