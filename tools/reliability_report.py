@@ -37,6 +37,8 @@ EXPECTED = [
     ('controller interrupted (SIGTERM)', 'controller interrupted (SIGTERM'),
     ('two runs at once on the same guest list', 'two ansible-playbook runs at once on the same guest'),
     ('two runs at once on the same qemu.conf', 'two ansible-playbook runs at once on the same qemu'),
+    # issue 26: the race forced at the exact step
+    ('two vnc_listen runs editing different keys of one qemu.conf', 'two vnc_listen runs editing different keys'),
 ]
 
 

@@ -149,7 +149,7 @@ ansible_facts:
           returned: always
           sample: {present: true, char_device: true, owner: root, group: kvm, mode: '0660',
                    permissions: crw-rw----, root_access: true, qemu_user: libvirt-qemu,
-                   qemu_group: libvirt-qemu, qemu_user_source: default of libvirt on Debian/Ubuntu,
+                   qemu_group: libvirt-qemu, qemu_user_source: the libvirt default on Debian/Ubuntu,
                    qemu_access: true, qemu_access_via: group kvm, path: /dev/kvm}
         kvm_modules:
           description: Loaded KVM modules from C(/sys/module) (kvm, kvm_intel, kvm_amd, kvm_pvm, kvm_hv, ...).
@@ -245,6 +245,8 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.argspec import uri_option
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.runner import hide_url_credentials
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.masking import mask_url_credentials
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import connection as _libvirt_conn
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._host.kvm_capability import gather_kvm_capability
 
@@ -272,6 +274,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    hide_url_credentials(module)
     root = module.params['root']
     if not os.path.isdir(root):
         module.fail_json(msg='root %s is not a directory: give the directory that holds the '
@@ -281,7 +284,7 @@ def main():
     if live:
         conn, error = _connect(module.params['uri'])
     try:
-        facts = gather_kvm_capability(root=root, conn=conn, uri=module.params['uri'] if live else None,
+        facts = gather_kvm_capability(root=root, conn=conn, uri=mask_url_credentials(module.params['uri']) if live else None,
                                       libvirt_error=error)
     finally:
         if conn is not None:

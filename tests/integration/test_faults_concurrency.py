@@ -7,6 +7,11 @@ naming the cause); the final state equals one of the two runs; no duplicate or c
 definition, no partial image, no lost byte of qemu.conf. `make test` runs 2 repetitions,
 `make reliability` (KVMOPS_RELIABILITY=1) 20.
 
+Two vnc_listen runs editing different keys of one qemu.conf, the race forced: the first run
+stops itself (SIGSTOP) just before it renames its new file over qemu.conf, after its read;
+the second starts then. Both edits must survive (the first run holds qemu.conf's edit lock
+from its read to its rename, so the second waits and edits the first one's result).
+
 Interrupted controller: SIGINT, then SIGTERM, sent to ansible-playbook as soon as the first
 of four guests is defined; a plain re-run converges and the run after it changes nothing.
 """
@@ -14,6 +19,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 
 import libvirt
 import pytest
@@ -134,6 +140,118 @@ def test_two_runs_on_the_same_qemu_conf(tmp_path, request):
                       '%s\'s edit %d times' % kv for kv in sorted(winners.items())),
                   'exactly one run\'s edit, no other byte changed, no temporary file',
                   SUITE, request.node.nodeid)
+
+
+# Runs vnc_listen's real main() with its arguments file; with KVMOPS_STOP_BEFORE_RENAME_ONTO
+# set, the process SIGSTOPs itself at the exact step: the rename of its new file onto that path.
+STOPPING_MODULE = """
+import os, signal, sys
+target = os.environ.get('KVMOPS_STOP_BEFORE_RENAME_ONTO')
+real_rename = os.rename
+def rename(src, dst, *args, **kwargs):
+    if target and os.fsdecode(dst) == target:
+        os.kill(os.getpid(), signal.SIGSTOP)
+    return real_rename(src, dst, *args, **kwargs)
+os.rename = rename
+from ansible_collections.kvmops.hypervisor.plugins.modules import vnc_listen
+vnc_listen.main()
+"""
+
+
+def _module_proc(tmp_path, tag, args, stop_at=None):
+    args_file = tmp_path / ('%s.json' % tag)
+    args_file.write_text(json.dumps({'ANSIBLE_MODULE_ARGS': args}))
+    script = tmp_path / 'stopping_module.py'
+    script.write_text(STOPPING_MODULE)
+    env = dict(os.environ, PYTHONPATH=paths.COLLECTIONS_DIR)
+    env.pop('KVMOPS_STOP_BEFORE_RENAME_ONTO', None)
+    if stop_at:
+        env['KVMOPS_STOP_BEFORE_RENAME_ONTO'] = stop_at
+    return subprocess.Popen([os.path.join(paths.VENV, 'bin', 'python'), str(script), str(args_file)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True)
+
+
+def _state(pid):
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return f.read().rsplit(')', 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def _holds_open(pid, path):
+    try:
+        fds = os.listdir('/proc/%d/fd' % pid)
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink('/proc/%d/fd/%s' % (pid, fd)) == path:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _waiting_on(proc, path, timeout=60):
+    """True when proc keeps path open (its edit lock) over two samples 0.3 s apart while it
+    has not finished; False when it finished first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        if _holds_open(proc.pid, path):
+            time.sleep(0.3)
+            if proc.poll() is None and _holds_open(proc.pid, path):
+                return True
+        time.sleep(0.02)
+    raise AssertionError('the second run neither finished nor waited within %ss' % timeout)
+
+
+def test_two_runs_editing_different_keys_of_qemu_conf_keep_both(tmp_path, request):
+    with open(os.path.join(paths.FIXTURES, 'qemu_conf', '9.0.0-debian12.conf'), 'rb') as f:
+        original = f.read()
+    text = original.decode('utf-8', 'surrogateescape')
+    both = qc.edit(qc.edit(text, [('remote_display_port_min', 5910)])[0],
+                   [('remote_display_port_max', 6500)])[0].encode('utf-8', 'surrogateescape')
+    d = tmp_path / 'etc'
+    d.mkdir()
+    conf = str(d / 'qemu.conf')
+    with open(conf, 'wb') as f:
+        f.write(original)
+    os.chmod(conf, 0o600)
+    first = _module_proc(tmp_path, 'a', {'config': conf, 'port_min': 5910}, stop_at=conf)
+    second = None
+    try:
+        faults.wait_until(lambda: _state(first.pid) == 'T' or first.poll() is not None, 60,
+                          what='the first run stopping before its rename')
+        assert first.poll() is None, first.communicate()
+        second = _module_proc(tmp_path, 'b', {'config': conf, 'port_max': 6500})
+        second_waited = _waiting_on(second, conf)
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    out_a, err_a = first.communicate(timeout=120)
+    out_b, err_b = second.communicate(timeout=120)
+    res_a, res_b = json.loads(out_a), json.loads(out_b)
+    assert not res_a.get('failed') and not res_b.get('failed'), (res_a, res_b, err_a, err_b)
+    with open(conf, 'rb') as f:
+        final = f.read()
+    values = qc.values(final.decode('utf-8', 'surrogateescape'))
+    lost = [k for k, v in (('remote_display_port_min', 5910), ('remote_display_port_max', 6500))
+            if values.get(k) != v]
+    assert not lost, 'edit lost: %s (file ends with %r)' % (lost, final[-300:])
+    assert final == both        # both edits, every other byte kept
+    assert second_waited        # the second run waited for the first one's lock
+    assert os.listdir(str(d)) == ['qemu.conf']
+    faults.record('two vnc_listen runs editing different keys of one qemu.conf, race forced',
+                  'run A (remote_display_port_min 5910) SIGSTOPped itself just before renaming '
+                  'its new qemu.conf (after its read); run B (remote_display_port_max 6500) '
+                  'started then; SIGCONT to A once B waited', 1,
+                  'both succeeded; B waited on qemu.conf\'s edit lock until A\'s rename, then '
+                  'edited A\'s result',
+                  'both edits, every other byte kept, no temporary file', 'make test',
+                  request.node.nodeid)
 
 
 @pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM], ids=['SIGINT', 'SIGTERM'])

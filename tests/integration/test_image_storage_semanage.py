@@ -87,3 +87,39 @@ def test_the_package_that_provides_semanage_per_family():
     assert names == {'RedHat': 'policycoreutils-python-utils',
                      'Debian': 'policycoreutils-python-utils',
                      'Suse': 'policycoreutils-python-utils'}
+
+
+def _run_plain(tmp_path, variables):
+    play = [{'hosts': 'localhost', 'gather_facts': True, 'gather_subset': ['min'],
+             'roles': [dict({'role': 'kvmops.hypervisor.image_storage'}, **variables)]}]
+    playbook = str(tmp_path / 'plain.yml')
+    with open(playbook, 'w') as f:
+        json.dump(play, f)
+    from support.ansible_run import run_playbook
+    doc = run_playbook(playbook)
+    results = {}
+    for p in doc['plays']:
+        for t in p['tasks']:
+            results[t['task']['name'].split(' : ')[-1]] = t['hosts'].get('localhost', {})
+    return doc, results
+
+
+@pytest.mark.parametrize('mode', ['auto', 'always'])
+def test_selinux_disabled_with_semanage_installed(tmp_path, prefix, selinux_store, mode):
+    """Issue 27: this kernel has SELinux disabled while semanage is installed. `auto` writes no
+    rule into a policy store nobody enforces, and says so; `always` records it (real runs)."""
+    from support.selinux import local_lines_with
+    directory = '/var/tmp/%simages' % prefix      # not labelled by the policy: a rule is needed
+    doc, r = _run_plain(tmp_path, {'image_storage_dir': directory, 'image_storage_pool': False,
+                                   'image_storage_selinux': mode})
+    assert doc['_rc'] == 0, json.dumps({k: v.get('msg') for k, v in r.items() if v.get('failed')})
+    record = r['Record the SELinux file context and booleans of the image directory']
+    said = r.get('Say that SELinux is disabled, so nothing is recorded (image_storage_selinux auto)', {})
+    rules = local_lines_with(directory)
+    if mode == 'auto':
+        assert record.get('skipped') and rules == [], (record, rules)
+        assert 'SELinux is Disabled' in said.get('msg', '') and 'image_storage_selinux=always' in said['msg']
+    else:
+        assert record.get('changed') and said.get('skipped'), record
+        assert rules and 'virt_image_t' in rules[0], rules
+    assert os.path.isdir(directory)

@@ -26,6 +26,7 @@ LIBVIRT_INSTALL_HINT = (
 
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.masking import mask_url_credentials
 
 
 class LibvirtConnectionError(KvmopsError):
@@ -51,7 +52,7 @@ def open_connection(uri, read_only=False):
         raise LibvirtConnectionError(
             "Cannot connect to libvirt at %s: %s. Is the libvirt daemon installed and running "
             "(libvirtd, or virtqemud on split-daemon hosts), and may this user connect to it?"
-            % (uri, exc)
+            % (mask_url_credentials(uri), mask_url_credentials(str(exc)))
         )
 
 

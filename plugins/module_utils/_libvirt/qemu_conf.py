@@ -13,14 +13,23 @@ Editing is a pure function of the text (:func:`edit`): every byte it does not ow
 was. A key is set by replacing the value of its active statement, else by inserting an
 active line right after the commented example (``#key = ...``) that libvirt ships, else by
 appending a line at the end. Comment text that merely mentions a key is never touched.
+
+Every read-modify-write of the file runs under :func:`locked` (an exclusive ``flock`` on
+qemu.conf itself, held from the read to the rename of the new file), so two runs that edit
+different keys at the same time both keep their edit.
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import errno
+import fcntl
+import os
 import re
+import time
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import masking
 
 STRING = 'string'
 ULLONG = 'ullong'   # unsigned number (no sign, or '+')
@@ -458,19 +467,113 @@ def check_types(entries, types, filename='qemu.conf'):
 
 
 def mask_secrets(text, keys, changed_from=None):
-    """Replace the values of the given keys' active statements by "********" (for diffs).
+    """Replace the values of the given keys by "********" (for diffs): their active
+    statements, and every commented-out ``key = value`` (an old password kept in a comment).
 
     With changed_from (the text before an edit), a value that differs from the one there is
     shown as "********" followed by a "# changed" comment, so a diff still shows the change.
+    Text that does not parse still gets its ``key = value`` lines masked, active or not.
     """
     try:
         entries = parse(text)
         old = values(changed_from) if changed_from is not None else None
     except ConfSyntaxError:
-        return text
+        return _mask_unparsed(text, keys)
+    masked_value = '"%s"' % masking.MASK
     for entry in sorted((e for e in entries if e.key in keys), key=lambda e: -e.vstart):
-        mask = '"********"'
+        mask = masked_value
         if old is not None and old.get(entry.key) != entry.value:
             mask += '  # changed (value hidden)'
         text = text[:entry.vstart] + mask + text[entry.vend:]
-    return text
+    return masking.mask_commented_settings(text, keys, masked_value)
+
+
+def _mask_unparsed(text, keys):
+    """Every ``key = ...`` line of these keys masked, for text libvirt would not parse."""
+    text = masking.mask_commented_settings(text, keys)
+    if not keys:
+        return text
+    pattern = re.compile(r'^([ \t]*(?:%s)[ \t]*=[ \t]*)([^\r\n#]*)' % '|'.join(re.escape(k) for k in keys),
+                         re.M)
+    return pattern.sub(lambda m: m.group(1) + '"%s"' % masking.MASK, text)
+
+
+# ---------------------------------------------------------------------------------------------
+# One editor at a time: an exclusive flock on qemu.conf itself, from the read to the rename.
+# ---------------------------------------------------------------------------------------------
+
+LOCK_TIMEOUT = 300
+LOCK_POLL = 0.05
+
+
+class ConfLockError(KvmopsError):
+    """Another process held qemu.conf's edit lock for too long."""
+
+
+def _open_locked(path, timeout, poll):
+    """An fd of path holding an exclusive flock, taken on the file that is at path now.
+
+    The lock is on the file itself (no lock file beside it: the directory gets no new entry).
+    A writer replaces the file by renaming a new one over it; a waiter that got the lock on
+    the replaced file sees that its inode is no longer the one at path and takes the lock on
+    the new file instead. Returns None when path does not exist (nothing to lock: the caller
+    reports that)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, 'O_CLOEXEC', 0))
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return None
+            raise
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except (IOError, OSError) as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                        raise
+                    if time.monotonic() >= deadline:
+                        raise ConfLockError(
+                            'another process has been editing %s for %d s (it holds its edit '
+                            'lock; another vnc_listen run, or one that hangs?). Nothing was '
+                            'changed; run again when it has finished, or stop it.'
+                            % (path, timeout))
+                    time.sleep(poll)
+            try:
+                current = os.stat(path)
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    raise
+                current = None
+            held = os.fstat(fd)
+            if current is not None and (current.st_dev, current.st_ino) == (held.st_dev, held.st_ino):
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)    # replaced (or removed) while we waited: lock the file at path now
+        if current is None:
+            return None
+
+
+def locked(path, func, enabled=True, timeout=LOCK_TIMEOUT, poll=LOCK_POLL):
+    """Run func() while holding qemu.conf's edit lock; return what func returns.
+
+    func reads the file, edits the text and writes it back by renaming a new file over it
+    (as vnc_listen does); the lock is held until func returns, so a second editor reads only
+    after the first one's rename and edits the new text. enabled=False (check mode: nothing
+    is written) runs func without the lock. The real path is locked (a symlinked qemu.conf
+    is replaced at its target). A missing file is not locked (func reports it)."""
+    if not enabled:
+        return func()
+    try:
+        fd = _open_locked(os.path.realpath(path), timeout, poll)
+    except (IOError, OSError):
+        fd = None       # unreadable: func's own read says why, with the fix
+    try:
+        return func()
+    finally:
+        if fd is not None:
+            os.close(fd)    # closing releases the flock

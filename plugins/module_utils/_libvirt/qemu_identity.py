@@ -48,7 +48,7 @@ def build_default(root, accounts):
     user = group = label = None
     for ids, u, g, name in QEMU_USER_DEFAULTS:
         if any(i in family for i in ids):
-            user, group, label = u, g, 'default of libvirt on %s' % name
+            user, group, label = u, g, 'the libvirt default on %s' % name
             break
     if user is None or user not in accounts.users:
         for u in FALLBACK_ACCOUNTS:

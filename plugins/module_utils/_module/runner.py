@@ -16,6 +16,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors i
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import connection as _conn
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.failure import libvirt_failure_message
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.masking import mask_url_credentials, url_passwords
 
 
 def manager_options(module):
@@ -30,10 +31,26 @@ def fail_on_missing_lxml(module):
         module.fail_json(msg=missing_required_lib('lxml') + ' ' + lxml_util.LXML_INSTALL_HINT)
 
 
+def hide_url_credentials(module):
+    """Make the password of every ``scheme://user:password@`` URL among the options a no_log
+    value: Ansible then masks it everywhere in the result (invocation, msg, warnings, any
+    field), as it does for no_log options. Called first by run_manager."""
+    pending = [module.params]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, (list, tuple)):
+            pending.extend(value)
+        else:
+            for secret in url_passwords(value):
+                module.no_log_values.add(secret)
+
+
 def _send_warnings(module, fields):
     # Passing warnings to exit_json/fail_json is deprecated (ansible-core 2.19): warn instead.
     for warning in fields.pop('warnings', None) or []:
-        module.warn(warning)
+        module.warn(mask_url_credentials(warning))
 
 
 def _run(manager, conn, subject):
@@ -63,6 +80,7 @@ def run_manager(module, build, prepare=None, connect=True, lxml=True, subject=No
         win over them. manager is None (and spec may be) when the failure came earlier.
     Warnings in the result or the error's fields go through module.warn.
     """
+    hide_url_credentials(module)
     if connect:
         _conn.fail_on_missing_libvirt(module)
     if lxml:
@@ -80,6 +98,7 @@ def run_manager(module, build, prepare=None, connect=True, lxml=True, subject=No
     except KvmopsError as exc:
         failure = exc.fail_kwargs(**(fail_fields(spec, manager) if fail_fields is not None else {}))
         _send_warnings(module, failure)
+        failure['msg'] = mask_url_credentials(failure.get('msg'))   # user:pass@ in a URL
         module.fail_json(**failure)
     _send_warnings(module, result)
     module.exit_json(**result)

@@ -120,7 +120,7 @@ class VncListenManager(ManagerBase):
             finally:
                 self.close()
         else:
-            state = self.run_host()
+            state = _qemu_conf.locked(self.params['config'], self.run_host, enabled=not self.check_mode)
             self.open_for_displays()
             try:
                 if self.conn is not None:

@@ -236,7 +236,7 @@ def test_qemu_user_without_access_blocks_kvm(tmp_path):
     facts = kc.gather_kvm_capability(root=root)
     dev = facts['kvm_device']
     assert dev['qemu_user'] == 'libvirt-qemu'
-    assert dev['qemu_user_source'] == 'default of libvirt on Debian/Ubuntu'
+    assert dev['qemu_user_source'] == 'the libvirt default on Debian/Ubuntu'
     assert dev['qemu_access'] is False and dev['mode'] == '0600'
     assert facts['domain_type'] == 'qemu'
     assert any('chmod 0660 /dev/kvm' in r and 'libvirt-qemu' in r for r in facts['reasons'])

@@ -319,12 +319,31 @@ def test_check_types_mirrors_libvirt_getters():
 def test_mask_secrets_hides_values_but_shows_a_change():
     old = '#vnc_password = "XYZ12345"\nvnc_password = "old"\nvnc_listen = "x"\n'
     new = qc.edit(old, [('vnc_password', 'new')])[0]
+    # the commented example (or an old password kept in a comment) is masked too
     assert qc.mask_secrets(old, ['vnc_password']) == \
-        '#vnc_password = "XYZ12345"\nvnc_password = "********"\nvnc_listen = "x"\n'
+        '#vnc_password = "********"\nvnc_password = "********"\nvnc_listen = "x"\n'
     masked = qc.mask_secrets(new, ['vnc_password'], changed_from=old)
     assert 'new' not in masked and '# changed' in masked
     assert qc.mask_secrets(old, ['vnc_password'], changed_from=old) == \
         qc.mask_secrets(old, ['vnc_password'])
+
+
+def test_mask_secrets_hides_old_passwords_in_comments():
+    text = ('# an old one:\n#   vnc_password = "OldSecret1"\n##spice_password=\'Sp1ce\'\n'
+            'vnc_listen = "x"  # vnc_password = "Trailing1"\n'
+            '# vnc_password is documented here, without a value\n'
+            '#vnc_passwords = "NotTheKey"\n')
+    masked = qc.mask_secrets(text, ['vnc_password', 'spice_password'])
+    for secret in ('OldSecret1', 'Sp1ce', 'Trailing1'):
+        assert secret not in masked
+    assert 'NotTheKey' in masked                  # another key that merely starts the same
+    assert '# vnc_password is documented here, without a value\n' in masked
+    assert masked.count('\n') == text.count('\n')
+    assert qc.values(masked) == qc.values(text)   # comments stay comments
+    # text libvirt would not parse: every key = value line is still masked
+    broken = 'vnc_password = "Unparsed1"\n#vnc_password = "Old2"\nthis is not qemu.conf\n'
+    masked = qc.mask_secrets(broken, ['vnc_password'])
+    assert 'Unparsed1' not in masked and 'Old2' not in masked and 'this is not' in masked
 
 
 def test_bytes_that_are_not_utf8_pass_through_untouched():

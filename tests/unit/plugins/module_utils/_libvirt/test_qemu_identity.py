@@ -26,7 +26,7 @@ def tree(tmp_path, os_id='debian', users=('libvirt-qemu', 'qemu'), conf=None):
 def test_distribution_default_wins_over_the_other_account(tmp_path):
     ident = QI.qemu_identity(tree(tmp_path, os_id='rhel'))
     assert (ident['user'], ident['group'], ident['uid']) == ('qemu', 'qemu', 101)
-    assert ident['source'] == 'default of libvirt on RHEL/Fedora/SUSE'
+    assert ident['source'] == 'the libvirt default on RHEL/Fedora/SUSE'
     assert ident['gids'] == {101, 200}
 
 
@@ -49,7 +49,7 @@ def test_qemu_conf_wins_single_quotes_and_first_statement(tmp_path):
 def test_group_only_in_qemu_conf_names_both_sources(tmp_path):
     ident = QI.qemu_identity(tree(tmp_path, conf='group = "kvm"\n'))
     assert (ident['user'], ident['group']) == ('libvirt-qemu', 'kvm')
-    assert ident['source'] == '/etc/libvirt/qemu.conf (group), default of libvirt on Debian/Ubuntu'
+    assert ident['source'] == '/etc/libvirt/qemu.conf (group), the libvirt default on Debian/Ubuntu'
 
 
 def test_unparsable_qemu_conf_means_build_defaults(tmp_path):
