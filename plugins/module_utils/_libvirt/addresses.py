@@ -272,7 +272,12 @@ def domain_addresses_report(conn, dom, sources=('lease', 'agent', 'arp'), ranges
         errors = dict((s, 'domain is not running') for s in sources)
     checked = [s for s, _answer in answers if s in GUEST_CONTROLLED]
     ranges = [network_ranges(conn, nic, ranges_cache) if checked else None for nic in nics]
-    return merge_answers(nics, answers, ranges), errors
+    entries = merge_answers(nics, answers, ranges)
+    if entries and all(e['addresses'] for e in entries):
+        # every NIC has its address: a source that failed beside them changed nothing, and
+        # its error (ARP's "wrong nlmsg len" on many hosts) would only alarm (issue 27)
+        errors = {}
+    return entries, errors
 
 
 def domain_addresses(conn, dom, sources=('lease', 'agent', 'arp'), ranges_cache=None):

@@ -299,3 +299,15 @@ def test_long_interface_name_is_cut_and_ranges_are_looked_up_once_per_network():
         entries = addresses.domain_addresses(conn, ReplayDomain(rec), ('agent',), cache)
     assert len(entries[0]['interface']) == 64
     assert conn.lookups.count(('network', 'kvmops-i26')) == 1
+
+
+def test_no_errors_reported_when_every_nic_has_its_address():
+    """Issue 27 (point 8): ARP's failure is not shown when the lease already answered for
+    every NIC; it is while a NIC still has no address (test_lease_only_two_nics_in_xml_order)."""
+    rec = load('tiny-two-nics-no-agent.json')
+    root_xml = rec['xml']
+    second = root_xml.index('<interface', root_xml.index('<interface') + 1)
+    end = root_xml.index('</interface>', second) + len('</interface>')
+    one_nic = dict(rec, xml=root_xml[:second] + root_xml[end:])
+    entries, errors = addresses.domain_addresses_report(None, ReplayDomain(one_nic))
+    assert len(entries) == 1 and entries[0]['addresses'] and errors == {}
