@@ -46,8 +46,9 @@ def trixie(tmp_path_factory):
     if not shutil.which('podman'):
         pytest.skip('podman is not installed (testbed/setup_podman.sh installs it)')
     ref = containers.image('trixiehost')
-    with containers.running(ref, 'kvmops-t-trixie-') as name:
+    with containers.running(ref, 'kvmops-t-trixie-', boot_timeout=300) as name:
         containers.copy_tiny_media(name)
+        sh(name, 'mkdir', '-p', '/vm-images')   # the site test's image_storage makes it too
         inventory = containers.write_inventory(
             str(tmp_path_factory.mktemp('trixie') / 'inventory.json'), name)
         yield name, inventory
@@ -63,7 +64,7 @@ def failed(doc):
 
 
 def test_the_image_is_debian_13_with_libvirt_11(trixie):
-    name, _ = trixie
+    name = trixie[0]
     assert sh(name, 'cat', '/etc/debian_version').stdout.startswith('13.')
     version = sh(name, 'virsh', '-c', 'qemu:///system', 'version').stdout
     assert 'libvirt 11.' in version and 'QEMU 10.' in version, version
@@ -117,7 +118,13 @@ def test_guest_with_port_forwards_create_rerun_remove(trixie, backend, port):
     try:
         res = mod()
         assert res.get('changed') and not res.get('failed'), res
-        wait_in(name, ['grep', '-q', 'KVMOPS-TINY-GUEST BOOTED', '/vm-images/%s-serial.log' % guest], 180)
+        try:
+            wait_in(name, ['grep', '-q', 'KVMOPS-TINY-GUEST BOOTED', '/vm-images/%s-serial.log' % guest], 300)
+        except AssertionError as e:
+            raise AssertionError('%s\nstate: %s\nserial: %s\nlog: %s' % (
+                e, sh(name, 'virsh', 'domstate', '--reason', guest).stdout,
+                sh(name, 'tail', '-c', '1500', '/vm-images/%s-serial.log' % guest).stdout,
+                sh(name, 'tail', '-c', '1500', '/var/log/libvirt/qemu/%s.log' % guest).stdout))
         xml = sh(name, 'virsh', 'dumpxml', '--inactive', guest).stdout
         if backend == 'passt':
             assert "<backend type='passt'/>" in xml and "start='%d'" % port in xml, xml

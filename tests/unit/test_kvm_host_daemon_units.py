@@ -50,7 +50,7 @@ def render(value, context):
     import itertools
     env = Environment()
     env.filters['product'] = lambda a, b: list(itertools.product(a, b))
-    for _ in range(5):
+    for _round in range(5):
         if isinstance(value, str) and '{{' in value:
             value = env.from_string(value).render(**context)
             value = yaml.safe_load(value) if value.startswith('[') else value
