@@ -128,7 +128,8 @@ def test_guest_with_port_forwards_create_rerun_remove(trixie, backend, port):
         xml = sh(name, 'virsh', 'dumpxml', '--inactive', guest).stdout
         if backend == 'passt':
             assert "<backend type='passt'/>" in xml and "start='%d'" % port in xml, xml
-            assert sh(name, 'pgrep', '-x', 'passt').returncode == 0
+            # passt re-executes its AVX2 build (passt.avx2) where the CPU has it: match by name
+            assert sh(name, 'pgrep', 'passt').returncode == 0
             # passt listens on the forward inside the container
             wait_in(name, ['sh', '-c', 'ss -Hltn | grep -q "127.0.0.1:%d "' % port], 30)
         else:
