@@ -55,8 +55,8 @@ def nft_has_range(name):
 def test_vnc_range_opened_in_the_zone_and_closed_again(tmp_path):
     if not shutil.which('podman'):
         pytest.skip('podman is not installed (testbed/setup_podman.sh installs it)')
-    with containers.running(containers.image('trixiehost'), 'kvmops-t-firewalld-',
-                                boot_timeout=300) as name:
+    image = containers.image('trixiehost')
+    with containers.running(image, 'kvmops-t-firewalld-', boot_timeout=300) as name:
         assert containers.podman_exec(name, 'systemctl', 'start', 'firewalld').returncode == 0
         assert containers.podman_exec(name, 'firewall-cmd', '--state').stdout.strip() == 'running'
         # the zone is active (firewalld writes kernel rules for active zones only): eth0 in
