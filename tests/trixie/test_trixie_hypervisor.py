@@ -10,7 +10,8 @@ mode, real, independent verification with virsh, re-run changed=false, removal):
 - virt_install_domain: a second tiny guest with passt port forwards (libvirt 11 has passt; on
   Debian 12 it is built without), the QEMU user-mode fallback, re-runs, removal;
 - virt_network and virt_snapshot: create, re-run, remove.
-Every libvirt 9 vs 11 difference met here is listed in /work/notes/issue-32.md.
+What differs between libvirt 9 (Debian 12) and 11 here: Debian packages no modular daemons (the
+role keeps the monolithic libvirtd), passt is enabled, QEMU 10 machine types; none makes a drift.
 """
 import json
 import shutil
