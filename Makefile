@@ -5,7 +5,7 @@ PYTEST := $(VENV)/bin/pytest
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
 
-.PHONY: setup test unit integration cloud-guests selinux-enforcing lint sanity molecule molecule-fleet demo bench collection-link containers fuzz reliability stress-daemon
+.PHONY: setup test unit integration cloud-guests selinux-enforcing lint sanity molecule molecule-fleet demo bench collection-link containers fuzz reliability stress-daemon trixie matrix
 
 setup:
 	@testbed/setup.sh
@@ -63,6 +63,21 @@ molecule-fleet: setup collection-link
 containers: setup collection-link
 	@testbed/setup_podman.sh
 	$(PYTEST) tests/containers -q --durations=12 --junitxml=.build/reports/containers.xml
+
+# A Debian 13 hypervisor (libvirt 11, QEMU 10, Python 3.13, passt) in a podman container
+# (issue 32): site.yml converge and re-run, the guest modules (passt and QEMU port forwards,
+# networks, snapshots), and the VNC range with firewalld running. The image is built once
+# (testbed/images/trixiehost.*, ~3 min), then cached. Not part of `make test`.
+trixie: setup collection-link
+	@testbed/setup_podman.sh
+	$(PYTEST) tests/trixie -q -m trixie --durations=12 --junitxml=.build/reports/trixie.xml
+
+# The controller matrix (issue 32): ansible-core 2.17, 2.18, 2.19 and 2.20, each in its own
+# venv (testbed/controller_venv.sh; 2.20 on pyenv's Python 3.12): ansible-test sanity, the unit
+# tests, the inventory plugin, site.yml check mode and a real site.yml run with a tiny guest
+# and its re-run. tools/matrix.sh prints a table. Not part of `make test`.
+matrix: setup collection-link
+	tools/matrix.sh
 
 demo: setup collection-link
 	@testbed/demo.sh

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build a Debian 12 image offline from the Debian mirror, cached by its recipe.
+# Build a Debian image (12 unless the recipe says otherwise) offline from the Debian mirror, cached by its recipe.
 #
 #   testbed/build_debian_image.sh NAME            -> $cache/images/NAME/rootfs.tar
 #   testbed/build_debian_image.sh NAME --disk     -> also disk.qcow2 (ext4 root, no partition
@@ -7,7 +7,8 @@
 #
 # A recipe is testbed/images/NAME.packages (one package a line, '#' comments) and optionally
 # testbed/images/NAME.customize (a shell script run as an mmdebstrap customize hook with the
-# root file system as $1) and NAME.variant (mmdebstrap variant, default 'important').
+# root file system as $1), NAME.variant (mmdebstrap variant, default 'important') and NAME.suite
+# (the Debian release, default bookworm; e.g. trixie for the Debian 13 hypervisor).
 # The image is rebuilt only when the recipe files or this script change; a rebuilt image is
 # swapped in as a whole, so a concurrent reader never sees a half-built one. Used by the
 # cloud-image, SELinux and fleet test beds (one builder, several recipes).
@@ -39,10 +40,12 @@ if [ ! -f "$out/.recipe-$hash" ]; then
   pkgs=$(grep -v '^\s*#' "$recipe.packages" | tr -s ' \n' ',' | sed 's/^,//; s/,$//')
   variant=important
   [ -f "$recipe.variant" ] && variant=$(tr -d ' \n' <"$recipe.variant")
+  suite=bookworm
+  [ -f "$recipe.suite" ] && suite=$(tr -d ' \n' <"$recipe.suite")
   hooks=()
   [ -f "$recipe.customize" ] && hooks+=(--customize-hook="sh $recipe.customize \"\$1\"")
   mmdebstrap --quiet --variant="$variant" --include="$pkgs" \
-    --components=main "${hooks[@]}" bookworm "$work/rootfs.tar" >"$work/build.log" 2>&1 \
+    --components=main "${hooks[@]}" "$suite" "$work/rootfs.tar" >"$work/build.log" 2>&1 \
     || { tail -30 "$work/build.log" >&2; exit 1; }
   mkdir -p "$work/out"
   mv "$work/rootfs.tar" "$work/build.log" "$work/out/"

@@ -9,7 +9,8 @@ against the installed guide inventory, and a real run of kvmops.hypervisor.site 
 machine (local connection) with one tiny guest, and its re-run.
 
 The venv comes from testbed/fleet_controller.sh (ansible-core at the oldest version
-meta/runtime.yml accepts, cached by the requirements' hash).
+meta/runtime.yml accepts, cached by the requirements' hash); `make matrix` runs the same path
+with each ansible-core of its matrix (KVMOPS_CONTROLLER_VENV).
 """
 import glob
 import json
@@ -26,12 +27,14 @@ from support.libvirt_helpers import wait_for_text
 # check fails and it panics (seen at load 30 on 2 cores).
 TINY_CMDLINE = 'console=ttyS0 no_timer_check'
 FLEET_CONTROLLER = os.path.join(paths.REPO, 'testbed', 'fleet_controller.sh')
-BUNDLE = glob.glob(os.path.join(paths.VENV, 'lib', 'python3*', 'site-packages', 'ansible_collections'))
+BUNDLE = [os.path.join(d, 'ansible_collections') for d in paths.BUNDLE_SITE_PACKAGES]
 
 
 def plain_controller():
-    venv = subprocess.run([FLEET_CONTROLLER], stdout=subprocess.PIPE, check=True,
-                          universal_newlines=True, timeout=600).stdout.strip()
+    # make matrix runs this path with each ansible-core of its matrix (testbed/controller_venv.sh)
+    venv = os.environ.get('KVMOPS_CONTROLLER_VENV') or subprocess.run(
+        [FLEET_CONTROLLER], stdout=subprocess.PIPE, check=True, universal_newlines=True,
+        timeout=600).stdout.strip()
     # plain ansible-core: no collections of its own
     assert glob.glob(os.path.join(venv, 'lib', 'python3*', 'site-packages', 'ansible_collections')) == []
     return venv

@@ -14,7 +14,9 @@ class AnsibleRunError(AssertionError):
 def ansible_env(extra=None):
     env = dict(os.environ)
     env.update({
-        'ANSIBLE_COLLECTIONS_PATH': paths.COLLECTIONS_DIR,
+        # the checkout first; then the `ansible` bundle's collections, which a plain
+        # ansible-core venv (make matrix) does not have
+        'ANSIBLE_COLLECTIONS_PATH': os.pathsep.join([paths.COLLECTIONS_DIR] + paths.BUNDLE_SITE_PACKAGES[:1]),
         'ANSIBLE_STDOUT_CALLBACK': 'ansible.posix.json',
         'ANSIBLE_LOAD_CALLBACK_PLUGINS': '1',
         'ANSIBLE_PYTHON_INTERPRETER': paths.TARGET_PYTHON,

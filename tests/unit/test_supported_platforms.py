@@ -25,16 +25,16 @@ def version(text):
 
 
 def support_table():
-    """[{'platform', 'python', 'ansible'}] from README.md's '### Supported platforms' table."""
+    """[{'os', 'platform', 'python', 'ansible', 'tested'}] from README.md's '### Supported platforms' table."""
     readme = open(os.path.join(paths.REPO, 'README.md')).read()
     section = readme.split('### Supported platforms', 1)[1].split('\n#', 1)[0]
     rows = []
     for line in section.splitlines():
         cells = [c.strip() for c in line.strip().strip('|').split('|')]
-        if len(cells) != 4 or cells[0] in ('hypervisor OS', '---') or set(cells[0]) <= set('-'):
+        if len(cells) != 5 or cells[0] in ('hypervisor OS', '---') or set(cells[0]) <= set('-'):
             continue
         rows.append({'os': cells[0], 'platform': cells[1], 'python': version(cells[2]),
-                     'ansible': cells[3]})
+                     'ansible': cells[3], 'tested': cells[4]})
     assert rows, 'no support table in README.md'
     return rows
 
@@ -92,3 +92,23 @@ def test_el8_is_not_claimed_and_the_table_says_why():
     # no ansible-core the collection accepts runs Python 3.6 modules
     assert all(TARGET_PYTHON[v][0] > (3, 6) for v in TARGET_PYTHON if v >= requires_ansible())
     assert '2.17' in el8[0]['ansible'] and 'python3-libvirt' in el8[0]['ansible']
+
+
+def test_every_row_says_whether_and_how_it_is_tested_here():
+    """Issue 32: for each row, tested here (how), partly (what), or not (why not)."""
+    rows = support_table()
+    assert len(rows) == 8
+    for row in rows:
+        assert re.match(r'(yes|partly|no)(: .+|$)', row['tested']), row
+        if row['platform'] != 'not supported':
+            assert ': ' in row['tested'], ('say how, or why not', row)
+    by_os = {r['os']: r['tested'] for r in rows}
+    assert by_os['Debian 12'].startswith('yes') and by_os['Debian 13'].startswith('yes')
+    assert 'make trixie' in by_os['Debian 13']
+    assert 'no RPM repository' in by_os['RHEL, CentOS Stream, Rocky, AlmaLinux 9']
+    # what a row claims is tested has its make target and test files
+    for target in ('trixie', 'matrix'):
+        assert re.search(r'^%s:' % target, open(os.path.join(paths.REPO, 'Makefile')).read(), re.M)
+    for f in ('tests/trixie/test_trixie_hypervisor.py', 'tests/trixie/test_firewalld.py',
+              'tests/unit/test_kvm_host_daemon_units.py', 'tests/unit/test_module_code_python38.py'):
+        assert os.path.exists(os.path.join(paths.REPO, f)), f

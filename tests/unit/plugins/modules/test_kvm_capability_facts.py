@@ -6,12 +6,25 @@ synthetic /sys/module). libvirt is faked only where a missing binding or a refus
 connection must be simulated (monkeypatched open_connection); the real daemon is used by
 tests/integration/test_kvm_capability_facts.py.
 """
+import contextlib
 import json
 import os
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
+try:
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:   # ansible-core < 2.19 (make matrix runs 2.17 and 2.18): the older way
+    from ansible.module_utils import basic as _basic
+
+    @contextlib.contextmanager
+    def patch_module_args(args):
+        saved = _basic._ANSIBLE_ARGS
+        _basic._ANSIBLE_ARGS = json.dumps({'ANSIBLE_MODULE_ARGS': args}).encode()
+        try:
+            yield
+        finally:
+            _basic._ANSIBLE_ARGS = saved
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import connection as _libvirt_conn
 from ansible_collections.kvmops.hypervisor.plugins.modules import kvm_capability_facts as mod
