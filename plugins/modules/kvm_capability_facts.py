@@ -245,7 +245,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.argspec import uri_option
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.runner import hide_url_credentials
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._module.runner import hide_url_credentials
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.masking import mask_url_credentials
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import connection as _libvirt_conn
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._host.kvm_capability import gather_kvm_capability

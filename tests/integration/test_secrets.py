@@ -55,7 +55,7 @@ NOT_SECRET = {
 # URL options of the guest core that this file does not exercise yet, and why (issue 26: the
 # guest core's own URL handling, masked by another branch).
 URL_PENDING = {
-    'virt_install_domains': 'does not go through _common/runner.run_manager, so its options\' '
+    'virt_install_domains': 'does not go through _module/runner.run_manager, so its options\' '
                             'user:pass@ is not made a no_log value (guest core: one call to '
                             'runner.hide_url_credentials(module) in its main())',
 }
