@@ -1,0 +1,278 @@
+"""virt_backup and virt_backup_restore against the real libvirtd (QEMU TCG) with the tiny guest.
+
+The guest writes known 64 KiB blocks to its qcow2 data disk on command (the kvmops.writer
+switch of testbed/tiny_guest_init.sh; it says KVMOPS-WROTE on its console). For every backup
+the test pauses the guest, copies the data disk (qemu-img convert -U) and runs the backup while
+it is still paused, so the backup's point in time and the copy are the same moment; each point
+restored to a new image must then be byte for byte that copy (qemu-img compare).
+"""
+import os
+import signal
+import subprocess
+
+import pytest
+
+from support import faults
+from support.ansible_run import run_module
+from support.backup_guests import (boot, images_equal, layer_data_bytes, make_writer_guest,
+                                   module_process, module_result, our_checkpoints, paused_copy,
+                                   write_round, BLOCK)
+from support.libvirt_helpers import remove_domain
+
+
+def backup(domain, repository, check=False, **args):
+    args.update(domain=domain, repository=repository)
+    return run_module('virt_backup', args, check=check)
+
+
+def restore(domain, repository, check=False, **args):
+    args.update(domain=domain, repository=repository)
+    return run_module('virt_backup_restore', args, check=check)
+
+
+def ok(res):
+    assert not res.get('failed'), res.get('msg', res)
+    return res
+
+
+def tree(path):
+    out = []
+    for base, dirs, files in os.walk(path):
+        for n in dirs + files:
+            out.append(os.path.relpath(os.path.join(base, n), path))
+    return sorted(out)
+
+
+def paused_backup(guest, copy, repo, **args):
+    """Pause, copy the data disk, back up (still paused), resume."""
+    dom = guest['dom']
+    dom.suspend()
+    try:
+        paused_copy(guest, copy)
+        res = backup(dom.name(), repo, **args)
+    finally:
+        dom.resume()
+    return res
+
+
+@pytest.fixture(scope='module')
+def guest(conn, module_prefix, module_image_dir, tiny):
+    g = make_writer_guest(conn, module_prefix + 'bk', tiny, module_image_dir)
+    boot(g)
+    yield g
+    g['shell'].close()
+    remove_domain(g['dom'])
+
+
+@pytest.fixture
+def repo(image_dir):
+    path = os.path.join(image_dir, 'repo')
+    os.mkdir(path, 0o711)
+    return path
+
+
+def test_full_inc_inc_each_point_restores_byte_for_byte(guest, repo, image_dir):
+    dom, name = guest['dom'], guest['dom'].name()
+    write_round(guest, 1, count=64)         # 4 MiB before the full backup
+
+    # check mode: level, disks, estimate; nothing written, no checkpoint
+    res = ok(backup(name, repo, check=True))
+    assert res['changed'] is True and res['level'] == 'full', res
+    assert res['disks'] == ['vda'] and res['estimated_size'] > 4 * 1024 * 1024, res
+    assert 'no backup chain yet' in res['level_reason']
+    assert tree(repo) == [] and our_checkpoints(dom) == []
+
+    copies, results = [], []
+    for rnd, count in ((None, 0), (2, 4), (3, 8)):
+        if rnd:
+            write_round(guest, rnd, count=count)
+        copy = os.path.join(image_dir, 'copy%d.raw' % len(copies))
+        res = ok(paused_backup(guest, copy, repo))
+        copies.append(copy)
+        results.append(res)
+    assert [r['level'] for r in results] == ['full', 'inc', 'inc'], results
+    assert len(set(r['chain'] for r in results)) == 1
+    assert [r['point'] for r in results] == [0, 1, 2]
+    assert all(r['frozen'] is False and 'no guest-agent channel' in r['quiesce_reason'] for r in results)
+    # the incrementals hold exactly the blocks written since the backup before
+    for res, count in ((results[1], 4), (results[2], 8)):
+        assert layer_data_bytes(os.path.join(res['path'], 'vda.qcow2')) == count * BLOCK, res
+        assert res['files']['vda']['size'] < count * BLOCK + 1024 * 1024
+    assert layer_data_bytes(os.path.join(results[0]['path'], 'vda.qcow2')) >= 64 * BLOCK
+    # only the newest point's checkpoint stays on the guest
+    assert our_checkpoints(dom) == [results[2]['checkpoint']]
+
+    # check mode again: an incremental, nothing written, no new checkpoint
+    before = tree(repo)
+    res = ok(backup(name, repo, check=True))
+    assert res['level'] == 'inc' and tree(repo) == before
+    assert our_checkpoints(dom) == [results[2]['checkpoint']]
+
+    # every point restored to a new image is the paused copy of that moment
+    out = os.path.join(image_dir, 'restored')
+    os.mkdir(out)
+    for point, copy in enumerate(copies):
+        res = ok(restore(name, repo, action='images', point=point, dest_dir=out,
+                         name='p%d' % point, format='raw'))
+        assert res['changed'] and res['level'] == results[point]['level']
+        assert images_equal(res['images']['vda'], copy), 'point %d differs from its copy' % point
+        assert not images_equal(res['images']['vda'], copies[-1]) or point == 2
+    # a second restore to the same place overwrites nothing
+    res = restore(name, repo, action='images', point=0, dest_dir=out, name='p0', format='raw')
+    assert res.get('failed') and 'never overwrites' in res['msg']
+
+    res = ok(restore(name, repo))               # verify, the default action
+    assert res['verified'] is True and res['changed'] is False and res['files_checked'] == 3
+    assert [n for n in os.listdir(os.path.join(repo, name, results[0]['chain'])) if n.startswith('.')] == []
+
+    # a flipped byte in the middle of the chain is found
+    inc1 = os.path.join(results[1]['path'], 'vda.qcow2')
+    with open(inc1, 'r+b') as f:
+        f.seek(os.path.getsize(inc1) - 100)
+        b = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([b[0] ^ 0xff]))
+    res = restore(name, repo, action='verify')
+    assert res.get('failed') and res['verified'] is False, res
+    assert 'does not match its sha256' in res['msg'] and '01-inc/vda.qcow2' in res['msg']
+    res = ok(restore(name, repo, action='verify', point=0))
+    assert res['verified'] is True
+
+
+def test_retention_keeps_exactly_what_it_says(guest, repo):
+    dom, name = guest['dom'], guest['dom'].name()
+    levels = []
+    for i in range(5):
+        write_round(guest, 10 + i, count=1)
+        res = ok(backup(name, repo, chain_length=2, keep_chains=2))
+        levels.append(res['level'])
+    assert levels == ['full', 'inc', 'full', 'inc', 'full'], levels
+    chains = sorted(n for n in os.listdir(os.path.join(repo, name)) if not n.startswith('.'))
+    assert len(chains) == 2 and chains[-1] == res['chain'], chains
+    assert sorted(os.listdir(os.path.join(repo, name, chains[0]))) == ['00-full', '01-inc', 'manifest.json']
+    assert sorted(os.listdir(os.path.join(repo, name, chains[1]))) == ['00-full', 'manifest.json']
+    assert len(res['removed_chains']) == 1 and res['removed_chains'][0] < chains[0]
+    assert our_checkpoints(dom) == [res['checkpoint']]
+    # keep_chains=1: after the next successful backup only its own chain is left
+    res = ok(backup(name, repo, level='full', keep_chains=1))
+    assert sorted(n for n in os.listdir(os.path.join(repo, name)) if not n.startswith('.')) == [res['chain']]
+    # level=inc with chain_length reached still continues the chain (asked for explicitly)
+    res2 = ok(backup(name, repo, level='inc', chain_length=1))
+    assert res2['level'] == 'inc' and res2['chain'] == res['chain']
+
+
+def test_raw_disk_gets_full_backups_only(conn, prefix, image_dir, tiny):
+    g = make_writer_guest(conn, prefix + 'raw', tiny, image_dir, size='16M', fmt='raw')
+    repo = os.path.join(image_dir, 'repo')
+    os.mkdir(repo, 0o711)
+    boot(g)
+    name = g['dom'].name()
+    res = backup(name, repo, level='inc')
+    assert res.get('failed') and 'raw' in res['msg'] and 'level=full or auto' in res['msg'], res
+    assert not os.path.exists(os.path.join(repo, name, 'x')) and our_checkpoints(g['dom']) == []
+    for _ in range(2):
+        res = ok(backup(name, repo))
+        assert res['level'] == 'full' and 'raw' in res['level_reason'] and res['checkpoint'] is None
+    assert g['dom'].listAllCheckpoints(0) == []
+    g['shell'].close()
+
+
+def test_shut_off_guest_is_started_paused_and_stopped_again(conn, prefix, image_dir, tiny):
+    g = make_writer_guest(conn, prefix + 'off', tiny, image_dir, size='16M')
+    repo = os.path.join(image_dir, 'repo')
+    os.mkdir(repo, 0o711)
+    name = g['dom'].name()
+    subprocess.run(['qemu-io', '-f', 'qcow2', '-c', 'write -P 0x61 0 1M', g['disk']], check=True,
+                   stdout=subprocess.DEVNULL)
+    res = ok(backup(name, repo, check=True))
+    assert res['level'] == 'full' and any('start the shut-off guest paused' in a for a in res['actions'])
+    assert not g['dom'].isActive()
+    res = ok(backup(name, repo))
+    assert res['started_paused'] is True and not g['dom'].isActive(), res
+    subprocess.run(['qemu-io', '-f', 'qcow2', '-c', 'write -P 0x62 4M 128k', g['disk']], check=True,
+                   stdout=subprocess.DEVNULL)
+    res = ok(backup(name, repo))
+    assert res['level'] == 'inc' and not g['dom'].isActive(), res
+    assert layer_data_bytes(os.path.join(res['path'], 'vda.qcow2')) == 2 * BLOCK
+    out = os.path.join(image_dir, 'out')
+    os.mkdir(out)
+    res = ok(restore(name, repo, action='images', dest_dir=out, format='raw'))
+    ref = os.path.join(image_dir, 'ref.raw')
+    subprocess.run(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', g['disk'], ref], check=True)
+    assert images_equal(res['images']['vda'], ref)
+
+
+def test_module_killed_during_a_backup_next_run_recovers(guest, repo, image_dir, conn):
+    dom, name = guest['dom'], guest['dom'].name()
+    write_round(guest, 30, count=16)
+    first = ok(backup(name, repo, level='full'))
+    write_round(guest, 31, count=16)
+    proc, argfile = module_process('virt_backup', {'domain': name, 'repository': repo})
+    partial = faults.wait_until(lambda: len(our_checkpoints(dom)) == 2, 60, interval=0.002,
+                                what='the backup checkpoint')
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    os.unlink(argfile)
+    gdir = os.path.join(repo, name)
+    left = tree(gdir)
+    # the committed chain is intact and verifies; the new checkpoint and partial point are left
+    assert our_checkpoints(dom)[0] == first['checkpoint'] and partial
+    res = ok(restore(name, repo, action='verify'))
+    assert res['point'] == 0 and res['verified'] is True
+    # the next run cleans up (job, partial files, checkpoint) and continues the chain
+    copy = os.path.join(image_dir, 'after-kill.raw')
+    res = ok(paused_backup(guest, copy, repo))
+    assert res['level'] == 'inc' and res['chain'] == first['chain'] and res['point'] == 1, res
+    assert any('delete checkpoint' in r for r in res['recovered']), res['recovered']
+    assert our_checkpoints(dom) == [res['checkpoint']]
+    assert not [p for p in tree(gdir) if '.partial' in p]
+    out = os.path.join(image_dir, 'out-kill')
+    os.mkdir(out)
+    r = ok(restore(name, repo, action='images', dest_dir=out, format='raw'))
+    assert images_equal(r['images']['vda'], copy)
+    faults.record('virt_backup killed during a backup', 'SIGKILL to the module as soon as its '
+                  'checkpoint existed (the backup job had begun)', 1,
+                  'nothing (killed); left: %s' % faults.short(', '.join(p for p in left if 'partial' in p) or
+                                                              'no partial directory'),
+                  'the committed chain verified; the next run aborted/cleaned (%s) and took an '
+                  'incremental that restores byte for byte' % faults.short('; '.join(res['recovered']), 160),
+                  'make test', 'tests/integration/test_virt_backup.py::'
+                  'test_module_killed_during_a_backup_next_run_recovers')
+
+
+def test_full_repository_file_system(guest, image_dir):
+    dom, name = guest['dom'], guest['dom'].name()
+    mnt = os.path.join(image_dir, 'small')
+    with faults.Tmpfs(mnt, '8m'):
+        os.chmod(mnt, 0o711)
+        first = ok(backup(name, mnt, level='full'))
+        used = first['chain_size']
+        assert used < 7 * 1024 * 1024, used
+        free = os.statvfs(mnt).f_bavail * os.statvfs(mnt).f_frsize
+        write_round(guest, 40, count=free // BLOCK + 16)       # more than the space left
+        res = backup(name, mnt)
+        assert res.get('failed'), res
+        assert 'inc backup failed' in res['msg'] and 'earlier backups are unchanged' in res['msg'], res['msg']
+        gdir = os.path.join(mnt, name)
+        assert sorted(tree(gdir)) == sorted(['.kvmops-backups', first['chain'],
+                                             os.path.join(first['chain'], '00-full'),
+                                             os.path.join(first['chain'], 'manifest.json')] +
+                                            [os.path.join(first['chain'], '00-full', f)
+                                             for f in os.listdir(os.path.join(gdir, first['chain'], '00-full'))])
+        assert our_checkpoints(dom) == [first['checkpoint']]
+        assert ok(restore(name, mnt))['verified'] is True
+        msg = res['msg']
+        subprocess.run(['mount', '-o', 'remount,size=64m', mnt], check=True)
+        copy = os.path.join(image_dir, 'after-enospc.raw')
+        res = ok(paused_backup(guest, copy, mnt))
+        assert res['level'] == 'inc' and res['chain'] == first['chain'], res
+        out = os.path.join(image_dir, 'out-enospc')
+        os.mkdir(out)
+        r = ok(restore(name, mnt, action='images', dest_dir=out, format='raw'))
+        assert images_equal(r['images']['vda'], copy)
+    faults.record('backup repository file system full', 'tmpfs of 8 MiB as the repository; a full '
+                  'backup fits, the next incremental does not', 1, faults.short(msg),
+                  'the first chain unchanged and verified, no partial file, the failed checkpoint '
+                  'deleted; after more space the next run continued the chain (incremental) and '
+                  'restored byte for byte', 'make test',
+                  'tests/integration/test_virt_backup.py::test_full_repository_file_system')
