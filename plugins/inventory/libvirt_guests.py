@@ -164,6 +164,7 @@ from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructa
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import addresses as _addresses
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as _xml
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.tags import domain_tags
 
 try:
     import libvirt
@@ -202,20 +203,6 @@ def ssh_hop_args(uri, proxy_ssh_args=''):
             proxy_ssh_args, '-p %d ' % port if port else '', user + '@' if user else '', host)
         return "-o ProxyCommand='%s'" % hop
     return '-o ProxyJump=%s%s%s' % (user + '@' if user else '', host, ':%d' % port if port else '')
-
-
-def domain_tags(dom, namespace):
-    """The tags in the domain's metadata element of namespace (empty when there is none)."""
-    try:
-        text = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, namespace, 0)
-    except libvirt.libvirtError:
-        return []
-    try:
-        root = _xml.parse(text)
-    except _xml.etree.XMLSyntaxError:
-        return []
-    return [t.text.strip() for t in root.iter()
-            if isinstance(t.tag, str) and t.tag.split('}')[-1] == 'tag' and t.text and t.text.strip()]
 
 
 def network_forward_modes(conn, names):

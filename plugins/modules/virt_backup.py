@@ -57,6 +57,15 @@ options:
     description: Names of guests to back up in one task, O(parallel) at a time; a failing guest does not stop the others.
     type: list
     elements: str
+  all_guests:
+    description: Back up every persistent guest of the hypervisor (set it to V(true)).
+    type: bool
+  tag:
+    description:
+      - Back up every persistent guest carrying this tag in its domain metadata
+        (C(<tags xmlns="urn:kvmops:hypervisor:tags:1"><tag>web</tag></tags>), as the
+        M(kvmops.hypervisor.libvirt_guests#inventory) inventory plugin reads them).
+    type: str
   repository:
     description:
       - Absolute path of the backup repository on the hypervisor (a local directory or a mounted file
@@ -107,7 +116,7 @@ options:
     type: int
     default: 2
 notes:
-  - One of O(domain) and O(domains) is required.
+  - One of O(domain), O(domains), O(all_guests) and O(tag) is required.
   - The domain XML is saved without secrets (a VNC password is not in the backup).
   - Pull mode (an NBD export read by a client) is not used; see the collection's README, section Backups.
 seealso:
@@ -198,6 +207,8 @@ def argument_spec():
         uri=uri_option(),
         domain=dict(type='str'),
         domains=dict(type='list', elements='str'),
+        all_guests=dict(type='bool'),
+        tag=dict(type='str'),
         repository=dict(type='path', required=True),
         level=dict(type='str', choices=['auto', 'full', 'inc'], default='auto'),
         quiesce=dict(type='str', choices=list(plan.QUIESCE), default='auto'),
@@ -212,11 +223,13 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
-                           required_one_of=[('domain', 'domains')])
+                           required_one_of=[('domain', 'domains', 'all_guests', 'tag')],
+                           mutually_exclusive=[('domain', 'all_guests'), ('domains', 'all_guests'),
+                                               ('domain', 'tag'), ('domains', 'tag')])
     run_manager(module,
                 prepare=lambda: plan.normalize(module.params),
                 build=lambda conn, spec: BackupManager(conn, spec, **manager_options(module)),
-                subject=lambda spec: 'the backup of %s' % ', '.join(spec['domains']),
+                subject=lambda spec: 'the backup of %s' % (', '.join(spec['domains']) or 'the guests'),
                 fail_fields=lambda spec, manager: dict(changed=bool(manager and manager.changed)))
 
 

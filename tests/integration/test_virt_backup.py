@@ -15,19 +15,24 @@ import pytest
 from support import faults
 from support.ansible_run import run_module
 from support.backup_guests import (boot, images_equal, layer_data_bytes, make_writer_guest,
-                                   module_process, module_result, our_checkpoints, paused_copy,
+                                   module_process, our_checkpoints, paused_copy, run_direct,
                                    write_round, BLOCK)
 from support.libvirt_helpers import remove_domain
 
 
-def backup(domain, repository, check=False, **args):
+def backup(domain, repository, check=False, ansible=False, **args):
+    """virt_backup; through ansible-playbook with ansible=True, else the module run directly."""
     args.update(domain=domain, repository=repository)
-    return run_module('virt_backup', args, check=check)
+    if ansible:
+        return run_module('virt_backup', args, check=check)
+    return run_direct('virt_backup', args, check=check)
 
 
-def restore(domain, repository, check=False, **args):
+def restore(domain, repository, check=False, ansible=False, **args):
     args.update(domain=domain, repository=repository)
-    return run_module('virt_backup_restore', args, check=check)
+    if ansible:
+        return run_module('virt_backup_restore', args, check=check)
+    return run_direct('virt_backup_restore', args, check=check)
 
 
 def ok(res):
@@ -56,12 +61,20 @@ def paused_backup(guest, copy, repo, **args):
 
 
 @pytest.fixture(scope='module')
-def guest(conn, module_prefix, module_image_dir, tiny):
+def shared_guest(conn, module_prefix, module_image_dir, tiny):
     g = make_writer_guest(conn, module_prefix + 'bk', tiny, module_image_dir)
     boot(g)
     yield g
     g['shell'].close()
-    remove_domain(g['dom'])
+    remove_domain(conn.lookupByName(g['dom'].name()))
+
+
+@pytest.fixture
+def guest(shared_guest, conn):
+    """The file's running guest, its domain looked up again (another run may have restarted
+    libvirtd between two tests: the old handle's connection is gone)."""
+    shared_guest['dom'] = conn.lookupByName(shared_guest['dom'].name())
+    return shared_guest
 
 
 @pytest.fixture
@@ -76,7 +89,7 @@ def test_full_inc_inc_each_point_restores_byte_for_byte(guest, repo, image_dir):
     write_round(guest, 1, count=64)         # 4 MiB before the full backup
 
     # check mode: level, disks, estimate; nothing written, no checkpoint
-    res = ok(backup(name, repo, check=True))
+    res = ok(backup(name, repo, check=True, ansible=True))
     assert res['changed'] is True and res['level'] == 'full', res
     assert res['disks'] == ['vda'] and res['estimated_size'] > 4 * 1024 * 1024, res
     assert 'no backup chain yet' in res['level_reason']
@@ -121,7 +134,7 @@ def test_full_inc_inc_each_point_restores_byte_for_byte(guest, repo, image_dir):
     res = restore(name, repo, action='images', point=0, dest_dir=out, name='p0', format='raw')
     assert res.get('failed') and 'never overwrites' in res['msg']
 
-    res = ok(restore(name, repo))               # verify, the default action
+    res = ok(restore(name, repo, ansible=True))  # verify, the default action
     assert res['verified'] is True and res['changed'] is False and res['files_checked'] == 3
     assert [n for n in os.listdir(os.path.join(repo, name, results[0]['chain'])) if n.startswith('.')] == []
 

@@ -30,6 +30,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.manager 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import constants as C
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import domain_disks
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.tags import domain_tags
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connection import libvirt  # None without libvirt-python
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._backup import plan
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._backup import repo
@@ -454,9 +455,23 @@ class BackupManager(ManagerBase):
                 self.act(a)
         return out
 
+    def select(self):
+        """The guests to back up: the names given, else every persistent guest (with the tag)."""
+        if self.spec['domains']:
+            return list(self.spec['domains'])
+        names = []
+        for dom in self.conn.listAllDomains(C.VIR_CONNECT_LIST_DOMAINS_PERSISTENT):
+            if self.spec['tag'] and self.spec['tag'] not in domain_tags(dom):
+                continue
+            names.append(dom.name())
+        return sorted(names)
+
     def run(self):
         host = self.conn.getHostname()
-        names = self.spec['domains']
+        names = self.select()
+        if not names:
+            return self.result(backups=[], summary={'guests': 0, 'failed': [], 'full': [], 'inc': [],
+                                                    'skipped': [], 'size': 0})
         results = [None] * len(names)
         todo = list(enumerate(names))
         lock = threading.Lock()
@@ -485,7 +500,7 @@ class BackupManager(ManagerBase):
         }
         self.changed = any(r.get('changed') for r in results)
         out = self.result(backups=results, summary=summary)
-        if len(names) == 1:
+        if len(names) == 1 and self.spec['domains']:
             out.update({k: v for k, v in results[0].items() if k not in ('changed', 'failed', 'msg')})
         if summary['failed']:
             msgs = [r['msg'] for r in results if r.get('failed')]

@@ -70,8 +70,14 @@ def normalize(params):
     if params.get('domain'):
         names.append(params['domain'])
     names.extend(params.get('domains') or [])
-    if not names:
-        raise BackupSpecError('Give domain (one guest) or domains (a list of guests) to back up.')
+    all_guests = bool(params.get('all_guests'))
+    tag = params.get('tag')
+    if not names and not all_guests and not tag:
+        raise BackupSpecError('Give domain (one guest), domains (a list of guests), all_guests=true '
+                              'or tag (the guests carrying that tag) to back up.')
+    if names and (all_guests or tag):
+        raise BackupSpecError('domain/domains name the guests; all_guests and tag select them: use '
+                              'one way, not both.')
     seen = set()
     domains = []
     for name in names:
@@ -81,6 +87,8 @@ def normalize(params):
             domains.append(name)
     spec = {
         'domains': domains,
+        'all_guests': all_guests,
+        'tag': tag,
         'repository': check_repository(params.get('repository')),
         'level': params.get('level') or 'auto',
         'quiesce': params.get('quiesce') or 'auto',
