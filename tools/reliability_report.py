@@ -32,6 +32,9 @@ EXPECTED = [
     ('controller interrupted (SIGTERM)', 'controller interrupted (SIGTERM'),
     ('two runs at once on the same guest list', 'two ansible-playbook runs at once on the same guest'),
     ('two runs at once on the same qemu.conf', 'two ansible-playbook runs at once on the same qemu'),
+    ('virt_backup killed during a backup', 'virt_backup killed during a backup'),
+    ('libvirtd killed during a backup', 'libvirtd SIGKILLed during a backup'),
+    ('backup repository file system full', 'backup repository file system full'),
 ]
 
 

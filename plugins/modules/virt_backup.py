@@ -159,7 +159,7 @@ backups:
   type: list
   elements: dict
 summary:
-  description: guests (count), full and inc (guests per level), skipped, failed (names), size (bytes written).
+  description: guests (count), full and inc (guests per level), skipped, failed (names), size (bytes written), lines (one line per guest - what, how big, how long).
   returned: always
   type: dict
 level:

@@ -289,3 +289,21 @@ def test_full_repository_file_system(guest, image_dir):
                   'deleted; after more space the next run continued the chain (incremental) and '
                   'restored byte for byte', 'make test',
                   'tests/integration/test_virt_backup.py::test_full_repository_file_system')
+
+
+def test_backup_playbook_backs_up_the_tagged_guests(guest, repo):
+    """playbooks/backup.yml (role guest_backup) on this host: only the guest with the tag."""
+    from support.ansible_run import run_playbook
+    from support import paths
+    dom, name = guest['dom'], guest['dom'].name()
+    tag = 'bk' + name[-12:].replace('-', '')
+    dom.setMetadata(2, '<tags><tag>%s</tag></tags>' % tag, 'kvmops', 'urn:kvmops:hypervisor:tags:1',
+                    1 | 2)   # VIR_DOMAIN_METADATA_ELEMENT, live and config
+    doc = run_playbook(os.path.join(paths.REPO, 'playbooks', 'backup.yml'),
+                       extra_vars={'backup_hosts': 'localhost', 'guest_backup_tag': tag,
+                                   'guest_backup_repository': repo, 'ansible_connection': 'local'})
+    assert doc['_rc'] == 0, doc['_stderr'][-2000:]
+    summary = [t for t in doc['plays'][1]['tasks'] if 'summary' in t['task']['name'].lower()
+               or 'what was backed up' in t['task']['name'].lower()][0]['hosts']['localhost']['msg']
+    assert len(summary) == 1 and summary[0].startswith('%s: full backup' % name), summary
+    assert sorted(os.listdir(repo)) == [name]

@@ -429,6 +429,29 @@ class GuestBackup(object):
         return victims
 
 
+def _human(n):
+    n = float(n or 0)
+    for unit in ('B', 'KiB', 'MiB', 'GiB'):
+        if n < 1024 or unit == 'GiB':
+            return '%.1f %s' % (n, unit) if unit != 'B' else '%d B' % n
+        n /= 1024
+    return '%.1f TiB' % n
+
+
+def summary_line(r):
+    """One line per guest for a play's summary: what, how big, how long."""
+    if r.get('failed'):
+        return '%s: FAILED: %s' % (r['domain'], r.get('msg'))
+    if r.get('skipped'):
+        return '%s: skipped (%s)' % (r['domain'], r.get('skip_reason'))
+    if r.get('size') is None:
+        return '%s: would take a %s backup (about %s)' % (r['domain'], r.get('level'),
+                                                         _human(r.get('estimated_size')))
+    return '%s: %s backup, %s in %.1f s (chain %s point %s%s)' % (
+        r['domain'], r.get('level'), _human(r.get('size')), r.get('duration') or 0, r.get('chain'),
+        r.get('point'), ', quiesced' if r.get('frozen') else '')
+
+
 class BackupManager(ManagerBase):
     """Back up every guest of the spec, `parallel` at a time over the one connection."""
 
@@ -471,7 +494,7 @@ class BackupManager(ManagerBase):
         names = self.select()
         if not names:
             return self.result(backups=[], summary={'guests': 0, 'failed': [], 'full': [], 'inc': [],
-                                                    'skipped': [], 'size': 0})
+                                                    'skipped': [], 'size': 0, 'lines': []})
         results = [None] * len(names)
         todo = list(enumerate(names))
         lock = threading.Lock()
@@ -497,6 +520,7 @@ class BackupManager(ManagerBase):
                     and not r.get('skipped')],
             'skipped': [r['domain'] for r in results if r.get('skipped')],
             'size': sum(r.get('size') or 0 for r in results),
+            'lines': [summary_line(r) for r in results],
         }
         self.changed = any(r.get('changed') for r in results)
         out = self.result(backups=results, summary=summary)
