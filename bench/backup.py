@@ -3,7 +3,7 @@
     BENCH_CASES=backup make bench        (or: python bench/backup.py)
 
 One tiny guest (TCG) with a 1 GiB qcow2 data disk, filled with 1 GiB of data before it boots.
-Both tools take a full backup; the guest then writes BENCH_BACKUP_MIB (default 64) MiB of known
+Both tools take a full backup; the guest then writes BENCH_BACKUP_MIB (default 32) MiB of known
 blocks (its kvmops.writer); both take an incremental backup; each restores its latest point
 (virt_backup_restore action=images, virtnbdrestore -o DIR). virtnbdbackup first, then ours, so
 that its full backup (which takes its own checkpoints) never touches ours. Wall-clock time of
@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.join(B.REPO, 'tests'))
 from support.backup_guests import boot, make_writer_guest, run_direct, write_round  # noqa: E402
 
 MIB = 1024 * 1024
-WRITE_MIB = int(os.environ.get('BENCH_BACKUP_MIB', '64'))
+WRITE_MIB = int(os.environ.get('BENCH_BACKUP_MIB', '32'))
 
 
 def du(path):

@@ -42,7 +42,7 @@ def boot(guest):
 
 def write_round(guest, rnd, count=4):
     """The guest writes `count` 64 KiB blocks of round rnd and says so on its console."""
-    guest['shell'].run('kvmops-write %d %d' % (rnd, count), timeout=120)
+    guest['shell'].run('kvmops-write %d %d' % (rnd, count), timeout=120 + count)
     wait_for_text(guest['log'], 'KVMOPS-WROTE %d %d' % (rnd, count), timeout=60)
 
 

@@ -293,7 +293,13 @@ class GuestBackup(object):
             if isinstance(exc, KvmopsError):
                 self.fail('the %s backup failed: %s %s' % (level, exc.msg, kept))
             if isinstance(exc, (_libvirt_error(), OSError)):
-                self.fail('the %s backup failed: %s. %s' % (level, exc, kept))
+                hint = ''
+                if 'Could not open' in str(exc) and 'No such file or directory' in str(exc):
+                    hint = (' QEMU does not see the repository: it runs in the mount namespace libvirt '
+                            'made when the guest started, and a file system mounted later is not '
+                            'propagated into it where / is not a shared mount. Mount the repository '
+                            'before the guests start (or as a shared mount), or restart the guest.')
+                self.fail('the %s backup failed: %s.%s %s' % (level, exc, hint, kept))
             raise
         if state['started_paused']:
             self.stop_paused(dom)
