@@ -64,7 +64,7 @@ options:
     description:
       - Back up every persistent guest carrying this tag in its domain metadata
         (C(<tags xmlns="urn:kvmops:hypervisor:tags:1"><tag>web</tag></tags>), as the
-        M(kvmops.hypervisor.libvirt_guests#inventory) inventory plugin reads them).
+        P(kvmops.hypervisor.libvirt_guests#inventory) inventory plugin reads them).
     type: str
   repository:
     description:
