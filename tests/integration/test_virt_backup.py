@@ -213,6 +213,29 @@ def test_shut_off_guest_is_started_paused_and_stopped_again(conn, prefix, image_
     subprocess.run(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', g['disk'], ref], check=True)
     assert images_equal(res['images']['vda'], ref)
 
+    # in place: the guest writes on after the backup; without force nothing happens, check mode
+    # says what would, with force its disk is the backup again and its checkpoints are gone
+    subprocess.run(['qemu-io', '-f', 'qcow2', '-c', 'write -P 0x63 8M 1M', g['disk']], check=True,
+                   stdout=subprocess.DEVNULL)
+    assert not images_equal(ref, paused_copy(g, os.path.join(image_dir, 'now.raw')))
+    res = restore(name, repo, action='in_place')
+    assert res.get('failed') and 'force=true' in res['msg']
+    res = ok(restore(name, repo, action='in_place', force=True, check=True))
+    assert res['changed'] and res['images'] == {'vda': g['disk']}
+    assert any('drop the checkpoints' in a for a in res['actions'])
+    assert our_checkpoints(g['dom']) != []
+    res = ok(restore(name, repo, action='in_place', force=True))
+    assert images_equal(ref, paused_copy(g, os.path.join(image_dir, 'after.raw')))
+    assert our_checkpoints(g['dom']) == []
+    assert ok(backup(name, repo))['level'] == 'full'
+    # never over a running guest
+    g['dom'].createWithFlags(1)     # paused is running for libvirt
+    try:
+        res = restore(name, repo, action='in_place', force=True)
+        assert res.get('failed') and 'running' in res['msg']
+    finally:
+        g['dom'].destroy()
+
 
 def test_module_killed_during_a_backup_next_run_recovers(guest, repo, image_dir, conn):
     dom, name = guest['dom'], guest['dom'].name()
