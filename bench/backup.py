@@ -116,7 +116,8 @@ def write_report(r):
 
     def m(k):
         return '%.1f MiB' % (r[k] / MIB) if k in r else 'n/a'
-    ratio = lambda a, b: ('%.2fx' % (r[a] / r[b])) if a in r and b in r and r[b] else 'n/a'  # noqa: E731
+    def ratio(a, b):
+        return ('%.2fx' % (r[a] / r[b])) if a in r and b in r and r[b] else 'n/a'
     text = """# Backups: virt_backup against virtnbdbackup
 
 Written by `BENCH_CASES=backup make bench` (bench/backup.py) on %s UTC. One run, one

@@ -159,7 +159,9 @@ backups:
   type: list
   elements: dict
 summary:
-  description: guests (count), full and inc (guests per level), skipped, failed (names), size (bytes written), lines (one line per guest - what, how big, how long).
+  description:
+    - guests (count), full and inc (guests per level), skipped, failed (names), size (bytes written),
+      lines (one line per guest - what, how big, how long).
   returned: always
   type: dict
 level:

@@ -281,8 +281,10 @@ def test_full_repository_file_system(conn, prefix, image_dir, tiny):
     is a private mount, as here without systemd) writes with qemu-io between the backups."""
     g = make_writer_guest(conn, prefix + 'full', tiny, image_dir, size='64M')
     dom, name = g['dom'], g['dom'].name()
-    io = lambda cmd: subprocess.run(['qemu-io', '-f', 'qcow2', '-c', cmd, g['disk']], check=True,  # noqa: E731
-                                    stdout=subprocess.DEVNULL)
+
+    def io(cmd):
+        subprocess.run(['qemu-io', '-f', 'qcow2', '-c', cmd, g['disk']], check=True,
+                       stdout=subprocess.DEVNULL)
     io('write -P 0x41 0 2M')
     mnt = os.path.join(image_dir, 'small')
     with faults.Tmpfs(mnt, '8m'):

@@ -451,8 +451,8 @@ def summary_line(r):
     if r.get('skipped'):
         return '%s: skipped (%s)' % (r['domain'], r.get('skip_reason'))
     if r.get('size') is None:
-        return '%s: would take a %s backup (about %s)' % (r['domain'], r.get('level'),
-                                                         _human(r.get('estimated_size')))
+        return '%s: would take a %s backup (about %s)' % (
+            r['domain'], r.get('level'), _human(r.get('estimated_size')))
     return '%s: %s backup, %s in %.1f s (chain %s point %s%s)' % (
         r['domain'], r.get('level'), _human(r.get('size')), r.get('duration') or 0, r.get('chain'),
         r.get('point'), ', quiesced' if r.get('frozen') else '')
