@@ -151,7 +151,7 @@ EXAMPLES = r'''
 RETURN = r'''
 backups:
   description:
-    - One entry per guest - domain, level, level_reason, chain, point, path, files (per disk - file,
+    - One entry per guest - domain, level, level_reason, chain, point, point_dir, files (per disk - file,
       size, sha256, virtual_size), size (bytes written), chain_size, estimated_size, duration
       (seconds), frozen, quiesce_reason, checkpoint, started_paused, skipped_disks, recovered (what an
       interrupted run had left and was cleaned), removed_chains (retention), failed and msg.
@@ -182,11 +182,13 @@ estimated_size:
   returned: with domain
   type: int
 size:
-  description: With O(domain), bytes written (null in check mode).
+  description: With O(domain), bytes written - the point's files (null in check mode).
   returned: with domain
   type: int
-path:
-  description: With O(domain), the directory of the new point.
+point_dir:
+  description:
+    - With O(domain), the directory of the new point. (Not C(path) - Ansible would add that
+      directory's file attributes, C(size) among them, to the result.)
   returned: with domain, when a backup was taken
   type: str
 actions:

@@ -104,14 +104,17 @@ def test_full_inc_inc_each_point_restores_byte_for_byte(guest, repo, image_dir):
         copies.append(copy)
         results.append(res)
     assert [r['level'] for r in results] == ['full', 'inc', 'inc'], results
+    for r in results:   # what was written: the disk file plus domain.xml
+        assert r['size'] == r['files']['vda']['size'] + len(dom.XMLDesc(2)) or \
+            r['files']['vda']['size'] < r['size'] < r['files']['vda']['size'] + 65536, r
     assert len(set(r['chain'] for r in results)) == 1
     assert [r['point'] for r in results] == [0, 1, 2]
     assert all(r['frozen'] is False and 'no guest-agent channel' in r['quiesce_reason'] for r in results)
     # the incrementals hold exactly the blocks written since the backup before
     for res, count in ((results[1], 4), (results[2], 8)):
-        assert layer_data_bytes(os.path.join(res['path'], 'vda.qcow2')) == count * BLOCK, res
+        assert layer_data_bytes(os.path.join(res['point_dir'], 'vda.qcow2')) == count * BLOCK, res
         assert res['files']['vda']['size'] < count * BLOCK + 1024 * 1024
-    assert layer_data_bytes(os.path.join(results[0]['path'], 'vda.qcow2')) >= 64 * BLOCK
+    assert layer_data_bytes(os.path.join(results[0]['point_dir'], 'vda.qcow2')) >= 64 * BLOCK
     # only the newest point's checkpoint stays on the guest
     assert our_checkpoints(dom) == [results[2]['checkpoint']]
 
@@ -139,7 +142,7 @@ def test_full_inc_inc_each_point_restores_byte_for_byte(guest, repo, image_dir):
     assert [n for n in os.listdir(os.path.join(repo, name, results[0]['chain'])) if n.startswith('.')] == []
 
     # a flipped byte in the middle of the chain is found
-    inc1 = os.path.join(results[1]['path'], 'vda.qcow2')
+    inc1 = os.path.join(results[1]['point_dir'], 'vda.qcow2')
     with open(inc1, 'r+b') as f:
         f.seek(os.path.getsize(inc1) - 100)
         b = f.read(1)
@@ -205,7 +208,7 @@ def test_shut_off_guest_is_started_paused_and_stopped_again(conn, prefix, image_
                    stdout=subprocess.DEVNULL)
     res = ok(backup(name, repo))
     assert res['level'] == 'inc' and not g['dom'].isActive(), res
-    assert layer_data_bytes(os.path.join(res['path'], 'vda.qcow2')) == 2 * BLOCK
+    assert layer_data_bytes(os.path.join(res['point_dir'], 'vda.qcow2')) == 2 * BLOCK
     out = os.path.join(image_dir, 'out')
     os.mkdir(out)
     res = ok(restore(name, repo, action='images', dest_dir=out, format='raw'))

@@ -305,7 +305,7 @@ class GuestBackup(object):
             self.stop_paused(dom)
         result = {'frozen': frozen, 'quiesce_reason': qreason, 'checkpoint': cp_name,
                   'started_paused': state['started_paused'],
-                  'path': os.path.join(chain_final, pname), 'files': files,
+                  'point_dir': os.path.join(chain_final, pname), 'files': files,
                   'size': plan.point_size(point), 'chain_size': repo.dir_size(chain_final)}
         # only the newest point's checkpoint is needed for the next incremental
         for what in self.drop_checkpoints(dom, cp_name, 'superseded by %s' % (cp_name or 'a full backup')):
