@@ -104,9 +104,8 @@ def test_full_inc_inc_each_point_restores_byte_for_byte(guest, repo, image_dir):
         copies.append(copy)
         results.append(res)
     assert [r['level'] for r in results] == ['full', 'inc', 'inc'], results
-    for r in results:   # what was written: the disk file plus domain.xml
-        assert r['size'] == r['files']['vda']['size'] + len(dom.XMLDesc(2)) or \
-            r['files']['vda']['size'] < r['size'] < r['files']['vda']['size'] + 65536, r
+    for r in results:   # what was written: the disk file plus domain.xml (a few KiB)
+        assert r['files']['vda']['size'] < r['size'] < r['files']['vda']['size'] + 65536, r
     assert len(set(r['chain'] for r in results)) == 1
     assert [r['point'] for r in results] == [0, 1, 2]
     assert all(r['frozen'] is False and 'no guest-agent channel' in r['quiesce_reason'] for r in results)
