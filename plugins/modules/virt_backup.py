@@ -118,6 +118,9 @@ options:
 notes:
   - One of O(domain), O(domains), O(all_guests) and O(tag) is required.
   - The domain XML is saved without secrets (a VNC password is not in the backup).
+  - Back up a guest into one repository. Checkpoints belong to the guest, not to a repository - a
+    backup into another repository removes the checkpoint the first one's chain needs, so that
+    chain's next backup is a full one (nothing is lost, only the incremental).
   - Pull mode (an NBD export read by a client) is not used; see the collection's README, section Backups.
 seealso:
   - module: kvmops.hypervisor.virt_backup_restore
