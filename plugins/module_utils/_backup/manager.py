@@ -20,6 +20,7 @@ Private to the collection: no API promise. Independent of AnsibleModule.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import fcntl
 import os
 import shutil
 import threading
@@ -37,6 +38,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._backup import r
 
 POLL = 0.2
 PAUSED_MARKER = '.started-paused'
+LOCK_FILE = '.lock'
 
 
 class BackupError(KvmopsError):
@@ -67,6 +69,25 @@ class GuestBackup(object):
 
     def fail(self, msg):
         raise BackupError('%s: %s' % (self.name, msg))
+
+    def lock(self):
+        """One run per guest directory at a time (an overlapping schedule must not take the
+        other run's job and partial files for leftovers). Held until the process ends."""
+        if getattr(self, '_lock_fd', None) is not None:
+            return
+        fd = os.open(os.path.join(self.gdir, LOCK_FILE), os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except (IOError, OSError):
+            os.close(fd)
+            self.fail('another virt_backup run is backing up this guest into %s right now: wait for '
+                      'it to end (nothing was changed).' % self.gdir)
+        self._lock_fd = fd
+
+    def unlock(self):
+        if getattr(self, '_lock_fd', None) is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
 
     # -- recovery of an interrupted run ---------------------------------------------------
     def our_job_running(self, dom):
@@ -170,6 +191,8 @@ class GuestBackup(object):
         current_id, manifest = chains[-1] if chains else (None, None)
         keep_cp = plan.last_point(manifest)['checkpoint'] if plan.last_point(manifest) else None
         if os.path.isdir(self.gdir):
+            if not self.check_mode:
+                self.lock()
             self.out['recovered'] = self.recover(dom, keep_cp)
         checkpoints = [c.getName() for c in dom.listAllCheckpoints(0)]
         uuid = dom.UUIDString()
@@ -213,6 +236,7 @@ class GuestBackup(object):
 
         repo.ensure_guest_dir(self.spec['repository'], self.name)
         os.chmod(self.gdir, 0o711)  # QEMU (its own user) writes the targets: traverse only
+        self.lock()
         free = repo.free_bytes(self.gdir)
         if estimate > free:
             self.warn('%s: the backup may need about %d bytes and %s has %d free.' % (
@@ -479,6 +503,8 @@ class BackupManager(ManagerBase):
             out = dict(job.out, failed=True, msg=exc.msg)
         except _libvirt_error() as exc:
             out = dict(job.out, failed=True, msg='%s: libvirt failed: %s' % (name, exc))
+        finally:
+            job.unlock()
         with self._lock:
             for a in job.actions:
                 self.act(a)

@@ -60,3 +60,17 @@ def test_atomic_write_leaves_no_temporary_file(tmp_path):
     repo.atomic_write(path, 'two')
     assert open(path).read() == 'two' and os.listdir(str(tmp_path)) == ['manifest.json']
     assert oct(os.stat(path).st_mode & 0o777) == '0o600'
+
+
+def test_one_run_per_guest_directory(tmp_path):
+    from ansible_collections.kvmops.hypervisor.plugins.module_utils._backup.manager import GuestBackup
+    spec = {'repository': str(tmp_path)}
+    repo.ensure_guest_dir(str(tmp_path), 'vm1')
+    first = GuestBackup(None, spec, 'vm1', False, None, 'h')
+    second = GuestBackup(None, spec, 'vm1', False, None, 'h')
+    first.lock()
+    with pytest.raises(KvmopsError, match='another virt_backup run'):
+        second.lock()
+    first.unlock()
+    second.lock()
+    second.unlock()
