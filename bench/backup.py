@@ -39,7 +39,8 @@ def timed(fn):
 
 
 def sh(cmd):
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                          check=False)
     if proc.returncode != 0:
         raise RuntimeError('%s failed: %s' % (' '.join(cmd), proc.stdout[-2000:]))
     return proc.stdout
@@ -66,18 +67,18 @@ def main():
         os.mkdir(ours, 0o711)
         # virtnbdbackup refuses to run beside checkpoints it did not make ("Foreign checkpoint
         # found"): its whole sequence first, its checkpoints deleted, then ours.
-        res['theirs_full_s'], _ = timed(lambda: sh(['virtnbdbackup', '-d', name, '-l', 'full', '-o', theirs,
+        res['theirs_full_s'], dummy = timed(lambda: sh(['virtnbdbackup', '-d', name, '-l', 'full', '-o', theirs,
                                                     '-n', '-S', work]))
         res['theirs_full_bytes'] = du(theirs)
         t = time.monotonic()
         write_round(g, 1, count=WRITE_MIB * 16)
         res['write_s'] = time.monotonic() - t
         before = du(theirs)
-        res['theirs_inc_s'], _ = timed(lambda: sh(['virtnbdbackup', '-d', name, '-l', 'inc', '-o', theirs,
+        res['theirs_inc_s'], dummy = timed(lambda: sh(['virtnbdbackup', '-d', name, '-l', 'inc', '-o', theirs,
                                                    '-n', '-S', work]))
         res['theirs_inc_bytes'] = du(theirs) - before
         out2 = os.path.join(work, 'r-theirs')
-        res['theirs_restore_s'], _ = timed(lambda: sh(['virtnbdrestore', '-i', theirs, '-o', out2, '-n']))
+        res['theirs_restore_s'], dummy = timed(lambda: sh(['virtnbdrestore', '-i', theirs, '-o', out2, '-n']))
         dom = conn.lookupByName(name)
         for cp in sorted(dom.listAllCheckpoints(0), key=lambda c: c.getName(), reverse=True):
             cp.delete(0)

@@ -185,7 +185,7 @@ def test_raw_disk_gets_full_backups_only(conn, prefix, image_dir, tiny):
     res = backup(name, repo, level='inc')
     assert res.get('failed') and 'raw' in res['msg'] and 'level=full or auto' in res['msg'], res
     assert not os.path.exists(os.path.join(repo, name, 'x')) and our_checkpoints(g['dom']) == []
-    for _ in range(2):
+    for dummy in range(2):
         res = ok(backup(name, repo))
         assert res['level'] == 'full' and 'raw' in res['level_reason'] and res['checkpoint'] is None
     assert g['dom'].listAllCheckpoints(0) == [] and not g['dom'].isActive()

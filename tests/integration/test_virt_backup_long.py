@@ -1,7 +1,6 @@
 """virt_backup's long tests (make backups): a restored guest boots with its data, and libvirtd
 killed during a backup (under the exclusive test-bed lock, briefly)."""
 import os
-import signal
 
 import pytest
 

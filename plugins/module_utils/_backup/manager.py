@@ -45,8 +45,8 @@ class BackupError(KvmopsError):
     """A backup failed: what, why, what was kept, how to fix it."""
 
 
-def _libvirt_error():
-    return libvirt.libvirtError if libvirt is not None else KvmopsError
+# What libvirt raises (nothing to catch without libvirt-python: the runner fails before)
+LIBVIRT_ERROR = libvirt.libvirtError if libvirt is not None else ()
 
 
 class GuestBackup(object):
@@ -95,7 +95,7 @@ class GuestBackup(object):
             if dom.jobInfo()[0] == C.VIR_DOMAIN_JOB_NONE:
                 return False
             xml = dom.backupGetXMLDesc(0)
-        except _libvirt_error():
+        except LIBVIRT_ERROR:
             return False
         root = lxml_util.parse(xml)
         for target in root.iter('target'):
@@ -112,7 +112,7 @@ class GuestBackup(object):
             if not self.check_mode:
                 try:
                     dom.abortJob()
-                except _libvirt_error():
+                except LIBVIRT_ERROR:
                     pass
                 self.wait_no_job(dom, 60)
         marker = os.path.join(self.gdir, PAUSED_MARKER)
@@ -140,7 +140,7 @@ class GuestBackup(object):
         done = []
         try:
             cps = dom.listAllCheckpoints(0)
-        except _libvirt_error():
+        except LIBVIRT_ERROR:
             return done
         cps = [c for c in cps if plan.is_our_checkpoint(c.getName()) and c.getName() != keep]
         for cp in sorted(cps, key=lambda c: c.getName(), reverse=True):
@@ -153,13 +153,13 @@ class GuestBackup(object):
         try:
             dom.checkpointLookupByName(name, 0).delete(0)
             return True
-        except _libvirt_error() as exc:
+        except LIBVIRT_ERROR as exc:
             if getattr(exc, 'get_error_code', lambda: None)() == C.VIR_ERR_NO_DOMAIN_CHECKPOINT:
                 return True
             try:  # e.g. the guest is shut off: drop the metadata, the bitmap stays harmlessly
                 dom.checkpointLookupByName(name, 0).delete(C.VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY)
                 return True
-            except _libvirt_error():
+            except LIBVIRT_ERROR:
                 return False
 
     def wait_no_job(self, dom, timeout):
@@ -175,7 +175,7 @@ class GuestBackup(object):
         started = time.time()
         try:
             dom = self.conn.lookupByName(self.name)
-        except _libvirt_error():
+        except LIBVIRT_ERROR:
             self.fail('there is no guest of that name on this hypervisor: check the name (virsh list --all).')
         active = bool(dom.isActive())
         root = lxml_util.parse(dom.XMLDesc(0 if active else C.VIR_DOMAIN_XML_INACTIVE))
@@ -215,7 +215,7 @@ class GuestBackup(object):
             try:
                 cp = dom.checkpointLookupByName(keep_cp, 0)
                 sizes = plan.checkpoint_sizes(cp.getXMLDesc(C.VIR_DOMAIN_CHECKPOINT_XML_SIZE))
-            except _libvirt_error():
+            except LIBVIRT_ERROR:
                 sizes = {}
         capacity = {}
         for d in disks:
@@ -316,7 +316,7 @@ class GuestBackup(object):
                              chain_final, manifest if not new_chain else None)
             if isinstance(exc, KvmopsError):
                 self.fail('the %s backup failed: %s %s' % (level, exc.msg, kept))
-            if isinstance(exc, (_libvirt_error(), OSError)):
+            if isinstance(exc, (LIBVIRT_ERROR, OSError)):
                 hint = ''
                 if 'Could not open' in str(exc) and 'No such file or directory' in str(exc):
                     hint = (' QEMU does not see the repository: it runs in the mount namespace libvirt '
@@ -345,14 +345,14 @@ class GuestBackup(object):
             if dom.jobInfo()[0] != C.VIR_DOMAIN_JOB_NONE and self.our_job_running(dom):
                 dom.abortJob()
                 self.wait_no_job(dom, 60)
-        except _libvirt_error():
+        except LIBVIRT_ERROR:
             pass
         if cp_name:
             try:
                 exists = cp_name in [c.getName() for c in dom.listAllCheckpoints(0)]
                 if exists and not self.delete_checkpoint(dom, cp_name):
                     raise KvmopsError('delete failed')
-            except (_libvirt_error(), KvmopsError):
+            except (LIBVIRT_ERROR, KvmopsError):
                 notes.append('its checkpoint %s could not be deleted now (the next run does)' % cp_name)
                 if manifest is not None:
                     manifest['broken'] = 'checkpoint %s of a failed backup could not be deleted' % cp_name
@@ -374,7 +374,7 @@ class GuestBackup(object):
         try:
             if dom.isActive() and dom.state()[0] == C.VIR_DOMAIN_PAUSED:
                 dom.destroy()
-        except _libvirt_error():
+        except LIBVIRT_ERROR:
             return
         marker = os.path.join(self.gdir, PAUSED_MARKER)
         if os.path.exists(marker):
@@ -397,18 +397,18 @@ class GuestBackup(object):
         try:
             dom.fsFreeze(None, 0)
             return True, 'the guest agent froze the file systems while the backup began'
-        except _libvirt_error() as exc:
+        except LIBVIRT_ERROR as exc:
             if mode == 'required':
                 raise BackupError('quiesce=required, but the guest agent did not freeze the guest: %s' % exc)
             self.warn('%s: the backup is not quiesced (the guest agent did not freeze: %s).' % (self.name, exc))
             return False, 'the guest agent did not freeze (%s): the backup is crash-consistent' % exc
 
     def thaw(self, dom):
-        for _attempt in range(5):
+        for dummy in range(5):
             try:
                 dom.fsThaw(None, 0)
                 return
-            except _libvirt_error():
+            except LIBVIRT_ERROR:
                 time.sleep(0.5)
         self.warn('%s: the guest agent did not thaw the file systems: run `virsh domfsthaw %s`.'
                   % (self.name, self.name))
@@ -449,8 +449,8 @@ class GuestBackup(object):
         return files
 
     def apply_retention(self):
-        chains = [(cid, (plan.last_point(m) or {}).get('finished')) for cid, m in repo.chains(self.gdir)
-                  if m is not None]
+        chains = [(cid, (plan.last_point(m) or {}).get('finished'))
+                  for cid, m in repo.chains(self.gdir) if m is not None]
         victims = plan.retention(chains, self.spec['keep_chains'], self.spec['keep_days'], time.time())
         for cid in victims:
             self.act('remove chain %s (retention: keep_chains=%s, keep_days=%s)' % (
@@ -501,7 +501,7 @@ class BackupManager(ManagerBase):
             out = job.run()
         except KvmopsError as exc:
             out = dict(job.out, failed=True, msg=exc.msg)
-        except _libvirt_error() as exc:
+        except LIBVIRT_ERROR as exc:
             out = dict(job.out, failed=True, msg='%s: libvirt failed: %s' % (name, exc))
         finally:
             job.unlock()
@@ -538,7 +538,7 @@ class BackupManager(ManagerBase):
                         return
                     i, name = todo.pop(0)
                 results[i] = self.one(name, host)
-        threads = [threading.Thread(target=worker) for _ in range(min(self.spec['parallel'], len(names)))]
+        threads = [threading.Thread(target=worker) for dummy in range(min(self.spec['parallel'], len(names)))]
         for t in threads:
             t.start()
         for t in threads:

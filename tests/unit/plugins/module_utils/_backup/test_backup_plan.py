@@ -47,7 +47,7 @@ def test_agent_channel_and_nvram():
 
 
 def manifest_with(points=1, uuid='u1', host='hv1', fmt='qcow2'):
-    d, _ = disks(fmt)
+    d, dummy = disks(fmt)
     m = plan.new_manifest('vm1', uuid, host, '20261207T010000Z', d, 0)
     for i in range(points):
         m['points'].append(plan.point_entry(i, 'full' if i == 0 else 'inc',
@@ -64,7 +64,7 @@ def manifest_with(points=1, uuid='u1', host='hv1', fmt='qcow2'):
 ])
 def test_chain_problems(change, words):
     m = manifest_with()
-    d, _ = disks()
+    d, dummy = disks()
     cps = change.get('checkpoints', [plan.checkpoint_name('20261207T010000Z', 0)])
     problem = plan.chain_problem(m, change.get('uuid', 'u1'), change.get('host', 'hv1'), d, cps)
     assert words in problem
@@ -72,7 +72,7 @@ def test_chain_problems(change, words):
 
 def test_a_disk_added_breaks_the_chain():
     m = manifest_with()
-    d, _ = disks()
+    d, dummy = disks()
     d = d + [{'target': 'vdd', 'source': '/vm/new.qcow2', 'format': 'qcow2'}]
     problem = plan.chain_problem(m, 'u1', 'hv1', d, [plan.checkpoint_name('20261207T010000Z', 0)])
     assert 'disks changed' in problem and 'added or changed: vdd' in problem
@@ -96,7 +96,7 @@ def test_levels():
 
 
 def test_raw_disks():
-    d, _ = disks('raw')
+    d, dummy = disks('raw')
     assert plan.raw_disks(d) == ['vdb']
 
 
@@ -110,7 +110,7 @@ def test_retention_never_removes_the_newest_chain():
 
 
 def test_backup_and_checkpoint_xml():
-    d, _ = disks()
+    d, dummy = disks()
     xml = plan.backup_xml(d, ['vda', 'vdb', 'sda'], {'vda': '/b/vda.qcow2', 'vdb': '/b/vdb.qcow2'},
                           incremental='cp0')
     root = lxml_util.parse(xml)
