@@ -40,6 +40,7 @@ extends_documentation_fragment:
   - kvmops.hypervisor.libvirt
   - kvmops.hypervisor.attributes
   - kvmops.hypervisor.attributes.actiongroup_kvm
+  - kvmops.hypervisor.attributes.idempotent
 attributes:
   check_mode:
     support: full
@@ -180,6 +181,11 @@ frozen:
   description: With O(domain), whether the guest agent froze the file systems (null in check mode).
   returned: with domain
   type: bool
+quiesce_reason:
+  description: With O(domain), why the backup is or is not quiesced.
+  returned: with domain, when a backup was taken
+  type: str
+  sample: "the guest has no guest-agent channel: the backup is crash-consistent, as if the guest had lost power"
 estimated_size:
   description: With O(domain), bytes the backup is expected to write (allocated data for a full; the checkpoint's dirty size for an incremental).
   returned: with domain

@@ -31,6 +31,7 @@ extends_documentation_fragment:
   - kvmops.hypervisor.libvirt
   - kvmops.hypervisor.attributes
   - kvmops.hypervisor.attributes.actiongroup_kvm
+  - kvmops.hypervisor.attributes.idempotent
 attributes:
   check_mode:
     support: full
