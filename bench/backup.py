@@ -67,15 +67,15 @@ def main():
         os.mkdir(ours, 0o711)
         # virtnbdbackup refuses to run beside checkpoints it did not make ("Foreign checkpoint
         # found"): its whole sequence first, its checkpoints deleted, then ours.
-        res['theirs_full_s'], dummy = timed(lambda: sh(['virtnbdbackup', '-d', name, '-l', 'full', '-o', theirs,
-                                                    '-n', '-S', work]))
+        res['theirs_full_s'], dummy = timed(lambda: sh(['virtnbdbackup', '-d', name, '-l', 'full',
+                                                        '-o', theirs, '-n', '-S', work]))
         res['theirs_full_bytes'] = du(theirs)
         t = time.monotonic()
         write_round(g, 1, count=WRITE_MIB * 16)
         res['write_s'] = time.monotonic() - t
         before = du(theirs)
-        res['theirs_inc_s'], dummy = timed(lambda: sh(['virtnbdbackup', '-d', name, '-l', 'inc', '-o', theirs,
-                                                   '-n', '-S', work]))
+        res['theirs_inc_s'], dummy = timed(lambda: sh(['virtnbdbackup', '-d', name, '-l', 'inc',
+                                                       '-o', theirs, '-n', '-S', work]))
         res['theirs_inc_bytes'] = du(theirs) - before
         out2 = os.path.join(work, 'r-theirs')
         res['theirs_restore_s'], dummy = timed(lambda: sh(['virtnbdrestore', '-i', theirs, '-o', out2, '-n']))
@@ -117,6 +117,7 @@ def write_report(r):
 
     def m(k):
         return '%.1f MiB' % (r[k] / MIB) if k in r else 'n/a'
+
     def ratio(a, b):
         return ('%.2fx' % (r[a] / r[b])) if a in r and b in r and r[b] else 'n/a'
     text = """# Backups: virt_backup against virtnbdbackup
