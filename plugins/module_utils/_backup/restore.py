@@ -169,7 +169,7 @@ def new_guest_xml(domain_xml, name, disk_paths, fmt, dest_dir, nvram=None):
         backing = disk.find('backingStore')
         if backing is not None:
             disk.remove(backing)
-    n = 0
+    moved = {}   # old path -> new path: a console and its serial port keep sharing one log
     for dev in list(root.find('devices')):
         if dev.tag not in ('serial', 'console', 'channel', 'parallel'):
             continue
@@ -177,9 +177,11 @@ def new_guest_xml(domain_xml, name, disk_paths, fmt, dest_dir, nvram=None):
         if source is None or not source.get('path'):
             continue
         if dev.get('type') == 'file' or (dev.get('type') == 'unix' and source.get('mode') == 'bind'):
-            n += 1
-            ext = 'log' if dev.get('type') == 'file' else 'sock'
-            source.set('path', os.path.join(dest_dir, '%s-%s%d.%s' % (name, dev.tag, n, ext)))
+            old = source.get('path')
+            if old not in moved:
+                ext = 'log' if dev.get('type') == 'file' else 'sock'
+                moved[old] = os.path.join(dest_dir, '%s-%s%d.%s' % (name, dev.tag, len(moved) + 1, ext))
+            source.set('path', moved[old])
     nv = root.find('os/nvram')
     if nv is not None:
         if nvram:

@@ -25,6 +25,7 @@ DOMAIN = """<domain type='qemu'><name>vm1</name><uuid>0f0e0d0c-0000-4000-8000-00
     <interface type='network'><mac address='52:54:00:11:22:33'/><source network='default'/></interface>
     <serial type='file'><source path='/var/log/vm1.log'/><target port='0'/></serial>
     <serial type='unix'><source mode='bind' path='/run/vm1.sock'/><target port='1'/></serial>
+    <console type='file'><source path='/var/log/vm1.log'/><target type='serial' port='0'/></console>
     <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0' state='connected'/></channel>
   </devices></domain>"""
 
@@ -167,7 +168,8 @@ def test_new_guest_xml_has_a_new_identity_and_its_own_files():
     assert ('vda', '/out/vm1-r-vda.qcow2', 'qcow2') in files and ('vdb', '/out/vm1-r-vdb.qcow2', 'qcow2') in files
     assert ('sda', '/iso/install.iso', 'raw') in files      # not backed up: as it was
     paths = [s.find('source').get('path') for s in root.findall('devices/serial')]
-    assert all(p.startswith('/out/vm1-r-') for p in paths), paths
+    assert paths == ['/out/vm1-r-serial1.log', '/out/vm1-r-serial2.sock'], paths
+    assert root.find('devices/console/source').get('path') == '/out/vm1-r-serial1.log'
     assert root.findtext('os/nvram') == '/out/vm1-r_VARS.fd'
 
 
