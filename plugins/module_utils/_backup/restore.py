@@ -28,6 +28,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._backup import r
 ACTIONS = ('verify', 'images', 'guest', 'in_place')
 FORMATS = ('qcow2', 'raw')
 TMP_SUFFIX = '.kvmops-restore.tmp'
+UNIX_PATH_MAX = 107     # sun_path is 108 bytes with its terminating NUL
 
 
 class RestoreError(KvmopsError):
@@ -191,6 +192,12 @@ def new_guest_xml(domain_xml, name, disk_paths, fmt, dest_dir, nvram=None):
     return lxml_util.to_string(root)
 
 
+def socket_paths(xml):
+    root = lxml_util.parse(xml)
+    return [src.get('path') for src in root.findall('devices/*/source')
+            if src.getparent().get('type') == 'unix' and src.get('path')]
+
+
 class RestoreManager(ManagerBase):
     def __init__(self, conn, spec, check_mode=False, diff_mode=False, warn=None):
         super(RestoreManager, self).__init__(check_mode=check_mode, diff_mode=diff_mode, warn=warn)
@@ -302,6 +309,11 @@ class RestoreManager(ManagerBase):
             self.fail('%s exists: a restore never overwrites it.' % nvram)
         with open(os.path.join(cpath, point['dir'], 'domain.xml')) as f:
             xml = new_guest_xml(f.read(), s['name'], dests, s['format'], s['dest_dir'], nvram)
+        for path in socket_paths(xml):
+            if len(path.encode('utf-8')) > UNIX_PATH_MAX:
+                self.fail('The new guest\'s socket %s would be longer than a UNIX socket path may be '
+                          '(%d bytes): QEMU could not start it. Choose a shorter dest_dir or name.'
+                          % (path, UNIX_PATH_MAX))
         self.fields['name'] = s['name']
         self.act('define guest %s from %s point %d of chain %s (new UUID and MAC addresses)%s' % (
             s['name'], s['domain'], point['index'], self.fields['chain'], ' and start it' if s['start'] else ''))
