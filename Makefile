@@ -80,7 +80,7 @@ bench: setup collection-link
 # same tests with the derandomised `ci` budget (tests/conftest.py). Failures found are kept in
 # .build/hypothesis and replayed first next time.
 PROPERTY_TESTS := $(shell find tests/unit -name 'test_*_properties.py') \
-	tests/unit/plugins/module_utils/_domain/test_domain_path_escapes.py
+	tests/unit/plugins/module_utils/_guest/test_guest_path_escapes.py
 fuzz: setup collection-link
 	HYPOTHESIS_PROFILE=fuzz $(PYTEST) $(PROPERTY_TESTS) -q --durations=5
 

@@ -407,8 +407,8 @@ def _storage_calls(variants):
     if B.COLLECTIONS_DIR not in sys.path:
         sys.path.insert(0, B.COLLECTIONS_DIR)
     # pylint: disable=import-outside-toplevel
-    from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import spec as _domain_spec
-    from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import storage as _storage
+    from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import spec as dspec
+    from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import storage as _storage
 
     def run_command(cmd):
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -420,7 +420,7 @@ def _storage_calls(variants):
         disk = dict(args['disks'][0])
         root, ext = os.path.splitext(disk['path'])
         disk['path'] = root + '-storage-only' + ext
-        spec = _domain_spec.normalize({'name': args['name'], 'disks': [disk]})
+        spec = dspec.normalize({'name': args['name'], 'disks': [disk]})
 
         def call():
             # microseconds for raw images: the median of 15 calls makes one sample

@@ -166,10 +166,10 @@ def section():
         imps = c7.get('imports') or {}
         if imps:
             def inst(key):
-                return 'no' if not any(m.startswith('_install') for m in imps.get(key, [])) \
-                    else 'yes'
+                return 'no' if not any(m.startswith(('_install', '_guest.features.install'))
+                                       for m in imps.get(key, [])) else 'yes'
             md.append('- Imports (python -X importtime of the payloads): the one-task re-run loads '
-                      '%d of the collection\'s module_utils, install-phase code (`_install.*`) '
+                      '%d of the collection\'s module_utils, install-phase code (`_install.*`, `_guest.features.install`) '
                       'loaded: %s; virt_install_domain for a guest without install source loads '
                       '%d, `_install.*` loaded: %s (before issue 13 it always imported '
                       '`_install.manager`, `.media`, `.phase` and `.initrd_inject`).' % (

@@ -163,7 +163,7 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import addresses as _addresses
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as _xml
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.tags import domain_tags
 
 try:
@@ -210,8 +210,8 @@ def network_forward_modes(conn, names):
     modes = {}
     for name in set(n for n in names if n):
         try:
-            root = _xml.parse(conn.networkLookupByName(name).XMLDesc(0))
-        except (libvirt.libvirtError, _xml.etree.XMLSyntaxError):
+            root = lxml_util.parse(conn.networkLookupByName(name).XMLDesc(0))
+        except (libvirt.libvirtError, lxml_util.etree.XMLSyntaxError):
             modes[name] = None
             continue
         forward = root.find('forward')

@@ -210,7 +210,7 @@ actions:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.argspec import uri_option
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.runner import manager_options, run_manager
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._module.runner import manager_options, run_manager
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._backup import plan
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._backup.manager import BackupManager
 

@@ -167,7 +167,7 @@ actions:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.argspec import uri_option
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.runner import manager_options, run_manager
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._module.runner import manager_options, run_manager
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._backup import restore
 
 

@@ -438,75 +438,65 @@ address_errors:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.runner import run_manager
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import argspec as dargspec
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._module.runner import run_manager
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import argspec as dargspec
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import features as _features
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.manager import GuestManager
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import options as _options
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import console_hint
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import options as dcloud_opts
 
 
 def argument_spec():
     """One guest's options with the cloud-guest options (shared with virt_install_domains:
-    _domain/argspec.py, _cloud/options.py), plus uri."""
-    return dcloud_opts.with_cloud_options(dargspec.domain_argument_spec())
+    _guest/argspec.py, _guest/options.py), plus uri."""
+    return _options.with_cloud_options(dargspec.domain_argument_spec())
 
 
-def build_spec(module):
-    """Normalise the params (SpecError on bad input, before anything is touched)."""
-    spec, module.kvmops_cloud = dcloud_opts.spec_and_cloud(module.params)
-    warning = dargspec.vnc_password_warning(spec)
+def build_options(module):
+    """The guest's normalised options (_guest/options.py; a KvmopsError on bad input, before
+    anything is touched)."""
+    options = _options.from_params(module.params)
+    warning = dargspec.vnc_password_warning(options.spec)
     if warning:
         module.warn(warning)
-    return spec
+    return options
 
 
-def make_manager(module, conn, spec):
-    """The DomainManager for this run; the install-phase code is imported only when the
-    guest has an install source (a re-run of a plain guest skips its import time), the
-    cloud-guest code only when a cloud option is given."""
-    kwargs = dict(check_mode=module.check_mode, diff_mode=module._diff,
-                  run_command=module.run_command, qemu_img=module.get_bin_path('qemu-img'),
-                  warn=module.warn)
+def make_manager(module, conn, options):
+    """The guest's manager with the features its options enable: the install-phase code is
+    imported only when the guest has an install source (a re-run of a plain guest skips its
+    import time), the cloud-guest code only when a cloud option is given."""
+    spec = options.spec
     if spec.get('cmdline') and spec.get('graphics'):
         hint = console_hint.serial_last_warning(spec['cmdline'], spec['graphics'], 'cmdline')
         if hint:
             module.warn(hint)
-    cloud = getattr(module, 'kvmops_cloud', None)
-    if cloud:
-        from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import (
-            manager as dinst)
-        from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import (
-            manager as dcloud)
-        install = dinst.normalize_install(module.params.get('install'), spec,
-                                          module.params.get('wait'))
-        return dcloud.CloudDomainManager(conn, spec, install=install, cloud=cloud,
-                                         openssl=module.get_bin_path('openssl'), **kwargs)
-    if not module.params.get('install'):
-        from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import (
-            manager as dman)
-        return dman.DomainManager(conn, spec, **kwargs)
-    from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import (
-        manager as dinst)
-    install = dinst.normalize_install(module.params.get('install'), spec,
-                                      module.params.get('wait'))
-    if install and install['source'] == 'location':
+    install = options.install
+    if not options.cloud and install and install['source'] == 'location':
         hint = console_hint.serial_last_warning(install.get('extra_args'), spec.get('graphics'))
         if hint:
             module.warn(hint)
-    return dinst.InstallDomainManager(conn, spec, install=install, **kwargs)
+    return GuestManager(
+        conn, spec, check_mode=module.check_mode, diff_mode=module._diff,
+        run_command=module.run_command, qemu_img=module.get_bin_path('qemu-img'),
+        warn=module.warn,
+        features=_features.for_guest(install, options.cloud,
+                                     openssl=module.get_bin_path('openssl') if options.cloud
+                                     else None))
 
 
-def _failure_fields(spec, manager):
+def _failure_fields(options, manager):
     if manager is None:
         return {}
-    return dict(name=spec['name'], actions=manager.actions, changed=manager.changed)
+    return dict(name=options.name, actions=manager.actions, changed=manager.changed)
 
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     run_manager(module,
-                prepare=lambda: build_spec(module),
-                build=lambda conn, spec: make_manager(module, conn, spec),
-                subject=lambda spec: 'domain %s' % spec['name'],
+                prepare=lambda: build_options(module),
+                build=lambda conn, options: make_manager(module, conn, options),
+                subject=lambda options: 'domain %s' % options.name,
                 fail_fields=_failure_fields)
 
 

@@ -350,16 +350,16 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.argspec import uri_option
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.runner import fail_on_missing_lxml
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import options as dcloud_opts
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import argspec as dargspec
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._module.runner import fail_on_missing_lxml
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import options as _options
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import argspec as dargspec
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connection import (
     HAS_LIBVIRT, LibvirtConnectionError, connection, fail_on_missing_libvirt)
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.xml import HAS_LXML
 
 try:
-    from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import batch
+    from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import batch
 except ImportError:  # pragma: no cover - lxml missing: reported through HAS_LXML
     batch = None
 
@@ -367,10 +367,10 @@ except ImportError:  # pragma: no cover - lxml missing: reported through HAS_LXM
 def argument_spec():
     """guests and defaults take one guest's options without their top-level defaults, so
     an unset option can come from defaults; batch.prepare() applies the real defaults."""
-    options = dargspec.without_defaults(dcloud_opts.guest_options())
+    options = dargspec.without_defaults(_options.guest_options())
     return dict(
         guests=dict(type='list', elements='dict', required=True, options=options),
-        defaults=dict(type='dict', options=dargspec.without_defaults(dcloud_opts.guest_options())),
+        defaults=dict(type='dict', options=dargspec.without_defaults(_options.guest_options())),
         parallel=dict(type='int'),
         preflight=dict(type='str', default='fail', choices=list(dargspec.PREFLIGHT_MODES)),
         uri=uri_option(),

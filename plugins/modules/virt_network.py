@@ -327,7 +327,7 @@ overlaps:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.argspec import uri_option
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.runner import manager_options, run_manager
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._module.runner import manager_options, run_manager
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._network import spec as nspec
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._network.manager import NetworkManager
 

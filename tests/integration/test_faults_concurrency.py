@@ -21,7 +21,7 @@ import yaml
 from lxml import etree
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import qemu_conf as qc
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import spec as dspec
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import spec as dspec
 from support import faults, paths
 from support.ansible_run import ansible_env
 

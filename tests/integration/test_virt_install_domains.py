@@ -187,7 +187,8 @@ def test_ten_volumes_in_one_pool_concurrently_twenty_times(conn, prefix, image_d
     import sys
     from support import paths
     sys.path.insert(0, paths.COLLECTIONS_DIR)
-    from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import batch
+    from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import batch
+    from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import shared
 
     pname = prefix + 'pool'
     guests = [{'name': '%sv%02d' % (prefix, i), 'state': 'present',
@@ -231,7 +232,7 @@ def test_ten_volumes_in_one_pool_concurrently_twenty_times(conn, prefix, image_d
     # Through the module once (the same code path, real Ansible).
     res = ok(vids({'defaults': defaults, 'guests': guests, 'parallel': 10}))
     assert res['summary']['changed'] == 10 and len(ours(conn, prefix)) == 10
-    assert not any(batch.ASYNC_JOBS in repr(r) for r in res['guests'])
+    assert not any(shared.ASYNC_JOBS in repr(r) for r in res['guests'])
 
 
 def test_preflight_report_lists_problems_and_defers_instead_of_failing(conn, prefix, image_dir,

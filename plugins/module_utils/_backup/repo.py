@@ -16,8 +16,8 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common import files
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._backup import plan
 
@@ -48,21 +48,10 @@ def fsync_dir(path):
 
 
 def atomic_write(path, text, mode=0o600):
-    """Write text to path through a temporary file beside it, fsync, rename."""
+    """Write text to path atomically (the collection's one writer), then fsync its directory."""
     directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), suffix='.tmp', dir=directory)
-    try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.rename(tmp, path)
-        fsync_dir(directory)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    files.write_atomic(directory, os.path.basename(path), text.encode('utf-8'), mode)
+    fsync_dir(directory)
 
 
 def guest_dir(repository, guest):
@@ -145,7 +134,7 @@ def leftovers(gdir):
                 found.append(spath)
             elif plan.parse_point_dir(sub) and sub not in listed:
                 found.append(spath)
-            elif sub.startswith('.%s.' % plan.MANIFEST) and sub.endswith('.tmp'):
+            elif sub.startswith('.%s.' % plan.MANIFEST):
                 found.append(spath)
     return found
 

@@ -29,6 +29,7 @@ import re
 import tempfile
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.files import unlink_quietly, write_atomic
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import media
 
 DEFAULT_CACHE_DIR = os.path.join(os.path.dirname(media.DEFAULT_CACHE_DIR), 'kvmops-base')
@@ -187,7 +188,7 @@ class _Source(object):
         elif url.startswith('/'):
             self.local = url
         else:
-            self.tree = media._UrlTree('', validate_certs=validate_certs, timeout=timeout)
+            self.tree = media.UrlTree('', validate_certs=validate_certs, timeout=timeout)
 
     def read_small(self, url):
         if url.startswith('file://') or url.startswith('/'):
@@ -221,7 +222,7 @@ class _Source(object):
             return
         try:
             self.tree.copy_to(self.url, fileobj)
-        except media._NotFound:
+        except media.NotFound:
             raise BaseImageError("The base image %s does not exist (HTTP 404); fix "
                                  "base_image.url." % self.url)
         except media.InstallMediaError as exc:
@@ -244,7 +245,7 @@ def _remember_checksum(directory, manifest, checksum):
     if checksum in manifest.get('checksums', []):
         return
     manifest = dict(manifest, checksums=sorted(set(manifest.get('checksums', []) + [checksum])))
-    media._write_atomic(directory, MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
+    write_atomic(directory, MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
 
 
 def ensure(url, checksum, cache_dir=None, check_mode=False, validate_certs=True, timeout=30,
@@ -306,14 +307,14 @@ def ensure(url, checksum, cache_dir=None, check_mode=False, validate_certs=True,
             os.chmod(tmp, 0o444)
             os.rename(tmp, path)
         except Exception:
-            media._unlink(tmp)
+            unlink_quietly(tmp)
             raise
         st = os.stat(path)
         manifest = {'version': MANIFEST_VERSION, 'url': url, 'checksums': [checksum],
                     'algorithm': alg, 'digest': digest, 'size': st.st_size,
                     'mtime': int(st.st_mtime)}
-        media._write_atomic(directory, MANIFEST,
-                            json.dumps(manifest, indent=1, sort_keys=True).encode())
+        write_atomic(directory, MANIFEST,
+                     json.dumps(manifest, indent=1, sort_keys=True).encode())
         result['fetched'] = True
         return result
     finally:

@@ -29,7 +29,7 @@ import subprocess
 import tempfile
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import preflight as _preflight
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import qemu_access as _access
 
 DEFAULT_SEED_DIR = '/var/lib/libvirt/boot/kvmops-seeds'
 ISO_NAME = 'cidata.iso'
@@ -87,7 +87,7 @@ def read_existing(directory):
 
 
 def _qemu_gid():
-    ident = _preflight.qemu_identity()
+    ident = _access.qemu_identity()
     gids = sorted(ident.get('gids') or ())
     try:
         import grp
@@ -99,7 +99,7 @@ def _qemu_gid():
 
 
 def _selinux_label(path, run=None):
-    if not _preflight.selinux_enabled():
+    if not _access.selinux_enabled():
         return
     chcon = _which('chcon')
     if chcon:

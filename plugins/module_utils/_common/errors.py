@@ -5,6 +5,8 @@
 
 Every manager raises KvmopsError (or a subclass) with a message that says what was wrong
 and how to fix it, plus result fields (changed, actions, ...) the module reports with it.
+A subclass exists only where a caller catches it; a caller that turns one error into
+another uses rewrap(), which keeps the result fields.
 A module's main() has one `except KvmopsError` and turns it into fail_json.
 """
 
@@ -22,6 +24,12 @@ class KvmopsError(Exception):
 
     def __str__(self):
         return self.msg
+
+    @classmethod
+    def rewrap(cls, exc, msg=None):
+        """This class for another error (a library's, or an OSError), keeping its message
+        (or msg) and the result fields it carries: a re-wrap never drops them."""
+        return cls(msg if msg is not None else str(exc), **dict(getattr(exc, 'result', None) or {}))
 
     def fail_kwargs(self, **extra):
         """Keyword arguments for module.fail_json (extra fields are overridden by ours)."""

@@ -40,6 +40,7 @@ import subprocess
 import tempfile
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.files import unlink_quietly, write_atomic
 
 from urllib.error import HTTPError, URLError
 
@@ -79,9 +80,9 @@ def _unreachable(msg, reason):
     return exc
 
 
-class _NotFound(Exception):
+class NotFound(Exception):
     def __init__(self, where, why):
-        super(_NotFound, self).__init__(where)
+        super(NotFound, self).__init__(where)
         self.where = where
         self.why = why
 
@@ -243,7 +244,7 @@ def is_iso9660(path):
         return False
 
 
-class _UrlTree(object):
+class UrlTree(object):
     kind = 'url'
 
     def __init__(self, base, validate_certs=True, timeout=30, http_agent=None):
@@ -263,7 +264,7 @@ class _UrlTree(object):
                             follow_redirects='safe', decompress=False)
         except HTTPError as exc:
             if exc.code in (403, 404, 410):
-                raise _NotFound(url, 'HTTP %s' % exc.code)
+                raise NotFound(url, 'HTTP %s' % exc.code)
             raise _unreachable("Fetching %s failed: HTTP %s %s." % (url, exc.code, exc.reason),
                                'HTTP %s %s' % (exc.code, exc.reason))
         except URLError as exc:
@@ -271,7 +272,7 @@ class _UrlTree(object):
                 raise self._timed_out(url)
             reason = to_native(getattr(exc, 'reason', exc))
             if url.lower().startswith('ftp') and ('550' in reason or 'No such file' in reason):
-                raise _NotFound(url, 'FTP %s' % reason)
+                raise NotFound(url, 'FTP %s' % reason)
             raise _unreachable(
                 "Cannot reach %s: %s. Check the URL, that the server is up and that the "
                 "hypervisor (not the Ansible controller) can reach it." % (url, reason), reason)
@@ -289,7 +290,7 @@ class _UrlTree(object):
     def read_small(self, rel):
         try:
             resp = self._open(rel)
-        except _NotFound:
+        except NotFound:
             return None
         try:
             return resp.read(_SMALL_LIMIT)
@@ -297,7 +298,7 @@ class _UrlTree(object):
             resp.close()
 
     def exists(self, rel):
-        return None  # only a GET tells; copy_to raises _NotFound
+        return None  # only a GET tells; copy_to raises NotFound
 
     def signature(self, rel):
         return None
@@ -331,10 +332,10 @@ def probe_url(url, validate_certs=True, timeout=30):
     'connection refused'). One GET of the tree's root (not its files) through the same
     open_url as the fetch, so install.validate_certs and install.timeout apply; 403 counts as
     an answer (mirrors often refuse directory listings)."""
-    tree = _UrlTree(url, validate_certs=validate_certs, timeout=timeout)
+    tree = UrlTree(url, validate_certs=validate_certs, timeout=timeout)
     try:
         tree._open('').close()
-    except _NotFound as nf:
+    except NotFound as nf:
         return None if nf.why == 'HTTP 403' else nf.why
     except InstallMediaError as exc:
         return getattr(exc, 'reason', None) or str(exc)
@@ -379,7 +380,7 @@ class _DirTree(object):
     def copy_to(self, rel, fileobj, workdir=None):
         path = self._inside(rel)
         if not os.path.isfile(path):
-            raise _NotFound(path, 'missing')
+            raise NotFound(path, 'missing')
         with open(path, 'rb') as f:
             return _stream(f, fileobj)
 
@@ -503,7 +504,7 @@ class _IsoTree(object):
 
     def copy_to(self, rel, fileobj, workdir=None):
         if not self.exists(rel):
-            raise _NotFound(self.describe(rel), 'not in the ISO')
+            raise NotFound(self.describe(rel), 'not in the ISO')
         tmpdir = tempfile.mkdtemp(prefix='.extract.', dir=workdir)
         try:
             dest = os.path.join(tmpdir, 'f')
@@ -593,27 +594,6 @@ def cached_files_valid(directory, manifest):
     return True
 
 
-def _write_atomic(directory, name, data, mode=0o644):
-    fd, tmp = tempfile.mkstemp(prefix='.%s.' % name, dir=directory)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.rename(tmp, os.path.join(directory, name))
-    except Exception:
-        _unlink(tmp)
-        raise
-
-
-def _unlink(path):
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
-
 def ensure_dir(path, mode=0o755):
     try:
         os.makedirs(path, mode)
@@ -629,7 +609,7 @@ def ensure_dir(path, mode=0o755):
 
 def _make_tree(kind, source, validate_certs, timeout, runner):
     if kind == 'url':
-        return _UrlTree(source, validate_certs=validate_certs, timeout=timeout)
+        return UrlTree(source, validate_certs=validate_certs, timeout=timeout)
     if kind == 'dir':
         return _DirTree(source)
     return _IsoTree(source, runner=runner)
@@ -697,7 +677,7 @@ def _fetch_one(tree, rel, directory, sums):
                 % (tree.describe(rel), expected, digest))
         return tmp, size, digest
     except Exception:
-        _unlink(tmp)
+        unlink_quietly(tmp)
         raise
 
 
@@ -714,17 +694,17 @@ def _fetch_pair(tree, arch, location, directory):
             continue
         try:
             k = _fetch_one(tree, krel, directory, sums)
-        except _NotFound as nf:
+        except NotFound as nf:
             tried.append((nf.where, nf.why))
             continue
         try:
             i = _fetch_one(tree, irel, directory, sums)
-        except _NotFound as nf:
-            _unlink(k[0])
+        except NotFound as nf:
+            unlink_quietly(k[0])
             tried.append((nf.where, nf.why))
             continue
         except Exception:
-            _unlink(k[0])
+            unlink_quietly(k[0])
             raise
         return layout, krel, irel, k, i
     raise InstallMediaError(_not_found_message(location, tried, arch))
@@ -796,8 +776,8 @@ def resolve_location(location, arch='x86_64', cache_dir=None, check_mode=False,
         os.rename(k[0], result['kernel'])
         os.rename(i[0], result['initrd'])
     except Exception:
-        _unlink(k[0])
-        _unlink(i[0])
+        unlink_quietly(k[0])
+        unlink_quietly(i[0])
         raise
     manifest = {
         'version': MANIFEST_VERSION, 'source': source, 'arch': arch, 'kind': kind,
@@ -806,7 +786,7 @@ def resolve_location(location, arch='x86_64', cache_dir=None, check_mode=False,
         KERNEL_NAME: {'from': krel, 'size': k[1], 'sha256': k[2]},
         INITRD_NAME: {'from': irel, 'size': i[1], 'sha256': i[2]},
     }
-    _write_atomic(directory, MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
+    write_atomic(directory, MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
     result['layout'] = layout
     result['release'] = manifest['release']
     result['fetched'] = True

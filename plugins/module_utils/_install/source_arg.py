@@ -29,7 +29,7 @@ __metaclass__ = type
 import configparser
 import re
 
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import osinfo as _osinfo
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import osinfo as _osinfo
 
 # Kernel arguments that already name the install source (or stage 2).
 SOURCE_ARG_PREFIXES = ('inst.repo=', 'repo=', 'method=', 'inst.stage2=', 'stage2=', 'install=',
@@ -91,7 +91,7 @@ def decide(kind, layout, release=None, os_info=None):
     """(argument name or None, decided_by) for an install tree.
 
     kind: url | dir | iso; layout: redhat | suse | debian | ubuntu | None; release: the
-    tree's treeinfo_release(); os_info: _domain/osinfo.py facts of os_variant."""
+    tree's treeinfo_release(); os_info: _libvirt/osinfo.py facts of os_variant."""
     distro = distro_of_family((release or {}).get('family'))
     if distro:
         version = _osinfo.version_of((release or {}).get('version') or '')

@@ -14,7 +14,7 @@ not on a libvirt network) is skipped and noted in the report.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as _xml
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 
 # virDomainInterfaceAddressesSource
 VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE = 0
@@ -39,7 +39,7 @@ def domain_nics(domain_xml):
     'network' is the libvirt network's name for <interface type='network'>, else None;
     'target' is the host-side device (vnetN) of a running domain, else None.
     """
-    root = _xml.parse(domain_xml) if not hasattr(domain_xml, 'tag') else domain_xml
+    root = lxml_util.parse(domain_xml) if not hasattr(domain_xml, 'tag') else domain_xml
     nics = []
     for iface in root.findall('./devices/interface'):
         mac = iface.find('mac')

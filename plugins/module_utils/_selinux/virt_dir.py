@@ -26,8 +26,9 @@ import re
 from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.manager import ManagerBase
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import capabilities as _capabilities
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import connection as _libvirt_conn
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import connection as _conn
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._host import mountinfo as _mountinfo
 
 C_LOCALE = {'LANG': 'C', 'LC_ALL': 'C', 'LC_MESSAGES': 'C'}
@@ -190,10 +191,10 @@ def check_directory_settings(owner, group, mode):
 def libvirt_security_models(uri):
     """Security drivers from libvirt's host capabilities, or None when libvirt does not answer
     (they are only reported: where SELinux is off, libvirt confines guests with these)."""
-    if not _libvirt_conn.HAS_LIBVIRT:
+    if not _conn.HAS_LIBVIRT:
         return None
     try:
-        with _libvirt_conn.connection(uri, read_only=True) as conn:
+        with _conn.connection(uri, read_only=True) as conn:
             return _capabilities.read(conn).security_models()
     except Exception:  # pylint: disable=broad-except  # only reported, never needed
         return None
@@ -505,7 +506,7 @@ def _diff_text(directory, rules, booleans):
     return '\n'.join(out) + '\n'
 
 
-class VirtDirManager(object):
+class VirtDirManager(ManagerBase):
     """Bring one image directory's SELinux labelling to the wanted state.
 
     params: path, state, setype, equivalent_to, relabel, booleans ({name: bool}),
@@ -516,15 +517,13 @@ class VirtDirManager(object):
 
     def __init__(self, cli, params, check_mode, diff_mode=True, directory=None, mount_lookup=None,
                  security_models=None):
+        super(VirtDirManager, self).__init__(check_mode=check_mode, diff_mode=diff_mode)
         self.cli = cli
         self.security_models = security_models
         self.p = params
-        self.check_mode = check_mode
         self.directory = directory
         self.mount_lookup = mount_lookup or _mountinfo.mount_for_path
-        self.warnings = []
         self.notes = []
-        self.diff_mode = diff_mode
 
     def run(self):
         """The module result; its warnings (also kept in self.warnings) under 'warnings'."""

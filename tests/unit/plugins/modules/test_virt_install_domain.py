@@ -1,5 +1,5 @@
 """virt_install_domain module: documentation matches the argument spec; bad input fails in
-build_spec before a connection is opened; the EXAMPLES are valid tasks."""
+build_options before a connection is opened; the EXAMPLES are valid tasks."""
 import pytest
 import yaml
 
@@ -47,23 +47,23 @@ def test_build_spec_drops_unset_suboptions_and_fails_clearly():
     m = FakeModule(params(name='vm1', disks=[{'path': '/var/lib/libvirt/images/a.img',
                                               'size': 1.0, 'bus': None, 'format': None,
                                               'sparse': True, 'device': 'disk'}]))
-    spec = mod.build_spec(m)
+    spec = mod.build_options(m).spec
     assert spec['disks'][0]['bus'] is None and spec['disks'][0]['size'] == 1024 ** 3
     with pytest.raises(KvmopsError, match='memory'):  # main() turns it into fail_json
-        mod.build_spec(FakeModule(params(name='vm1', memory='-1GiB')))
+        mod.build_options(FakeModule(params(name='vm1', memory='-1GiB')))
 
 
 def test_public_vnc_with_password_warns():
     m = FakeModule(params(name='vm1', graphics={'type': 'vnc', 'listen': '0.0.0.0',
                                                 'allow_insecure': True, 'password': 'abcdefgh'}))
-    mod.build_spec(m)
+    mod.build_options(m)
     assert m.warnings and '8 bytes' in m.warnings[0]
 
 
 def test_public_vnc_without_tls_is_refused_unless_allowed():
     for listen in ('0.0.0.0', '::', '192.0.2.7'):
         with pytest.raises(KvmopsError, match='Refusing graphics.listen=%s' % listen):
-            mod.build_spec(FakeModule(params(name='vm1', graphics={'type': 'vnc',
-                                                                   'listen': listen})))
+            mod.build_options(FakeModule(params(name='vm1', graphics={'type': 'vnc',
+                                                                      'listen': listen})))
     for listen in ('127.0.0.1', '127.0.0.9', '::1', None):
-        mod.build_spec(FakeModule(params(name='vm1', graphics={'type': 'vnc', 'listen': listen})))
+        mod.build_options(FakeModule(params(name='vm1', graphics={'type': 'vnc', 'listen': listen})))

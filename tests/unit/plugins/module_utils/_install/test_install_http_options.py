@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import manager as im
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.features import install as im
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import media
 
 SPEC = {'name': 'kvmops-t-http', 'disks': [], 'kernel': None, 'initrd': None, 'cmdline': None,
@@ -51,9 +51,9 @@ def test_validate_certs_defaults_on_and_is_passed_through(tmp_path):
 
 def test_validate_certs_refuses_a_self_signed_tree_unless_false(https_tree):
     with pytest.raises(media.InstallMediaError) as exc:
-        media._UrlTree(https_tree, validate_certs=True, timeout=10).read_small('hello.txt')
+        media.UrlTree(https_tree, validate_certs=True, timeout=10).read_small('hello.txt')
     assert https_tree in str(exc.value) and 'CERTIFICATE' in str(exc.value).upper()
-    tree = media._UrlTree(https_tree, validate_certs=False, timeout=10)
+    tree = media.UrlTree(https_tree, validate_certs=False, timeout=10)
     assert tree.read_small('hello.txt') == b'install tree\n'
 
 
@@ -66,7 +66,7 @@ def test_timeout_defaults_to_30_and_bounds_a_silent_server(tmp_path):
     try:
         url = 'http://127.0.0.1:%d/' % silent.getsockname()[1]
         with pytest.raises(media.InstallMediaError) as exc:
-            media._UrlTree(url, timeout=1).read_small('images/pxeboot/vmlinuz')
+            media.UrlTree(url, timeout=1).read_small('images/pxeboot/vmlinuz')
     finally:
         silent.close()
     assert url in str(exc.value) and 'timed out' in str(exc.value)
@@ -119,13 +119,14 @@ def media_of(location, tmp_path, **install):
     """What the install manager fetches for install.location (its options as the module gets
     them), on libvirt's test driver: the options must reach the download itself."""
     libvirt = pytest.importorskip('libvirt')
-    from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import manager as dman
+    from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import manager as dman
     conn = libvirt.open('test:///default')
     try:
         params = dict(install, location=location, cache_dir=str(tmp_path / 'cache'))
-        mgr = im.InstallDomainManager(conn, dict(SPEC), install=im.normalize_install(params, SPEC))
+        feature = im.InstallFeature(im.normalize_install(params, SPEC))
+        mgr = dman.GuestManager(conn, dict(SPEC), features=[feature])
         with pytest.raises(dman.DomainError) as exc:
-            mgr._resolve_media(check_mode=False)
+            feature.resolve_media(mgr, check_mode=False)
         return str(exc.value)
     finally:
         conn.close()

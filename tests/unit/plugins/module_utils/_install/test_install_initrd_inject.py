@@ -1,4 +1,4 @@
-"""Unit tests of _initrd_inject: the newc archive is checked against GNU cpio itself, the
+"""Unit tests of _install/initrd_inject.py: the newc archive is checked against GNU cpio itself, the
 injected copy keeps every byte of the original initrd, and file content never shows up in
 names or errors. No mocks."""
 import gzip

@@ -1,4 +1,4 @@
-"""Unit tests of _install_media: layouts, .treeinfo, the cache, and fetching from real
+"""Unit tests of _install/media.py: layouts, .treeinfo, the cache, and fetching from real
 sources (a temporary directory, an HTTP server on 127.0.0.1 in a thread, an ISO built with
 xorriso). Nothing is mocked except a missing ISO tool, which cannot be simulated otherwise."""
 import hashlib

@@ -1,4 +1,4 @@
-"""Unit tests of _install_phase: the install XML built from a final XML (pure functions),
+"""Unit tests of _install/phase.py: the install XML built from a final XML (pure functions),
 the kernel command line, the install record, and the state machine of run().
 
 run() is driven here with a small fake domain (state, live XML, setMetadata, create) and a

@@ -2,7 +2,7 @@
 the serial-console-last warning: pure logic."""
 import pytest
 
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import osinfo as O
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import osinfo as O
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import console_hint as C
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import durations as D
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import source_arg as A

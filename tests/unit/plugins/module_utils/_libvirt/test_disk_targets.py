@@ -29,7 +29,7 @@ def test_used_targets_of_a_devices_element():
 
 
 def test_one_cdrom_bus_for_builder_and_install_phase():
-    from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import argspec as A
+    from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import argspec as A
     spec = A.normalize({'name': 'a', 'disks': [{'device': 'cdrom', 'path': '/i.iso'}],
                         'os_variant': 'windows'})
     assert spec['disks'][0]['bus_default'] == T.CDROM_BUS == 'sata'

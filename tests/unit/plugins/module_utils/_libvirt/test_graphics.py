@@ -1,8 +1,8 @@
 """The one VNC graphics reader and VNC policy (virt_install_domain and vnc_listen)."""
 import pytest
 
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import argspec as A
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._domain import spec as S
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import argspec as A
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import spec as S
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import graphics as G
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.xml import parse
 

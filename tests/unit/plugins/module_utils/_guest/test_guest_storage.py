@@ -1,0 +1,138 @@
+"""Disk planning and creation (real files in a temporary directory; qemu-img when present)."""
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import argspec as A
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import storage as ST
+
+GIB = 1024 ** 3
+QEMU_IMG = shutil.which('qemu-img')
+
+
+def run(cmd):
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, check=False)
+    return p.returncode, p.stdout, p.stderr
+
+
+def disks(*items):
+    return A.normalize({'name': 'vm', 'disks': list(items)})['disks']
+
+
+def test_plan_is_read_only(tmp_path):
+    before = sorted(os.listdir(tmp_path))
+    plans = ST.plan_disks(disks({'path': str(tmp_path / 'a.img'), 'size': 100},
+                                {'path': str(tmp_path / 'b.qcow2'), 'size': 1,
+                                 'format': 'qcow2'}))
+    assert [p['action'] for p in plans] == ['create', 'create']
+    assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_100_gib_sparse_raw_costs_nothing(tmp_path):
+    path = tmp_path / 'big.img'
+    plans = ST.plan_disks(disks({'path': str(path), 'size': 100}))
+    assert ST.create_missing(plans) == [str(path)]
+    st = os.stat(path)
+    assert st.st_size == 100 * GIB
+    assert st.st_blocks * 512 < 1024 * 1024  # sparse: no data blocks
+    assert ST.probe_image(str(path)) == ('raw', 100 * GIB)
+
+
+def test_preallocated_raw(tmp_path):
+    path = tmp_path / 'full.img'
+    ST.create_missing(ST.plan_disks(disks({'path': str(path), 'size': 0.01, 'sparse': False})))
+    st = os.stat(path)
+    assert st.st_blocks * 512 >= st.st_size
+
+
+def test_existing_image_never_overwritten_growth_reported(tmp_path):
+    path = tmp_path / 'data.img'
+    with open(path, 'wb') as f:
+        f.write(b'precious' * 128)
+        f.truncate(GIB)
+    plans = ST.plan_disks(disks({'path': str(path), 'size': 2}))
+    assert plans[0]['action'] == 'exists' and plans[0]['growth'] is True
+    assert ST.create_missing(plans) == []
+    with open(path, 'rb') as f:
+        assert f.read(8) == b'precious'
+    assert os.path.getsize(path) == GIB
+    report = ST.report(plans)[0]
+    assert report['size_gib'] == 1 and report['growth_requested_gib'] == 2
+    assert 'never resizes' in ST.growth_warnings(plans)[0]
+
+
+def test_smaller_size_is_refused_not_applied(tmp_path):
+    path = tmp_path / 'data.img'
+    with open(path, 'wb') as f:
+        f.truncate(2 * GIB)
+    plans = ST.plan_disks(disks({'path': str(path), 'size': 1}))
+    assert plans[0]['shrink_refused'] and 'never shrinks' in ST.growth_warnings(plans)[0]
+
+
+def test_create_never_clobbers_a_file_that_appeared_after_planning(tmp_path):
+    path = tmp_path / 'race.img'
+    plans = ST.plan_disks(disks({'path': str(path), 'size': 1}))
+    path.write_bytes(b'appeared')
+    with pytest.raises(ST.StorageError, match='nothing was overwritten'):
+        ST.create_missing(plans)
+    assert path.read_bytes() == b'appeared'
+
+
+@pytest.mark.parametrize('disk,match', [
+    ({'size': None}, 'no size was given'),
+    ({'path_dir': 'missing-dir', 'size': 1}, 'does not exist'),
+    ({'backing_store': '/nonexistent/base.qcow2'}, 'backing_store'),
+])
+def test_plan_errors(tmp_path, disk, match):
+    d = {'path': str(tmp_path / disk.pop('path_dir', '') / 'x.img')}
+    d.update((k, v) for k, v in disk.items() if v is not None)
+    with pytest.raises(ST.StorageError, match=match):
+        ST.plan_disks(disks(d))
+
+
+def test_missing_iso(tmp_path):
+    with pytest.raises(ST.StorageError, match='CD-ROM image'):
+        ST.plan_disks(disks({'path': str(tmp_path / 'x.iso'), 'device': 'cdrom'}))
+
+
+@pytest.mark.skipif(not QEMU_IMG, reason='qemu-img not installed')
+def test_qcow2_and_backing_store_clone(tmp_path):
+    base = tmp_path / 'base.img'
+    with open(base, 'wb') as f:
+        f.truncate(GIB)
+    qcow = tmp_path / 'data.qcow2'
+    clone = tmp_path / 'clone.qcow2'
+    plans = ST.plan_disks(disks({'path': str(qcow), 'size': 3, 'format': 'qcow2'},
+                                {'path': str(clone), 'backing_store': str(base)}))
+    assert plans[1]['format'] == 'qcow2' and plans[1]['size'] == GIB
+    ST.create_missing(plans, run_command=run, qemu_img=QEMU_IMG)
+    assert ST.probe_image(str(qcow)) == ('qcow2', 3 * GIB)
+    assert ST.probe_image(str(clone)) == ('qcow2', GIB)
+    info = run([QEMU_IMG, 'info', '--output=json', str(clone)])[1]
+    assert str(base) in info and '"backing-filename-format": "raw"' in info
+    # the format of an existing image is detected and must match
+    with pytest.raises(ST.StorageError, match='already exists as a qcow2 image'):
+        ST.plan_disks(disks({'path': str(qcow), 'format': 'raw'}))
+    assert ST.plan_disks(disks({'path': str(qcow)}))[0]['format'] == 'qcow2'
+
+
+def test_qcow2_without_qemu_img_fails_cleanly(tmp_path):
+    path = tmp_path / 'x.qcow2'
+    plans = ST.plan_disks(disks({'path': str(path), 'size': 1, 'format': 'qcow2'}))
+    with pytest.raises(ST.StorageError, match='qemu-img is needed'):
+        ST.create_missing(plans, run_command=run, qemu_img=None)
+    assert not path.exists()
+
+
+def test_removable_storage_skips_cdroms_and_readonly():
+    from lxml import etree
+    tree = etree.fromstring(b"""<domain><devices>
+      <disk type='file' device='disk'><source file='/i/a.img'/></disk>
+      <disk type='file' device='cdrom'><source file='/i/a.iso'/><readonly/></disk>
+      <disk type='file' device='disk'><source file='/i/base.img'/><readonly/></disk>
+      <disk type='volume' device='disk'><source pool='p' volume='v'/></disk>
+    </devices></domain>""")
+    assert ST.removable_storage(tree) == (['/i/a.img'], [('p', 'v')])
