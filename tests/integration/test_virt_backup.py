@@ -301,7 +301,7 @@ def test_full_repository_file_system(conn, prefix, image_dir, tiny):
         assert not dom.isActive()
         gdir = os.path.join(mnt, name)
         cdir = os.path.join(gdir, first['chain'])
-        assert tree(gdir) == sorted(['.kvmops-backups', first['chain'],
+        assert tree(gdir) == sorted(['.kvmops-backups', '.lock', first['chain'],
                                      os.path.join(first['chain'], '00-full'),
                                      os.path.join(first['chain'], 'manifest.json')] +
                                     [os.path.join(first['chain'], '00-full', f)
