@@ -41,8 +41,10 @@ def test_restored_guest_boots_with_its_data(writer_guest, conn, image_dir, reque
     ok(run_direct('virt_backup', {'domain': name, 'repository': repo}))
     new = name + '-r'
     # the test's image directory is too deep for the new guest's UNIX socket (107 bytes at most)
+    deep = os.path.join(image_dir, 'restored')
+    os.mkdir(deep)
     res = run_direct('virt_backup_restore', {'domain': name, 'repository': repo, 'action': 'guest',
-                                             'name': new, 'dest_dir': os.path.join(image_dir, 'restored')})
+                                             'name': new, 'dest_dir': deep})
     assert res.get('failed') and 'shorter dest_dir' in res['msg'], res
     with pytest.raises(Exception):
         conn.lookupByName(new)

@@ -39,6 +39,8 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._backup import r
 POLL = 0.2
 PAUSED_MARKER = '.started-paused'
 LOCK_FILE = '.lock'
+BEGIN_ATTEMPTS = 4
+BEGIN_RETRY_WAIT = 5
 
 
 class BackupError(KvmopsError):
@@ -274,17 +276,26 @@ class GuestBackup(object):
                 dom.createWithFlags(C.VIR_DOMAIN_START_PAUSED)
                 state['started_paused'] = True
                 repo.atomic_write(os.path.join(self.gdir, PAUSED_MARKER), '%d\n' % dom.ID())
-            frozen, qreason = self.freeze(dom, active)
             xml = plan.backup_xml(disks, all_targets, targets,
                                   incremental=prev['checkpoint'] if prev else None)
             cpxml = plan.checkpoint_xml(cp_name, disks, all_targets,
                                         'kvmops virt_backup %s %s' % (chain, pname)) if cp_name else None
-            try:
-                dom.backupBegin(xml, cpxml, C.VIR_DOMAIN_BACKUP_BEGIN_REUSE_EXTERNAL)
-                state['cp_created'] = bool(cp_name)
-            finally:
-                if frozen:
-                    self.thaw(dom)
+            for attempt in range(BEGIN_ATTEMPTS):
+                frozen, qreason = self.freeze(dom, active)
+                try:
+                    dom.backupBegin(xml, cpxml, C.VIR_DOMAIN_BACKUP_BEGIN_REUSE_EXTERNAL)
+                    state['cp_created'] = bool(cp_name)
+                    break
+                except LIBVIRT_ERROR as exc:
+                    # libvirt busy with the guest (another job, or reconnecting to its QEMU after
+                    # a daemon restart: "cannot acquire state change lock"): thaw, wait, again
+                    if exc.get_error_code() != C.VIR_ERR_OPERATION_TIMEOUT or attempt == BEGIN_ATTEMPTS - 1:
+                        raise
+                    self.warn('%s: libvirt was busy with the guest (%s); trying again.' % (self.name, exc))
+                finally:
+                    if frozen:
+                        self.thaw(dom)
+                time.sleep(BEGIN_RETRY_WAIT)
             self.wait_job(dom)
             files = {}
             for d in disks:

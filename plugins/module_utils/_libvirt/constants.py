@@ -97,5 +97,6 @@ VIR_DOMAIN_JOB_CANCELLED = 5
 VIR_DOMAIN_JOB_STATS_COMPLETED = 1
 # virDomainJobOperation
 VIR_DOMAIN_JOB_OPERATION_BACKUP = 9
-# virErrorNumber: no such checkpoint
+# virErrorNumber: a job lock not acquired in time; no such checkpoint
+VIR_ERR_OPERATION_TIMEOUT = 68
 VIR_ERR_NO_DOMAIN_CHECKPOINT = 103
