@@ -60,7 +60,7 @@ def test_restored_guest_boots_with_its_data(writer_guest, conn, image_dir, reque
     sh = SerialShell(os.path.join(out, '%s-serial2.sock' % new))
     try:
         for rnd, blk in ((5, 7), (6, 1)):
-            text = sh.run('dd if=/dev/vda bs=65536 skip=%d count=1 2>/dev/null | head -c 40'
+            text = sh.run('dd if=/dev/vda bs=65536 skip=%d count=1 2>/dev/null | head -c 40; echo'
                           % (rnd * 64 + blk))
             assert 'KVMOPS-BLOCK round=%d block=%d' % (rnd, blk) in text, text
     finally:
