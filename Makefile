@@ -5,7 +5,7 @@ PYTEST := $(VENV)/bin/pytest
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
 
-.PHONY: setup test unit integration cloud-guests selinux-enforcing lint sanity molecule molecule-fleet demo bench collection-link containers fuzz reliability stress-daemon trixie matrix
+.PHONY: setup test unit integration cloud-guests selinux-enforcing lint sanity molecule molecule-fleet demo bench collection-link containers fuzz reliability stress-daemon trixie matrix backups
 
 setup:
 	@testbed/setup.sh
@@ -18,13 +18,19 @@ unit: setup collection-link
 	$(PYTEST) tests/unit -q --junitxml=.build/reports/unit.xml
 
 integration: setup collection-link
-	$(PYTEST) tests/integration -q -m "not cloud and not selinux" --durations=12 --junitxml=.build/reports/integration.xml
+	$(PYTEST) tests/integration -q -m "not cloud and not selinux and not backups" --durations=12 --junitxml=.build/reports/integration.xml
 
 # The cloud-image guests that boot (issue 15): three Debian cloud guests on this host and one
 # in a podman-container hypervisor boot under TCG (minutes each): outside `make test`'s budget.
 cloud-guests: setup collection-link
 	@testbed/build_debian_image.sh cloud --disk
 	$(PYTEST) tests/integration -q -s -m cloud --durations=5 --junitxml=.build/reports/cloud.xml
+
+# Backups (issue 29): a restored guest boots with its data; libvirtd killed during a backup
+# (under the exclusive test-bed lock). The fast backup tests are in `make integration`.
+backups: setup collection-link
+	KVMOPS_RELIABILITY=1 $(PYTEST) tests/integration/test_virt_backup_long.py -q -s -m backups \
+		--durations=5 --junitxml=.build/reports/backups.xml
 
 # SELinux enforcing, for real (issue 16): the collection's modules inside a Debian 12 guest
 # whose kernel enforces SELinux, over the guest agent (no NIC). One TCG guest, minutes:
@@ -100,7 +106,10 @@ reliability: setup collection-link
 	-KVMOPS_RELIABILITY=1 $(PYTEST) tests/integration/test_faults_storage.py \
 		tests/integration/test_faults_install_media.py tests/integration/test_faults_concurrency.py \
 		tests/integration/test_faults_daemon.py tests/integration/test_testbed_daemon_watch.py \
-		tests/integration/test_secrets.py -q \
+		tests/integration/test_secrets.py \
+		tests/integration/test_virt_backup.py::test_module_killed_during_a_backup_next_run_recovers \
+		tests/integration/test_virt_backup.py::test_full_repository_file_system \
+		tests/integration/test_virt_backup_long.py::test_libvirtd_killed_during_a_backup -q \
 		--durations=20 --junitxml=.build/reports/reliability.xml
 	$(VENV)/bin/python tools/reliability_report.py .build/reports/reliability.xml
 

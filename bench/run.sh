@@ -10,6 +10,7 @@
 #                  community.libvirt's inventory, bench/inventory.py (BENCH_INVENTORY_SIZES)
 #                  case 10, cloud guests to SSH-ready, only when asked: BENCH_CASES=10;
 #                  BENCH_CLOUD_COUNTS guests at a time, default "1 3")
+#                  "backup": virt_backup vs virtnbdbackup (bench/backup.py, results-backups.md)
 #   BENCH_REPORT=0 skip writing the report (e.g. while debugging one case)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -41,6 +42,11 @@ cut -d' ' -f1-3 /proc/loadavg > bench/.work/raw/load-start.txt
 "$lock" shared "$py" bench/bench.py meta
 failed=""
 for c in $cases; do
+  if [ "$c" = backup ]; then
+    # virt_backup against virtnbdbackup on one guest: writes bench/results-backups.md itself.
+    "$lock" shared "$py" bench/backup.py || failed="$failed $c"
+    continue
+  fi
   if [ "$c" = fleet ]; then
     # Its hypervisors are containers with their own libvirtd: a shared lock is enough.
     "$lock" shared "$py" bench/fleet.py || failed="$failed $c"
@@ -65,7 +71,7 @@ echo "$(( $(date +%s) - start ))" > bench/.work/raw/wall-seconds.txt
 echo "[bench] end $(date -u '+%F %T') UTC, load average $(cut -d' ' -f1-3 /proc/loadavg), $(( $(date +%s) - start )) s"
 
 # fleet.py writes its own section of results.md; the report needs the other cases' raw figures.
-{ [ "$cases" = fleet ] || [ "$cases" = inventory ]; } && BENCH_REPORT=0
+{ [ "$cases" = fleet ] || [ "$cases" = inventory ] || [ "$cases" = backup ]; } && BENCH_REPORT=0
 if [ "${BENCH_REPORT:-1}" = 1 ]; then
   # A run of only the many-guests cases (7-9) keeps the last full run's sections of
   # results.md and replaces just its own (bench/report_many.py).

@@ -15,7 +15,7 @@ log() { printf '[testbed] %s\n' "$*"; }
 # The libvirt/QEMU stack, what libvirt-python builds against, the system Python's
 # bindings (modules run on the target with /usr/bin/python3), the tiny guest's tools,
 # SELinux userspace + policy store (enforcement is impossible on this kernel),
-# OVMF for UEFI guests and virtinst for comparisons in the benchmarks.
+# OVMF for UEFI guests, virtinst and virtnbdbackup for comparisons in the benchmarks.
 packages=(
   libvirt-daemon-system libvirt-daemon-system-sysv libvirt-clients libvirt-daemon-driver-qemu
   qemu-system-x86 qemu-utils libvirt-dev pkg-config gcc python3-dev python3-venv
@@ -23,6 +23,7 @@ packages=(
   busybox-static cpio xorriso isolinux syslinux-common libarchive-tools genisoimage ovmf virtinst
   selinux-utils policycoreutils policycoreutils-python-utils selinux-policy-default
   openssh-client openssh-server sudo make osinfo-db python3-gi gir1.2-libosinfo-1.0 mmdebstrap
+  virtnbdbackup
 )
 missing=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' "${packages[@]}" 2>&1 | grep -v '^ii ' || true)
 if [ -n "$missing" ]; then

@@ -5,6 +5,12 @@
 #   kvmops.installer=1   act as an installer: write KVMOPS-INSTALLED onto the first disk,
 #                        then power off (the end of an install phase)
 #   inst.ks=file:/NAME, ks=file:/NAME   print the first line of an injected kickstart
+#   kvmops.writer=DEV    a block writer on the data disk /dev/DEV: the guest command
+#                        `kvmops-write ROUND [COUNT]` writes COUNT (default 4) 64 KiB blocks
+#                        filled with "KVMOPS-BLOCK round=ROUND block=I" at 64 KiB offsets
+#                        ROUND*64+I (modulo the disk's size), syncs, then prints
+#                        "KVMOPS-WROTE ROUND COUNT" on the console (backup tests)
+#   kvmops.write_every=S with kvmops.writer: a round every S seconds (rounds 1, 2, ...)
 /bin/busybox --install -s /bin
 export PATH=/bin:/sbin
 mkdir -p /proc /sys /dev /tmp /run
@@ -48,5 +54,34 @@ case " $(cat /proc/cmdline) " in
     fi
     poweroff -f ;;
 esac
+writer=; every=
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in
+    kvmops.writer=*) writer=${arg#kvmops.writer=} ;;
+    kvmops.write_every=*) every=${arg#kvmops.write_every=} ;;
+  esac
+done
+if [ -n "$writer" ]; then
+  cat > /bin/kvmops-write <<EOS
+#!/bin/sh
+dev=/dev/$writer
+round=\$1; count=\${2:-4}
+blocks=\$(( \$(cat /sys/block/$writer/size) / 128 ))
+i=0
+while [ \$i -lt \$count ]; do
+  off=\$(( (round * 64 + i) % blocks ))
+  yes "KVMOPS-BLOCK round=\$round block=\$i" | head -c 65536 > /tmp/kvmops-block
+  dd if=/tmp/kvmops-block of=\$dev bs=65536 seek=\$off count=1 conv=notrunc 2>/dev/null
+  i=\$((i + 1))
+done
+sync
+echo "KVMOPS-WROTE \$round \$count" > /dev/console
+EOS
+  chmod +x /bin/kvmops-write
+  if [ -b "/dev/$writer" ]; then echo "KVMOPS-WRITER /dev/$writer"; else echo "KVMOPS-WRITER-NO-DISK /dev/$writer"; fi
+  if [ -n "$every" ]; then
+    (r=1; while true; do sleep "$every"; /bin/kvmops-write $r; r=$((r + 1)); done) &
+  fi
+fi
 echo "KVMOPS-READY"
 while true; do sleep 3600; done

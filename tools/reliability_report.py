@@ -39,6 +39,9 @@ EXPECTED = [
     ('two runs at once on the same qemu.conf', 'two ansible-playbook runs at once on the same qemu'),
     # issue 26: the race forced at the exact step
     ('two vnc_listen runs editing different keys of one qemu.conf', 'two vnc_listen runs editing different keys'),
+    ('virt_backup killed during a backup', 'virt_backup killed during a backup'),
+    ('libvirtd killed during a backup', 'libvirtd SIGKILLed during a backup'),
+    ('backup repository file system full', 'backup repository file system full'),
 ]
 
 
@@ -149,10 +152,11 @@ def main():
         '(tests/integration/test_faults_storage.py), the install-tree server faults '
         '(test_faults_install_media.py), concurrent runs with 2 repetitions and the '
         'interrupted controller (test_faults_concurrency.py), and the secrets checks '
-        '(test_secrets.py). Only in `make reliability`: the libvirtd stops, kills and '
+        '(test_secrets.py), the backup faults (test_virt_backup.py: the module killed during '
+        'a backup, a full repository). Only in `make reliability`: the libvirtd stops, kills and '
         'restarts (test_faults_daemon.py, under the exclusive test-bed lock, because they '
         'stall every other test using the daemon) and the 20 repetitions of the concurrent '
-        'runs.',
+        'runs; libvirtd killed during a backup is also in `make backups`.',
         '',
         '| Fault | Injected | Runs | What the module reported | What was left | Test | Suite |',
         '|---|---|---|---|---|---|---|',

@@ -198,6 +198,7 @@ from ansible.utils.unsafe_proxy import wrap_var
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import addresses as _addresses
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.tags import domain_tags
 
 try:
     import libvirt
@@ -331,20 +332,6 @@ def ssh_hop_args(uri, proxy_ssh_args=''):
     if ':' in host:
         host = '[%s]' % host
     return '-o ProxyJump=%s%s%s' % (user + '@' if user else '', host, ':%d' % port if port else '')
-
-
-def domain_tags(dom, namespace):
-    """The tags in the domain's metadata element of namespace (empty when there is none)."""
-    try:
-        text = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, namespace, 0)
-    except libvirt.libvirtError:
-        return []
-    try:
-        root = lxml_util.parse(text)
-    except lxml_util.etree.XMLSyntaxError:
-        return []
-    return [t.text.strip() for t in root.iter()
-            if isinstance(t.tag, str) and t.tag.split('}')[-1] == 'tag' and t.text and t.text.strip()]
 
 
 def network_forward_modes(conn, names):

@@ -50,7 +50,8 @@ def remove_domain(dom):
     if not dom.isPersistent():
         return
     flags = (libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
-             | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
+             | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+             | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
     try:
         dom.undefineFlags(flags)
     except libvirt.libvirtError:

@@ -27,14 +27,20 @@ exec /init.tiny
 """
 
 
-def shell_initrd(base_initrd, dest_dir):
-    """Path of a copy of base_initrd whose guest also runs a shell on ttyS1."""
+def shell_initrd(base_initrd, dest_dir, tiny_init=None):
+    """Path of a copy of base_initrd whose guest also runs a shell on ttyS1. tiny_init: a
+    tiny-guest /init to run instead of the one inside base_initrd (the repository's
+    testbed/tiny_guest_init.sh, so a test gets the switches of its own checkout even while the
+    shared asset cache holds an older build)."""
     work = tempfile.mkdtemp(prefix='kvmops-shell-initrd-')
     try:
-        # The tiny guest's own /init, taken from the initrd itself (whatever version it is).
-        with gzip.open(base_initrd, 'rb') as f:
-            subprocess.run(['cpio', '-i', '--quiet', 'init'], input=f.read(), cwd=work, check=True)
-        os.rename(os.path.join(work, 'init'), os.path.join(work, 'init.tiny'))
+        if tiny_init:
+            shutil.copyfile(tiny_init, os.path.join(work, 'init.tiny'))
+        else:
+            # The tiny guest's own /init, taken from the initrd itself (whatever version it is).
+            with gzip.open(base_initrd, 'rb') as f:
+                subprocess.run(['cpio', '-i', '--quiet', 'init'], input=f.read(), cwd=work, check=True)
+            os.rename(os.path.join(work, 'init'), os.path.join(work, 'init.tiny'))
         with open(os.path.join(work, 'init'), 'w') as f:
             f.write(WRAPPER_INIT)
         os.chmod(os.path.join(work, 'init'), 0o755)
