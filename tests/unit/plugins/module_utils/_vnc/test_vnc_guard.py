@@ -5,33 +5,18 @@ readability checks mean the same on every host. Every case here was accepted on 
 the rule was tightened, except the loopback/allow_insecure ones."""
 import os
 import shutil
-import tempfile
 
 import pytest
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._vnc import guard as G
-
-QEMU_USER = 'user = "nobody"\ngroup = "nogroup"\n'
+from support.console_certs import QEMU_USER_CONF as QEMU_USER, server_cert_dir
 PUBLIC_VNC = {'type': 'vnc', 'listen': '0.0.0.0'}
 
 
 @pytest.fixture
 def certs():
-    """A certificate directory QEMU's user (nobody:nogroup) can use: /var/tmp, not tmp_path
-    (pytest's base directory is 0700, which nobody cannot enter)."""
-    base = tempfile.mkdtemp(prefix='kvmops-test-console-', dir='/var/tmp')
-    os.chmod(base, 0o755)
-    cert_dir = os.path.join(base, 'pki')
-    os.mkdir(cert_dir, 0o755)
-    os.chmod(cert_dir, 0o755)
-    for name in ('ca-cert.pem', 'server-cert.pem', 'server-key.pem'):
-        path = os.path.join(cert_dir, name)
-        with open(path, 'w') as f:
-            f.write('-----BEGIN %s-----\nMIIB\n-----END %s-----\n' % (name, name))
-        shutil.chown(path, 'root', 'nogroup')
-        os.chmod(path, 0o640 if 'key' in name else 0o644)
-    yield cert_dir
-    shutil.rmtree(base)
+    with server_cert_dir() as cert_dir:
+        yield cert_dir
 
 
 def _conf(tmp_path, text):
