@@ -194,9 +194,11 @@ def console_setting_problems(kind, settings, guest_password=None):
     keys = CONSOLE_KEYS[kind]
     out = []
     if not settings['tls']:
+        how = ('kvmops.hypervisor.vnc_listen tls: true' if kind == 'vnc'
+               else 'in qemu.conf, then restart libvirtd')
         out.append(('it would be served without TLS (%s is off)' % keys['tls'],
-                    'set %s = 1 (kvmops.hypervisor.vnc_listen tls: true for VNC; the '
-                    'kvmops.hypervisor.libvirt_pki role makes the certificates)' % keys['tls']))
+                    'set %s = 1 (%s; the kvmops.hypervisor.libvirt_pki role makes the '
+                    'certificates)' % (keys['tls'], how)))
     if kind == 'vnc' and not settings['verify']:
         out.append(('vnc_tls_x509_verify is off, so any client that reaches the port gets the '
                     'console (a VNC password is 8 bytes of DES and does not replace it)',
