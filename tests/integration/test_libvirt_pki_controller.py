@@ -12,14 +12,16 @@ import subprocess
 from support.ansible_run import run_playbook
 
 
+def _include(tasks_from):
+    return {'name': tasks_from, 'ansible.builtin.include_role': {
+        'name': 'kvmops.hypervisor.libvirt_pki', 'tasks_from': tasks_from}}
+
+
 def _run(tmp_path, pki, check=False, **extra):
     play = [{'hosts': 'localhost', 'gather_facts': False,
              'vars': dict({'libvirt_pki_controller_dir': str(pki),
                            'libvirt_pki_organization': 'kvmops-test'}, **extra),
-             'tasks': [{'name': 'ca', 'ansible.builtin.include_role': {
-                 'name': 'kvmops.hypervisor.libvirt_pki', 'tasks_from': 'ca'}},
-                       {'name': 'clients', 'ansible.builtin.include_role': {
-                           'name': 'kvmops.hypervisor.libvirt_pki', 'tasks_from': 'clients'}}]}]
+             'tasks': [_include('ca'), _include('clients')]}]
     playbook = tmp_path / 'play.yml'
     playbook.write_text(json.dumps(play))
     return run_playbook(str(playbook), check=check, timeout=300)

@@ -73,8 +73,8 @@ def test_vnc_tls_with_verify_and_usable_certificates_passes(tmp_path, certs):
                 os.mkdir(os.path.join(d, 'ca-cert.pem'))), 'ca-cert.pem is not a regular file'),
     (lambda d: shutil.rmtree(d), 'the certificate directory %s does not exist'),
 ])
-def test_vnc_tls_whose_certificates_qemu_cannot_use_is_refused(tmp_path, certs, damage,
-                                                              expected):
+def test_vnc_tls_whose_certificates_qemu_cannot_use_is_refused(
+        tmp_path, certs, damage, expected):
     conf = _conf(tmp_path, 'vnc_tls = 1\nvnc_tls_x509_verify = 1\nvnc_tls_x509_cert_dir = '
                  '"%s"\n' % certs)
     damage(certs)
