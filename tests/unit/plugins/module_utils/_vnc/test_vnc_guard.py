@@ -71,7 +71,7 @@ def test_vnc_tls_with_verify_and_usable_certificates_passes(tmp_path, certs):
     (lambda d: os.chmod(d, 0o700), 'nobody cannot enter %s (mode 0700)'),
     (lambda d: (os.unlink(os.path.join(d, 'ca-cert.pem')),
                 os.mkdir(os.path.join(d, 'ca-cert.pem'))), 'ca-cert.pem is not a regular file'),
-    (lambda d: shutil.rmtree(d), 'the certificate directory %s does not exist'),
+    (shutil.rmtree, 'the certificate directory %s does not exist'),
 ])
 def test_vnc_tls_whose_certificates_qemu_cannot_use_is_refused(
         tmp_path, certs, damage, expected):
