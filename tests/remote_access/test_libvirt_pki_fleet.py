@@ -54,7 +54,7 @@ def _client_bundle(path, ca_cert, ca_key, cn, org=ORG):
     _openssl('req', '-new', '-key', key, '-subj', '/O=%s/CN=%s' % (org, cn), '-out', csr)
     ext = os.path.join(path, 'ext.cnf')
     with open(ext, 'w') as f:
-        f.write('extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature,keyAgreement\n')
+        f.write('extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n')
     _openssl('x509', '-req', '-in', csr, '-CA', ca_cert, '-CAkey', ca_key, '-CAcreateserial',
              '-days', '2', '-extfile', ext, '-out', cert)
     return path
