@@ -15,8 +15,12 @@ author:
 description:
   - Sets the address QEMU's VNC servers listen on, either host-wide in libvirt's C(qemu.conf)
     (O(scope=host)) or in the persistent C(<graphics type='vnc'>) of chosen guests (O(scope=domains)).
-  - Refuses an address outside 127.0.0.0/8 and C(::1) without TLS unless O(allow_insecure=true), and
-    explains the safer way instead, an SSH tunnel per console.
+  - Refuses an address outside 127.0.0.0/8 and C(::1) unless O(allow_insecure=true) or TLS is really on
+    (C(vnc_tls = 1), C(ca-cert.pem), C(server-cert.pem) and C(server-key.pem) non-empty and readable by
+    QEMU's user in the certificate directory libvirt uses) B(with x509 client verification)
+    (C(vnc_tls_x509_verify = 1), O(tls_verify)). A VNC password does not replace verification, as VNC
+    authentication is a DES challenge over at most 8 bytes that anyone who reaches the port can guess at.
+    The refusal names what is missing and explains the safer way instead, an SSH tunnel per console.
   - Always returns RV(displays) (like C(virsh vncdisplay)) and RV(ssh_tunnels) for every running guest
     with VNC, so a play can print how to reach each console.
   - Edits C(qemu.conf) line by line and keeps every other byte of it (comments, the commented defaults,
@@ -99,15 +103,15 @@ options:
     type: int
   allow_insecure:
     description:
-      - Allow listening on an address outside 127.0.0.0/8 and C(::1) without TLS.
-      - With O(scope=domains) TLS means C(vnc_tls = 1) in O(config).
+      - Allow listening on an address outside 127.0.0.0/8 and C(::1) without TLS with client verification.
+      - With O(scope=domains) the TLS settings are read from O(config) and the certificate files checked.
     type: bool
     default: false
   config:
     description:
       - Path of libvirt's QEMU driver configuration. It must exist (every libvirt package ships it); the module
         does not create it, since a missing file means the QEMU driver is not installed or the path is wrong.
-      - With O(scope=domains) it is only read, to know whether TLS is on.
+      - With O(scope=domains) it is only read, to know whether TLS with client verification is on.
     type: path
     default: /etc/libvirt/qemu.conf
   backup:

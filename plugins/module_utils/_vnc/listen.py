@@ -21,6 +21,8 @@ import os
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import graphics as _graphics
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import masking
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import qemu_conf as _qemu_conf
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import (
+    qemu_identity as _qemu_identity)
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.constants import (
     VIR_CONNECT_LIST_DOMAINS_ACTIVE)
@@ -45,9 +47,9 @@ HOST_KEYS = (
 )
 HOST_KEY_TYPES = dict((k, t) for k, t, dummy in HOST_KEYS)
 SECRET_KEYS = ('vnc_password', 'spice_password')
-DEFAULT_VNC_CERT_DIR = '/etc/pki/libvirt-vnc'
-DEFAULT_TLS_CERT_DIR = '/etc/pki/qemu'
-TLS_SERVER_FILES = ('ca-cert.pem', 'server-cert.pem', 'server-key.pem')
+DEFAULT_VNC_CERT_DIR = _graphics.CONSOLE_KEYS['vnc']['default_dir']
+DEFAULT_TLS_CERT_DIR = _graphics.DEFAULT_TLS_CERT_DIR
+TLS_SERVER_FILES = _graphics.TLS_SERVER_FILES
 
 
 # Bad input or a state the module must not change; the message says how to fix it.
@@ -126,11 +128,14 @@ def effective_cert_dir(entries, exists=os.path.isdir):
     return _current(entries, 'default_tls_x509_cert_dir') or DEFAULT_TLS_CERT_DIR
 
 
-def plan_host(text, params, exists=os.path.exists, isdir=os.path.isdir, filename='qemu.conf'):
+def plan_host(text, params, isdir=os.path.isdir, filename='qemu.conf', stat_fn=os.stat,
+              ident=None):
     """Decide the qemu.conf edit for the host scope.
 
     params: dict with listen, tls, tls_verify, tls_cert_dir, password, auto_unix_socket,
-    port_min, port_max, allow_insecure (the module's options).
+    port_min, port_max, allow_insecure (the module's options). stat_fn and ident (QEMU's
+    user, qemu_identity's dict; read from this host when None) decide whether QEMU can use
+    the server certificates.
     Returns dict: settings (list of (key, value) to write), errors, warnings, check_warnings
     (problems that are errors outside check mode), state (effective values after the edit).
     """
@@ -148,7 +153,9 @@ def plan_host(text, params, exists=os.path.exists, isdir=os.path.isdir, filename
     after.update(dict((k, _normal(v)) for k, v in wanted))
 
     errors.extend(_port_range_errors(after))
-    _check_tls(params, entries, after, errors, warnings, check_warnings, exists, isdir)
+    if ident is None:
+        ident = _qemu_identity.qemu_identity(conf_text=text, conf_path=filename)
+    _check_tls(params, entries, after, errors, warnings, check_warnings, isdir, stat_fn, ident)
     _check_listen(params, after, errors, warnings, filename)
     if after['vnc_auto_unix_socket'] and params.get('auto_unix_socket'):
         warnings.append('vnc_auto_unix_socket takes precedence over vnc_listen: guests whose '
@@ -221,9 +228,10 @@ def _port_range_errors(after):
     return errors
 
 
-def _check_tls(params, entries, after, errors, warnings, check_warnings, exists, isdir):
+def _check_tls(params, entries, after, errors, warnings, check_warnings, isdir, stat_fn,
+               ident):
     """libvirt refuses to start with a missing explicit certificate directory, and guests
-    with VNC fail to start without the server certificates."""
+    with VNC fail to start when QEMU cannot read the server certificates."""
     if params.get('tls_cert_dir') and not isdir(params['tls_cert_dir']):
         errors.append('tls_cert_dir %s does not exist (or is not a directory): libvirtd '
                       'refuses to load a qemu.conf whose vnc_tls_x509_cert_dir is missing. '
@@ -231,12 +239,14 @@ def _check_tls(params, entries, after, errors, warnings, check_warnings, exists,
                       % params['tls_cert_dir'])
     elif after['vnc_tls']:
         cert_dir = params.get('tls_cert_dir') or effective_cert_dir(entries, isdir)
-        missing = [f for f in TLS_SERVER_FILES if not exists(os.path.join(cert_dir, f))]
-        if missing:
+        problems = _graphics.cert_problems(cert_dir, ident, stat_fn)
+        if problems:
             check_warnings.append(
-                'VNC TLS needs %s in %s (missing: %s): guests with VNC would fail to start. '
-                'Put the certificates there first or point tls_cert_dir at them.'
-                % (', '.join(TLS_SERVER_FILES), cert_dir, ', '.join(missing)))
+                'VNC TLS needs %s in %s, non-empty and readable by QEMU\'s user (%s), but %s: '
+                'guests with VNC would fail to start. Put the certificates there first (the '
+                'kvmops.hypervisor.libvirt_pki role makes them) or point tls_cert_dir at them.'
+                % (', '.join(TLS_SERVER_FILES), cert_dir, ident.get('user') or 'unknown',
+                   '; '.join(problems)))
     if after['vnc_tls'] and not after['vnc_tls_x509_verify']:
         warnings.append('VNC TLS is on without x509 client verification (tls_verify): any '
                         'client may connect; qemu.conf itself recommends verification.')
@@ -255,6 +265,12 @@ def _check_listen(params, after, errors, warnings, filename):
     if not loopback and not after['vnc_tls'] and not params.get('allow_insecure'):
         errors.append(insecure_message(listen_after, 'vnc_listen in %s' % filename,
                                        params.get('ssh_user'), params.get('ssh_host')))
+    elif not loopback and not after['vnc_tls_x509_verify'] and not params.get('allow_insecure'):
+        # TLS is on (its certificates are _check_tls's); a public listen also needs verify.
+        problems = _graphics.console_setting_problems(
+            'vnc', {'tls': True, 'verify': False, 'password': None})
+        errors.append(_graphics.public_console_message(
+            'vnc', listen_after, 'vnc_listen in %s' % filename, problems))
     if not loopback and after['remote_display_port_max'] == REMOTE_PORT_MAX:
         warnings.append('VNC listens on %s but remote_display_port_max is %d: a firewall '
                         'rule for 5900-5950 only holds if port_max is lowered (e.g. '

@@ -19,7 +19,10 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors i
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.manager import ManagerBase
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import connection as _conn
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import constants as _const
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import graphics as _graphics
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import qemu_conf as _qemu_conf
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import (
+    qemu_identity as _qemu_identity)
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._vnc import listen as _vnc
 
 # Options that are qemu.conf settings, not per-guest ones.
@@ -93,21 +96,31 @@ class VncListenManager(ManagerBase):
         if 'all' in p['domains'] and len(p['domains']) > 1:
             self.fail('domains: all selects every guest; do not mix it with names')
         p['listen'] = p['listen'].strip()
-        if not _vnc.is_loopback(p['listen']) and not p['allow_insecure'] \
-                and not self.host_tls_on():
-            self.fail(_vnc.insecure_message(
-                p['listen'], 'the guests\' <graphics listen>; vnc_tls is off in %s' % p['config'],
-                p['ssh_user'], p['ssh_host']))
+        if not _vnc.is_loopback(p['listen']) and not p['allow_insecure']:
+            refusal = self.public_listen_refusal()
+            if refusal:
+                self.fail(refusal)
 
-    def host_tls_on(self):
-        path = self.params['config']
-        text = read_config(path, must_exist=False)
-        if text is None:
-            return False
+    def public_listen_refusal(self):
+        """The console policy (_libvirt/graphics.py) for the guests' own public listen: None,
+        or the refusal naming what qemu.conf and the certificates lack."""
+        p = self.params
+        path = p['config']
+        text = read_config(path, must_exist=False) or ''
         try:
-            return bool(_vnc.host_state(_qemu_conf.parse(text))['vnc_tls'])
+            values = _qemu_conf.values(text)
         except _qemu_conf.ConfSyntaxError as exc:
             self.fail('%s cannot be parsed (%s); fix it first.' % (path, exc))
+        settings = _graphics.console_settings('vnc', values)
+        where = 'the guests\' <graphics listen>'
+        if not settings['tls']:
+            return _vnc.insecure_message(p['listen'], '%s; vnc_tls is off in %s' % (where, path),
+                                         p['ssh_user'], p['ssh_host'])
+        ident = _qemu_identity.qemu_identity(conf_text=text, conf_path=path)
+        problems = _graphics.public_console_problems('vnc', p['listen'], settings, ident)
+        if not problems:
+            return None
+        return _graphics.public_console_message('vnc', p['listen'], where, problems)
 
     # ---------------------------------------------------------------- run
     def run(self):

@@ -34,6 +34,20 @@ def _everything_exists(path):
     return True
 
 
+ROOT_QEMU = {'user': 'root', 'uid': 0, 'gids': {0}}
+
+
+def _good_stat(path):
+    """Every path a directory or a non-empty file (the certificates are _libvirt/graphics'
+    tests, with real files)."""
+    mode = 0o40755 if not path.endswith('.pem') else 0o100644
+    return os.stat_result((mode, 0, 0, 1, 0, 0, 10, 0, 0, 0))
+
+
+def _no_file(path):
+    raise OSError(2, 'No such file or directory', path)
+
+
 # --- addresses and passwords ---------------------------------------------------------------
 
 @pytest.mark.parametrize('addr', ['127.0.0.1', '127.0.0.2', '0.0.0.0', '::', '::1', '192.0.2.7',
@@ -82,7 +96,7 @@ def test_empty_password_is_an_error():
 # --- host plan ---------------------------------------------------------------------------------
 
 def test_defaults_on_a_pristine_file_write_nothing():
-    plan = _vnc.plan_host(_fixture(), _params(), exists=_nothing_exists)
+    plan = _vnc.plan_host(_fixture(), _params(), stat_fn=_no_file, ident=ROOT_QEMU)
     assert plan['settings'] == [] and plan['errors'] == []
 
 
@@ -106,36 +120,39 @@ def test_public_listen_allowed_when_insecure_is_accepted_and_warns_about_port_ra
 
 def test_public_listen_with_tls_is_fine_and_writes_verify():
     plan = _vnc.plan_host(_fixture(), _params(listen='0.0.0.0', tls=True),
-                          exists=_everything_exists, isdir=_everything_exists)
+                          stat_fn=_good_stat, ident=ROOT_QEMU, isdir=_everything_exists)
     assert plan['errors'] == [] and plan['check_warnings'] == []
     assert plan['settings'] == [('vnc_listen', '0.0.0.0'), ('vnc_tls', True),
                                 ('vnc_tls_x509_verify', True)]
 
 
-def test_existing_tls_in_the_file_counts_for_the_guard():
+def test_existing_tls_in_the_file_counts_for_the_guard_only_with_verify():
     text = _fixture() + 'vnc_tls = 1\n'
-    plan = _vnc.plan_host(text, _params(listen='192.0.2.1'), exists=_everything_exists)
+    plan = _vnc.plan_host(text, _params(listen='192.0.2.1'), stat_fn=_good_stat, ident=ROOT_QEMU)
+    assert len(plan['errors']) == 1 and 'vnc_tls_x509_verify is off' in plan['errors'][0]
+    text = _fixture() + 'vnc_tls = 1\nvnc_tls_x509_verify = 1\n'
+    plan = _vnc.plan_host(text, _params(listen='192.0.2.1'), stat_fn=_good_stat, ident=ROOT_QEMU)
     assert plan['errors'] == []
 
 
 def test_tls_without_certificates_is_flagged_and_missing_cert_dir_is_an_error():
-    plan = _vnc.plan_host(_fixture(), _params(tls=True), exists=_nothing_exists,
+    plan = _vnc.plan_host(_fixture(), _params(tls=True), stat_fn=_no_file, ident=ROOT_QEMU,
                           isdir=_nothing_exists)
     assert plan['errors'] == []
     assert 'server-cert.pem' in plan['check_warnings'][0]
     assert '/etc/pki/qemu' in plan['check_warnings'][0]
     plan = _vnc.plan_host(_fixture(), _params(tls=True, tls_cert_dir='/nope'),
-                          exists=_nothing_exists, isdir=_nothing_exists)
+                          stat_fn=_no_file, ident=ROOT_QEMU, isdir=_nothing_exists)
     assert 'tls_cert_dir /nope does not exist' in plan['errors'][0]
 
 
 def test_tls_without_verify_warns():
     plan = _vnc.plan_host(_fixture(), _params(tls=True, tls_verify=False),
-                          exists=_everything_exists)
+                          stat_fn=_good_stat, ident=ROOT_QEMU)
     # 0 is libvirt's default when default_tls_x509_verify is unset: nothing to write for it
     assert plan['settings'] == [('vnc_tls', True)]
     text = _fixture() + 'default_tls_x509_verify = 1\n'
-    plan = _vnc.plan_host(text, _params(tls=True, tls_verify=False), exists=_everything_exists)
+    plan = _vnc.plan_host(text, _params(tls=True, tls_verify=False), stat_fn=_good_stat, ident=ROOT_QEMU)
     assert ('vnc_tls_x509_verify', False) in plan['settings']
     assert any('verification' in w for w in plan['warnings'])
 
