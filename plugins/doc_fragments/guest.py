@@ -275,9 +275,12 @@ options:
         type: str
       allow_insecure:
         description:
-          - Allow VNC to listen on a non-loopback O(graphics.listen) although qemu.conf has no
-            C(vnc_tls). Without it such a listen fails before anything changes (the same rule
-            as M(kvmops.hypervisor.vnc_listen) for the host setting and per-guest listens).
+          - Allow a console on a non-loopback O(graphics.listen) without what a public console
+            needs - VNC - TLS really on (C(vnc_tls), usable certificates QEMU can read) with client
+            certificate verification (C(vnc_tls_x509_verify)); SPICE - TLS (C(spice_tls), usable
+            certificates) and a password. Without it such a listen fails before anything changes
+            (the same rule as M(kvmops.hypervisor.vnc_listen) for the host setting and per-guest
+            listens).
         type: bool
         default: false
   serial:
