@@ -300,7 +300,13 @@ options:
     type: bool
     default: true
   restart:
-    description: Apply an updated definition to a running domain right away by a clean shutdown (bounded by O(shutdown_timeout)) and a start.
+    description:
+      - Apply an updated definition to a running domain right away by a clean shutdown (bounded by O(shutdown_timeout)) and a start.
+      - This also applies a definition that an earlier run (or C(virsh define)) changed while the guest ran, as long as the running guest still
+        differs from it in memory, vCPUs or CPU model (libvirt's live and persistent definitions) - set it in a later run, or in a handler
+        notified by a task that reported RV(restart_required).
+      - V(false) never restarts; a running guest whose definition waits for a restart is reported on every run (RV(restart_required) and a warning)
+        until it has restarted.
     type: bool
     default: false
   shutdown_timeout:

@@ -297,6 +297,8 @@ serial:
 restart_required:
   description:
     - The persistent definition changed while the domain runs; a cold restart applies it (or use O(restart)).
+    - Reported on every run (with a warning) until the running guest has restarted, also when this run changed nothing (memory, vCPUs
+      or CPU model of the running guest differ from its definition).
     - A changed console password alone is applied to the running guest at once and needs no restart.
   returned: always
   type: bool

@@ -215,7 +215,7 @@ guests:
       description: Path of the serial console (pty or log file).
       type: str
     restart_required:
-      description: The persistent definition changed while the domain runs; a cold restart applies it.
+      description: The persistent definition changed while the domain runs (in this run or an earlier one); a cold restart applies it.
       type: bool
     differences:
       description: What differed from the options (item, before, after), passwords masked.
@@ -403,8 +403,10 @@ def main():
     if parallel is not None and parallel < 1:
         module.fail_json(msg='parallel=%s: give at least 1 (or leave it unset).' % parallel)
     try:
+        # a guest with bad options is kept with its error: the plan pass checks the others
+        # too, so the failure names every guest that cannot be made, not only the first
         guests = batch.prepare(module.params['guests'], module.params['defaults'],
-                               collect=report)
+                               collect=True)
         for g in guests:
             warning = g.spec and dargspec.vnc_password_warning(g.spec)
             if warning:

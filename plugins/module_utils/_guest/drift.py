@@ -520,6 +520,37 @@ def _compare_serial(spec, drift):
         devices.insert(list(devices).index(new_serial) + 1, new_console)
 
 
+def _cold_facets(root):
+    """The facets of a definition that only a cold start applies and that libvirt's live XML
+    shows as the guest runs them: memory, vCPUs, CPU model."""
+    vcpu = root.find('vcpu')
+    cpu = root.find('cpu')
+    return [
+        ('memory', memory_kib(root.find('memory'))),
+        ('vcpus', int(vcpu.text) if vcpu is not None and vcpu.text else None),
+        ('cpu', None if cpu is None else (cpu.get('mode', 'custom'), cpu.findtext('model'))),
+    ]
+
+
+def pending_restart(inactive_xml, live_xml):
+    """What the running guest still runs differently from its persistent definition (items of
+    _cold_facets: a definition changed while it ran, by an earlier run or by hand). Empty
+    when the two agree; compared on both sides' own XML, so libvirt's normalisation cancels
+    out."""
+    defined = dict(_cold_facets(parse(inactive_xml)))
+    out = []
+    for item, running in _cold_facets(parse(live_xml)):
+        if item == 'cpu' and (running is None or defined[item] is None):
+            continue  # libvirt adds a live <cpu> for host-model and the like
+        if running != defined[item]:
+            if item == 'memory':
+                out.append({'item': item, 'running': '%s MiB' % (running // 1024),
+                            'defined': '%s MiB' % (defined[item] // 1024)})
+            else:
+                out.append({'item': item, 'running': running, 'defined': defined[item]})
+    return out
+
+
 def compare(spec, current_xml, host, family_defaults=None):
     """Drift of an existing domain from the options that were given (see module docstring)."""
     current = parse(current_xml)

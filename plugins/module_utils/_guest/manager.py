@@ -119,6 +119,11 @@ class GuestManager(ManagerBase):
     def plan(self):
         self.host_facts()
         self.plans = self.plan_storage()
+        # A new guest without networks gets the default NIC: check what it will be built with.
+        nics = self.spec if self.dom is not None else dspec.creation_values(self.spec)
+        problems = _preflight.network_problems(nics, self.conn, libvirt.libvirtError)
+        if problems:
+            raise DomainError(' '.join(problems))
         for f in self.features:
             f.plan(self)
 
@@ -300,6 +305,7 @@ class GuestManager(ManagerBase):
         except ddrift.DriftError as exc:
             raise DomainError.rewrap(exc)
         self.apply_drift(dom, drift)
+        self.restart_pending(drift)
         for f in self.features:
             f.updated(self)
 
@@ -338,6 +344,41 @@ class GuestManager(ManagerBase):
                     self.restart_required = False
         elif new_disks:
             self.changed = True
+
+    def restart_pending(self, drift):
+        """A running guest that still runs an older definition (changed by this run, an
+        earlier one, or by hand): restart_required and a warning on every run until it has
+        restarted (libvirt's live vs inactive XML says so); with restart=true the restart."""
+        dom = self.dom
+        if dom is None or self.spec['state'] == 'stopped' or not dom.isActive():
+            return
+        if self.restart_required:          # this run changed it; restart was not asked for
+            self.warn_pending(', '.join(d['item'] for d in drift.differences))
+            return
+        if drift.changed and self.spec.get('update', True):
+            return                         # this run changed it and applied it
+        pending = ddrift.pending_restart(self.secure_xml(dom), self.secure_xml(dom, False))
+        if not pending:
+            return
+        items = ', '.join('%s %s -> %s' % (p['item'], p['running'], p['defined'])
+                          for p in pending)
+        if not (self.spec.get('restart')
+                and not any(f.blocks_restart(self) for f in self.features)):
+            self.restart_required = True
+            self.warn_pending(items)
+            return
+        if self.check_mode:
+            self.act('would restart')
+        else:
+            self.shutdown(dom)
+            self.start(dom)
+        self.differences.extend({'item': 'running ' + p['item'], 'before': p['running'],
+                                 'after': p['defined']} for p in pending)
+
+    def warn_pending(self, items):
+        self.warn('%s runs with its old definition (%s) until it restarts: set restart: true '
+                  '(or shut it down and start it) to apply it; until then every run reports '
+                  'restart_required.' % (self.spec['name'], items))
 
     def apply_live(self, drift):
         """Apply to the running guest what libvirt can change live (the console password);

@@ -2,7 +2,8 @@
 # Copyright: kvmops contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The guest's preflight: the paths QEMU must reach for a guest (checked by
-_libvirt/qemu_access.check_paths) and the media a new guest reads, and what is wrong with them.
+_libvirt/qemu_access.check_paths), the host objects its NICs name (libvirt networks, bridges,
+interfaces: network_problems) and the media a new guest reads, and what is wrong with them.
 
 Private to the collection: no API promise. Reads only.
 """
@@ -28,6 +29,63 @@ def paths_of(spec, plans=None):
                 items.append((d['backing_store'], 'disks[%d].backing_store' % i, True))
     # A serial log file is written by virtlogd (root), not by QEMU: nothing to check.
     return items
+
+
+# --------------------------------------------------------------------------------------------
+# What the guest's NICs name on the host: libvirt only refuses them when the guest starts
+# --------------------------------------------------------------------------------------------
+
+SYS_NET = '/sys/class/net'
+
+
+def _uri_is_local(conn):
+    """Whether the connection's host is this one (host checks under /sys only hold there)."""
+    try:
+        uri = conn.getURI() or ''
+    except Exception:  # pylint: disable=broad-except
+        return False
+    rest = uri.split('://', 1)[1] if '://' in uri else ''
+    return rest.startswith('/')
+
+
+def network_problems(spec, conn, lookup_error=Exception, sys_net=SYS_NET):
+    """Why each of the guest's NICs cannot be attached, one sentence each with the fix: a
+    libvirt network that does not exist (or, for a guest to be started, is not active), a
+    bridge or host interface that this host does not have. Reads only (check mode too)."""
+    out = []
+    will_run = spec.get('state') == 'running'
+    local = None
+    for i, n in enumerate(spec.get('networks') or []):
+        opt = 'networks[%d].%s' % (i, n['type'] if n['type'] != 'direct' else 'direct')
+        if n['type'] == 'network':
+            try:
+                net = conn.networkLookupByName(n['source'])
+            except lookup_error:
+                out.append('%s=%s: this host has no libvirt network of that name. Define it first '
+                           '(kvmops.hypervisor.virt_network, in an earlier task), or use network: '
+                           'default.' % (opt, n['source']))
+                continue
+            if will_run and not net.isActive():
+                out.append('%s=%s is defined but not active, so the guest cannot start. Start it '
+                           'first (kvmops.hypervisor.virt_network with state: active, or virsh '
+                           'net-start %s).' % (opt, n['source'], n['source']))
+            continue
+        if local is None:
+            local = _uri_is_local(conn)
+        if not local:
+            continue  # another host's interfaces cannot be seen from here
+        dev = os.path.join(sys_net, n['source'])
+        if not os.path.exists(dev):
+            out.append('%s=%s: this host has no such %s. %s' % (
+                opt, n['source'], 'bridge' if n['type'] == 'bridge' else 'interface',
+                'Create the bridge first (the kvm_host role: kvm_host_bridge_enabled), or use a '
+                'libvirt network (network: default).' if n['type'] == 'bridge' else
+                'Name an existing interface (ip link).'))
+        elif n['type'] == 'bridge' and not os.path.isdir(os.path.join(dev, 'bridge')):
+            out.append('%s=%s is an interface but not a bridge. Use direct: %s (macvtap) for a '
+                       'plain interface, or create a bridge (kvm_host_bridge_enabled).'
+                       % (opt, n['source'], n['source']))
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -91,7 +91,7 @@ def check_dac(path, what, ident, exists=True):
                 "the directory %s is mode %04o owned by %s and gives %s no search (x) "
                 "permission. Fix: %s." % (
                     who, ident['source'], path, what, d, stat.S_IMODE(st.st_mode), _owner(st),
-                    user, FIX_HINT % traverse_fix(d, user)))
+                    user, traverse_hint(d, user)))
     if exists and not ident.get('dynamic_ownership', True) and os.path.exists(path):
         st = os.stat(path)
         if not _may(st, ident, 4):
@@ -106,6 +106,15 @@ def check_dac(path, what, ident, exists=True):
 def traverse_fix(directory, user):
     return ("let QEMU traverse the directory: chmod o+x %s (or a group ACL: setfacl -m u:%s:x "
             "%s)" % (directory, user, directory))
+
+
+def traverse_hint(directory, user):
+    """The fix for a directory QEMU cannot traverse; never "open a home directory (root's or a
+    user's) to others": its files would be readable by every local account."""
+    if directory in ('/home', '/root') or _in_home_directory(directory):
+        return ("move it under /var/lib/libvirt/images (ISOs and kernels: "
+                "/var/lib/libvirt/boot); do not open %s to other users for QEMU" % directory)
+    return FIX_HINT % traverse_fix(directory, user)
 
 
 def selinux_enabled(root='/'):

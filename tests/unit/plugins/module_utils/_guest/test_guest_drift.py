@@ -289,3 +289,26 @@ def test_graphics_keymap_drift_is_applied_and_then_stable():
     # no keymap given: whatever the guest has stays
     assert D.compare(A.normalize(dict(SAME, graphics={'type': 'vnc'})), d.merged_xml(),
                      HOST).differences == []
+
+
+# ---------------------------------------------------------------- pending restart (issue 27)
+def _dom(memory_kib, vcpus, cpu=''):
+    return ("<domain type='qemu'><name>x</name><memory unit='KiB'>%d</memory>"
+            "<currentMemory unit='KiB'>%d</currentMemory><vcpu placement='static'>%d</vcpu>"
+            "%s<os><type>hvm</type></os></domain>" % (memory_kib, memory_kib, vcpus, cpu))
+
+
+def test_pending_restart_names_what_the_running_guest_still_runs():
+    from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import drift
+    assert drift.pending_restart(_dom(262144, 1), _dom(262144, 1)) == []
+    pending = drift.pending_restart(_dom(393216, 2), _dom(262144, 1))
+    assert pending == [{'item': 'memory', 'running': '256 MiB', 'defined': '384 MiB'},
+                       {'item': 'vcpus', 'running': 1, 'defined': 2}]
+
+
+def test_pending_restart_ignores_a_cpu_that_only_the_live_xml_shows():
+    from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import drift
+    live = _dom(262144, 1, "<cpu mode='custom'><model>qemu64</model></cpu>")
+    assert drift.pending_restart(_dom(262144, 1), live) == []
+    defined = _dom(262144, 1, "<cpu mode='custom'><model>Skylake-Server</model></cpu>")
+    assert [p['item'] for p in drift.pending_restart(defined, live)] == ['cpu']

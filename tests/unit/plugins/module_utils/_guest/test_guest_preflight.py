@@ -185,3 +185,12 @@ def test_media_problem_says_guest_option_source_and_fix():
                                'copy it to the hypervisor')
     u = P.media_problem('vm1', 'install.location', 'https://127.0.0.1:9/t/', 'HTTP 404 Not Found')
     assert 'cannot be fetched (HTTP 404 Not Found)' in u['msg'] and 'hypervisor' in u['msg']
+
+
+def test_a_home_directory_is_never_opened_for_qemu():
+    """Issue 27 (point 8): an ISO in /root gets "move it", never "chmod o+x /root"."""
+    for home in ('/root', '/home/alice', '/home'):
+        hint = Q.traverse_hint(home, 'libvirt-qemu')
+        assert 'chmod' not in hint and 'setfacl' not in hint, hint
+        assert '/var/lib/libvirt/boot' in hint and 'do not open %s' % home in hint
+    assert 'chmod o+x /srv/vm' in Q.traverse_hint('/srv/vm', 'libvirt-qemu')
