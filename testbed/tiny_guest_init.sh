@@ -5,6 +5,8 @@
 #   kvmops.installer=1   act as an installer: write KVMOPS-INSTALLED onto the first disk,
 #                        then power off (the end of an install phase)
 #   inst.ks=file:/NAME, ks=file:/NAME   print the first line of an injected kickstart
+#   kvmops.counter=1     after KVMOPS-READY, print "KVMOPS-COUNT <n> <boot id> <uptime>" every
+#                        100 ms for ever (a live migration must not restart or reset it)
 /bin/busybox --install -s /bin
 export PATH=/bin:/sbin
 mkdir -p /proc /sys /dev /tmp /run
@@ -49,4 +51,15 @@ case " $(cat /proc/cmdline) " in
     poweroff -f ;;
 esac
 echo "KVMOPS-READY"
+case " $(cat /proc/cmdline) " in
+  *" kvmops.counter=1 "*)
+    boot=$(cat /proc/sys/kernel/random/boot_id)
+    n=0
+    while true; do
+      n=$((n + 1))
+      read -r up _ < /proc/uptime
+      echo "KVMOPS-COUNT $n $boot $up"
+      sleep 0.1
+    done ;;
+esac
 while true; do sleep 3600; done
