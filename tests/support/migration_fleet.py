@@ -164,3 +164,18 @@ def migrate(inv, source, check=False, timeout=600, **args):
     doc = ansible_run._run_play([task], check, True, None, timeout, host=source, inventory=inv)  # pylint: disable=protected-access
     result = doc['plays'][0]['tasks'][0]['hosts'][source]
     return result, doc
+
+
+def kill_libvirtd(host):
+    """SIGKILL host's libvirtd and keep it down (systemd would restart it at once, and libvirt
+    then takes over the incoming migration: that is not the fault we want)."""
+    sh(host, 'sh', '-c', 'mkdir -p /run/systemd/system/libvirtd.service.d && printf "[Service]\\nRestart=no\\n" '
+                         '> /run/systemd/system/libvirtd.service.d/norestart.conf && systemctl daemon-reload')
+    pid = sh(host, 'systemctl', 'show', '-p', 'MainPID', '--value', 'libvirtd').stdout.strip()
+    sh(host, 'kill', '-9', pid)
+    return pid
+
+
+def start_libvirtd(host):
+    sh(host, 'sh', '-c', 'rm -f /run/systemd/system/libvirtd.service.d/norestart.conf && systemctl daemon-reload '
+                         '&& systemctl start libvirtd && for i in $(seq 50); do virsh uri >/dev/null 2>&1 && break; sleep 0.2; done')

@@ -301,8 +301,8 @@ class MigrateManager(ManagerBase):
             capacity = src.blockInfo(disk['target'], 0)[0]
             fmt = disk['format'] or 'raw'
             xml = ('<volume><name>%s</name><capacity unit="bytes">%d</capacity>'
-                   '<target><format type="%s"/></target></volume>'
-                   % (_xml_escape(os.path.basename(path)), capacity, _xml_escape(fmt)))
+                   '<target><format type="%s"/>%s</target></volume>'
+                   % (_xml_escape(os.path.basename(path)), capacity, _xml_escape(fmt), self._qcow2_compat(path, fmt)))
             try:
                 vol = pool.createXML(xml, 0)
             except libvirt.libvirtError as exc:
@@ -318,6 +318,17 @@ class MigrateManager(ManagerBase):
             self._created_vols = getattr(self, '_created_vols', []) + [vol]
             if copy_data:
                 self._stream_copy(path, vol, target, dconn)
+
+    def _qcow2_compat(self, path, fmt):
+        """<compat> of the source image when it is a qcow2 in a pool (libvirt makes 0.10 otherwise)."""
+        if fmt != 'qcow2':
+            return ''
+        try:
+            root = lxml_util.parse(self.conn.storageVolLookupByPath(path).XMLDesc(0))
+        except libvirt.libvirtError:
+            return '<compat>1.1</compat>'
+        compat = root.findtext('target/compat')
+        return '<compat>%s</compat>' % _xml_escape(compat or '1.1')
 
     def _stream_copy(self, path, dvol, target, dconn):
         try:
@@ -404,9 +415,11 @@ class MigrateManager(ManagerBase):
         message = _text(error)
         if plan.is_unsafe_refusal(getattr(error, 'get_error_code', lambda: None)(), message):
             self._cleanup_volumes()
+            self.changed = False   # libvirt refused before it started anything
             self._fail(plan.unsafe_hint(message), moved=False, dest=target['uri'])
         causes = []
-        if not connection_alive(dconn):
+        dest_alive = _answers(dconn)
+        if not dest_alive:
             causes.append('the libvirt daemon on %s went away during the move (stopped, killed or its host '
                           'unreachable)' % target['name'])
         if applied == 'abort':
@@ -420,12 +433,14 @@ class MigrateManager(ManagerBase):
         if here is not None:
             where.append('%s on %s' % (C.DOMAIN_STATE_NAMES.get(here.state()[0], 'unknown'), self.source_name))
         there = None
-        if connection_alive(dconn):
+        if dest_alive:
             there = self._lookup(dconn, uuid=guest['uuid'])
             if there is not None:
                 where.append('%s on %s' % (C.DOMAIN_STATE_NAMES.get(there.state()[0], 'unknown'), target['name']))
         if there is None:
             self._cleanup_volumes()
+            if here is not None:
+                self.changed = False   # the guest is where it was; what this run made is gone
         msg = 'Moving %s from %s to %s failed: %s.' % (name, self.source_name, target['name'], message)
         if causes:
             msg += ' Cause: %s.' % '; '.join(causes)
@@ -465,6 +480,17 @@ class MigrateManager(ManagerBase):
             except (IOError, OSError):
                 pass
         return lines[-LOG_LINES:]
+
+
+def _answers(conn):
+    """Whether the daemon behind conn still answers (isAlive alone may not have noticed yet)."""
+    if not connection_alive(conn):
+        return False
+    try:
+        conn.getLibVersion()
+        return True
+    except Exception:  # pylint: disable=broad-except  # a dead connection raises
+        return False
 
 
 def _xml_escape(text):
