@@ -254,6 +254,10 @@ source_log:
   returned: on a failed move
   type: list
   elements: str
+refused:
+  description: True when no target passed the checks (nothing was tried; RV(checks) says why).
+  returned: when the guest cannot move
+  type: bool
 cause:
   description: The cause of a failed move, in a few words.
   returned: on a failed move

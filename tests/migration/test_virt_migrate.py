@@ -96,7 +96,7 @@ def test_live_move_with_shared_storage(shared):
 def test_a_guest_that_cannot_move_is_refused_before_anything_moves(shared):
     (a, b), inv = shared
     mf.sh(a, 'sh', '-c', 'ip link show br-mig >/dev/null 2>&1 || (ip link add br-mig type bridge && ip link set br-mig up)')
-    mf.start_guest(a, 'mig-br', bridge='br-mig')
+    mf.start_guest(a, 'mig-br', bridge='br-mig', wait=False)
     for check in (True, False):
         r, _ = mf.migrate(inv, a, check=check, name='mig-br', dest_uri=mf.uri(b), storage='shared', unsafe=True)
         assert r.get('failed') and not r['changed'], r

@@ -112,14 +112,15 @@ def guest_xml(name, memory_mib=128, disk=None, network='default', bridge=None, c
                                            disk=disk_xml, iface=iface, cpu=cpu or '')
 
 
-def start_guest(host, name, memory_mib=128, disk_mib=64, **kwargs):
+def start_guest(host, name, memory_mib=128, disk_mib=64, wait=True, **kwargs):
     """Define and start a counting tiny guest on host with a qcow2 disk in /vm-images."""
     disk = '/vm-images/%s.qcow2' % name
     sh(host, 'qemu-img', 'create', '-q', '-f', 'qcow2', disk, '%dM' % disk_mib)
     xml = guest_xml(name, memory_mib, disk, **kwargs)
     sh(host, 'sh', '-c', 'cat > /tmp/%s.xml <<EOF\n%s\nEOF\nvirsh define /tmp/%s.xml >/dev/null && virsh start %s >/dev/null'
        % (name, xml, name, name))
-    wait_count(host, name, 3)
+    if wait:
+        wait_count(host, name, 3)
 
 
 def counts(host, name):
@@ -128,7 +129,7 @@ def counts(host, name):
     return [(int(m.group(1)), m.group(2), float(m.group(3))) for m in COUNT_RE.finditer(proc.stdout)]
 
 
-def wait_count(host, name, at_least, timeout=120):
+def wait_count(host, name, at_least, timeout=600):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         c = counts(host, name)

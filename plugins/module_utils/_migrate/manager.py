@@ -247,7 +247,7 @@ class MigrateManager(ManagerBase):
         verdicts.update(more)
         checks = [{'host': h, 'ok': not r, 'reasons': r, 'warnings': w} for h, (r, w) in sorted(verdicts.items())]
         if target is None:
-            self._fail(plan.refusal_message(name, verdicts), checks=checks, moved=False)
+            self._fail(plan.refusal_message(name, verdicts), checks=checks, moved=False, refused=True)
         for warning in verdicts[target['name']][1]:
             self.warn(warning)
         if self.spec['unsafe']:
