@@ -6,6 +6,8 @@
 #   BENCH_CASES    which cases to run (default "1 3 4 5 6 7 8 9"; case 2 is measured inside
 #                  case 1; 7-9 are the many-guests cases of bench/many.py)
 #                  "fleet": site.yml on 1 vs 3 podman hypervisors, bench/fleet.py, BENCH_FLEET_REPS
+#                  "migration": virt_migrate vs virsh migrate --live --p2p between two podman
+#                  hypervisors, bench/migration.py, BENCH_MIGRATION_REPS (default 3)
 #                  case 10, cloud guests to SSH-ready, only when asked: BENCH_CASES=10;
 #                  BENCH_CLOUD_COUNTS guests at a time, default "1 3")
 #   BENCH_REPORT=0 skip writing the report (e.g. while debugging one case)
@@ -39,6 +41,11 @@ cut -d' ' -f1-3 /proc/loadavg > bench/.work/raw/load-start.txt
 "$lock" shared "$py" bench/bench.py meta
 failed=""
 for c in $cases; do
+  if [ "$c" = migration ]; then
+    # Two podman hypervisors with their own libvirtd (bench/migration.py): a shared lock is enough.
+    "$lock" shared "$py" bench/migration.py || failed="$failed $c"
+    continue
+  fi
   if [ "$c" = fleet ]; then
     # Its hypervisors are containers with their own libvirtd: a shared lock is enough.
     "$lock" shared "$py" bench/fleet.py || failed="$failed $c"
@@ -58,7 +65,7 @@ echo "$(( $(date +%s) - start ))" > bench/.work/raw/wall-seconds.txt
 echo "[bench] end $(date -u '+%F %T') UTC, load average $(cut -d' ' -f1-3 /proc/loadavg), $(( $(date +%s) - start )) s"
 
 # fleet.py writes its own section of results.md; the report needs the other cases' raw figures.
-[ "$cases" = fleet ] && BENCH_REPORT=0
+{ [ "$cases" = fleet ] || [ "$cases" = migration ]; } && BENCH_REPORT=0
 if [ "${BENCH_REPORT:-1}" = 1 ]; then
   # A run of only the many-guests cases (7-9) keeps the last full run's sections of
   # results.md and replaces just its own (bench/report_many.py).
