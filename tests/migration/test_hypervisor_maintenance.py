@@ -93,7 +93,7 @@ def test_drain_one_of_three_hypervisors_and_bring_it_back(tmp_path):
         for g in guests:
             assert where(names, g) == [(hv1, 'running')], (g, where(names, g))
         for g in ('mnt-a', 'mnt-b'):
-            back = mf.counts(hv1, g)
+            back = mf.wait_count(hv1, g, 1)
             assert back[-1][1] == boot[g], 'the counter of %s restarted' % g
         assert mf.sh(hv1, 'test', '-e', MARKER, check=False).returncode != 0
         doc = run(tmp_path, inv, hv1, 'active')
