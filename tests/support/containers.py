@@ -45,7 +45,10 @@ def running(image_ref, prefix, boot_timeout=60, extra_args=()):
         deadline = time.monotonic() + boot_timeout
         state = ''
         while time.monotonic() < deadline:
-            state = podman_exec(name, 'systemctl', 'is-system-running', timeout=20).stdout.strip()
+            try:
+                state = podman_exec(name, 'systemctl', 'is-system-running', timeout=20).stdout.strip()
+            except subprocess.TimeoutExpired:  # a loaded machine: ask again until the deadline
+                continue
             if state in ('running', 'degraded'):
                 break
             time.sleep(0.5)

@@ -48,7 +48,7 @@ def fleet(count=2, shared=True, prefix='kvmops-t-mig-'):
         extra = ['-v', '%s:/vm-images' % volume]
     try:
         with contextlib.ExitStack() as stack:
-            names = [stack.enter_context(containers.running(image, prefix, extra_args=extra))
+            names = [stack.enter_context(containers.running(image, prefix, boot_timeout=300, extra_args=extra))
                      for _ in range(count)]
             prepare(names)
             yield names
