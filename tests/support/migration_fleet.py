@@ -173,6 +173,9 @@ def kill_libvirtd(host):
     sh(host, 'sh', '-c', 'mkdir -p /run/systemd/system/libvirtd.service.d && printf "[Service]\\nRestart=no\\n" '
                          '> /run/systemd/system/libvirtd.service.d/norestart.conf && systemctl daemon-reload')
     pid = sh(host, 'systemctl', 'show', '-p', 'MainPID', '--value', 'libvirtd').stdout.strip()
+    if pid in ('', '0'):
+        # Debian's libvirtd exits after 120 s idle (--timeout 120, socket activation).
+        raise AssertionError('%s: libvirtd is not running, nothing to kill' % host)
     sh(host, 'kill', '-9', pid)
     return pid
 
