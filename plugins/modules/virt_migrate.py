@@ -33,6 +33,7 @@ description:
   - A module and not a state of the guest modules, because a move acts on an existing domain of any
     origin, on two hosts at once, and has its own failure model (a half-done job, a target that
     goes away); the guest modules converge one definition on one host.
+  - The role C(kvmops.hypervisor.hypervisor_maintenance) drains a whole hypervisor with this module.
 author:
   - kvmops team (@kvmops)
 extends_documentation_fragment:
@@ -147,8 +148,6 @@ seealso:
   - name: libvirt migration
     description: How libvirt migrates guests, the flags and parameters.
     link: https://libvirt.org/migration.html
-  - role: kvmops.hypervisor.hypervisor_maintenance
-    description: Drains a hypervisor with this module.
 '''
 
 EXAMPLES = r'''
