@@ -37,7 +37,7 @@ def jobinfo(host, name):
     out = mf.sh(host, 'virsh', 'domjobinfo', '--completed', name).stdout
     found = {}
     for key, field in (('Time elapsed', 'total_ms'), ('Total downtime', 'downtime_ms')):
-        m = re.search(r'^%s:\s+(\d+) ms' % key, out, re.M)
+        m = re.search(r'^%s:\s+(\d+)\s+ms' % key, out, re.M)
         if m:
             found[field] = int(m.group(1))
     return found

@@ -23,6 +23,7 @@ except ImportError:  # pragma: no cover - Python 2 is not supported, kept for sa
 STORAGE = ('shared', 'copy')
 TIMEOUT_ACTIONS = ('abort', 'pause', 'postcopy')
 MIB = 1024 * 1024
+GIB = 1024 * MIB
 
 # virDomainMigrateFlags (libvirt's public ABI).
 VIR_MIGRATE_LIVE = 1
@@ -291,7 +292,8 @@ def _cpu_text(cpu):
 
 def choose_target(spec, guest, source, targets):
     """(chosen target or None, {target name: (reasons, warnings)}): among the targets that pass
-    every check, the one with the most available memory, then the fewest running guests."""
+    every check, the one with the most available memory (in whole GiB), then the fewest running
+    guests, then the first name."""
     verdicts = {}
     eligible = []
     for target in targets:
@@ -299,13 +301,15 @@ def choose_target(spec, guest, source, targets):
         verdicts[target['name']] = (reasons, warnings)
         if not reasons:
             eligible.append(target)
-    eligible.sort(key=lambda t: (-(t.get('available_memory_bytes') or 0), t.get('running_guests', 0), t['name']))
+    # Memory in whole GiB: a few MiB of difference between two samples must not outweigh the
+    # running-guest count.
+    eligible.sort(key=lambda t: (-((t.get('available_memory_bytes') or 0) // GIB), t.get('running_guests', 0), t['name']))
     return (eligible[0] if eligible else None), verdicts
 
 
 def refusal_message(guest_name, verdicts):
     """The message of a guest that no target can take."""
-    parts = ['%s: %s' % (name, '; '.join(reasons)) for name, (reasons, _) in sorted(verdicts.items())]
+    parts = ['%s: %s' % (name, '; '.join(reasons)) for name, (reasons, dummy) in sorted(verdicts.items())]
     return ('Guest %s cannot move, nothing was changed. %s.' % (guest_name, ' | '.join(parts)))
 
 

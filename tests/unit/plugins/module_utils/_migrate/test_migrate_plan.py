@@ -152,6 +152,10 @@ def test_pins_and_the_choice_of_a_target():
     assert chosen['name'] == 'hv2' and set(verdicts) == {'hv2', 'hv3', 'hv4'}
     chosen, verdicts = plan.choose_target(spec(), g, host('hv1'), [small, busy, big])
     assert chosen['name'] == 'hv3'
+    # A few MiB more memory do not outweigh the running-guest count.
+    near = host('hv5', available_memory_bytes=8192 * MIB + 5 * MIB, running_guests=3)
+    chosen, verdicts = plan.choose_target(spec(), guest(), host('hv1'), [near, big])
+    assert chosen['name'] == 'hv2'
     chosen, verdicts = plan.choose_target(spec(), guest(tags='<k:tag>pin:hv1</k:tag>'), host('hv1'), [big])
     assert chosen is None and 'pinned to hv1' in plan.refusal_message('vm1', verdicts)
 
