@@ -467,7 +467,7 @@ class MigrateManager(ManagerBase):
             return []
         lines = []
         if self.run_command is not None:
-            rc, out, _ = self.run_command(['journalctl', '--no-pager', '-o', 'cat', '-u', 'libvirtd', '-u',
+            rc, out, dummy = self.run_command(['journalctl', '--no-pager', '-o', 'cat', '-u', 'libvirtd', '-u',
                                            'virtqemud', '--since', '@%d' % int(started - 1)])
             if rc == 0:
                 lines.extend(l.strip() for l in out.splitlines() if ' error : ' in l or 'error:' in l.lower())
