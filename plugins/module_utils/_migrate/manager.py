@@ -468,7 +468,7 @@ class MigrateManager(ManagerBase):
         lines = []
         if self.run_command is not None:
             rc, out, dummy = self.run_command(['journalctl', '--no-pager', '-o', 'cat', '-u', 'libvirtd', '-u',
-                                           'virtqemud', '--since', '@%d' % int(started - 1)])
+                                               'virtqemud', '--since', '@%d' % int(started - 1)])
             if rc == 0:
                 lines.extend(l.strip() for l in out.splitlines() if ' error : ' in l or 'error:' in l.lower())
         if log_offset is not None:
