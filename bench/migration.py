@@ -83,7 +83,7 @@ def measure(reps):
                 samples[tool].append(s)
                 B.log('migration %s %s -> %s: %s' % (tool, where[0], where[1], s))
                 where.reverse()
-        counts = mf.counts(where[0], GUEST)
+        counts = mf.wait_count(where[0], GUEST, 1)
         samples['guest_boot_ids'] = sorted(set(c[1] for c in counts))
     return samples
 
