@@ -125,10 +125,10 @@ def test_the_migration_firewall_task_file_opens_ssh_and_the_migration_ports(tmp_
                         'tasks': [{'name': 'migration firewall', 'ansible.builtin.include_role': {
                             'name': 'kvmops.hypervisor.kvm_host', 'tasks_from': 'migration_firewall.yml'}}]}], f)
         doc = run_playbook(path, inventory=inv, check=True)
-        assert doc['_rc'] == 0 and doc['stats'][hv]['changed'] == 1, doc['_stderr'][-2000:]
+        assert doc['_rc'] == 0 and doc['stats'][hv]['changed'] == 1, failures(doc)
         assert 'kvmops live migration' not in mf.sh(hv, 'iptables', '-S', 'INPUT').stdout
         doc = run_playbook(path, inventory=inv)
-        assert doc['_rc'] == 0 and doc['stats'][hv]['changed'] == 1, doc['_stderr'][-2000:]
+        assert doc['_rc'] == 0 and doc['stats'][hv]['changed'] == 1, failures(doc)
         rules = mf.sh(hv, 'iptables', '-S', 'INPUT').stdout
         assert '--dports 22,49152:49215' in rules and 'kvmops live migration' in rules, rules
         doc = run_playbook(path, inventory=inv)
