@@ -1,7 +1,8 @@
 """The hypervisor_maintenance role over three podman hypervisors sharing /vm-images (make migration).
 
-hv1 runs three counting tiny guests: two in anti-affinity group `db`, one pinned to hv1 (it
-cannot move: the unmovable policy shuts it down). `state: drained` moves the others away live
+hv1 runs three counting tiny guests: one in anti-affinity group `db` (hv2 already runs another
+of that group, so it must go to hv3), one untagged, one pinned to hv1 (it cannot move: the
+unmovable policy shuts it down). `state: drained` moves the others away live
 (two at a time), shuts the pinned one down, and marks hv1; every moved guest runs exactly once
 elsewhere with its counter going on. `state: active` brings them back and starts the pinned one.
 """
@@ -63,10 +64,12 @@ def test_drain_one_of_three_hypervisors_and_bring_it_back(tmp_path):
         guests = ['mnt-a', 'mnt-b', 'mnt-pin']
         for g in guests:
             mf.start_guest(hv1, g, wait=False)
+        # hv2 already runs a guest of anti-affinity group db: mnt-a (db) must go to hv3.
+        mf.start_guest(hv2, 'mnt-db2', wait=False)
         for g in guests:
             mf.wait_count(hv1, g, 3)
         tag(hv1, 'mnt-a', 'anti_affinity:db')
-        tag(hv1, 'mnt-b', 'anti_affinity:db')
+        tag(hv2, 'mnt-db2', 'anti_affinity:db')
         tag(hv1, 'mnt-pin', 'pin:%s' % hv1)
         boot = dict((g, mf.counts(hv1, g)[-1][1]) for g in guests)
 
@@ -87,7 +90,7 @@ def test_drain_one_of_three_hypervisors_and_bring_it_back(tmp_path):
             assert mf.qemu_processes(hv1, g) == 0
             after = mf.wait_count(spots[g], g, 1)
             assert after[0][1] == boot[g] and after[0][0] > 1, 'the counter of %s restarted: %s' % (g, after[0])
-        assert spots['mnt-a'] != spots['mnt-b'], 'anti-affinity ignored: %s' % spots
+        assert spots['mnt-a'] == hv3, 'anti-affinity ignored: %s' % spots
         assert where(names, 'mnt-pin') == [(hv1, 'shut off')]
         assert mf.sh(hv1, 'virsh', 'list', '--name').stdout.strip() == ''
         marker = json.loads(mf.sh(hv1, 'cat', MARKER).stdout)
