@@ -8,6 +8,8 @@
 #                  "fleet": site.yml on 1 vs 3 podman hypervisors, bench/fleet.py, BENCH_FLEET_REPS
 #                  "inventory": libvirt_guests over 10/50/200 test-driver hypervisors vs
 #                  community.libvirt's inventory, bench/inventory.py (BENCH_INVENTORY_SIZES)
+#                  "migration": virt_migrate vs virsh migrate --live --p2p between two podman
+#                  hypervisors, bench/migration.py, BENCH_MIGRATION_REPS (default 3)
 #                  case 10, cloud guests to SSH-ready, only when asked: BENCH_CASES=10;
 #                  BENCH_CLOUD_COUNTS guests at a time, default "1 3")
 #                  "backup": virt_backup vs virtnbdbackup (bench/backup.py, results-backups.md)
@@ -47,6 +49,11 @@ for c in $cases; do
     "$lock" shared "$py" bench/backup.py || failed="$failed $c"
     continue
   fi
+  if [ "$c" = migration ]; then
+    # Two podman hypervisors with their own libvirtd (bench/migration.py): a shared lock is enough.
+    "$lock" shared "$py" bench/migration.py || failed="$failed $c"
+    continue
+  fi
   if [ "$c" = fleet ]; then
     # Its hypervisors are containers with their own libvirtd: a shared lock is enough.
     "$lock" shared "$py" bench/fleet.py || failed="$failed $c"
@@ -71,7 +78,7 @@ echo "$(( $(date +%s) - start ))" > bench/.work/raw/wall-seconds.txt
 echo "[bench] end $(date -u '+%F %T') UTC, load average $(cut -d' ' -f1-3 /proc/loadavg), $(( $(date +%s) - start )) s"
 
 # fleet.py writes its own section of results.md; the report needs the other cases' raw figures.
-{ [ "$cases" = fleet ] || [ "$cases" = inventory ] || [ "$cases" = backup ]; } && BENCH_REPORT=0
+{ [ "$cases" = fleet ] || [ "$cases" = inventory ] || [ "$cases" = backup ] || [ "$cases" = migration ]; } && BENCH_REPORT=0
 if [ "${BENCH_REPORT:-1}" = 1 ]; then
   # A run of only the many-guests cases (7-9) keeps the last full run's sections of
   # results.md and replaces just its own (bench/report_many.py).

@@ -11,6 +11,8 @@
 #                        ROUND*64+I (modulo the disk's size), syncs, then prints
 #                        "KVMOPS-WROTE ROUND COUNT" on the console (backup tests)
 #   kvmops.write_every=S with kvmops.writer: a round every S seconds (rounds 1, 2, ...)
+#   kvmops.counter=1     after KVMOPS-READY, print "KVMOPS-COUNT <n> <boot id> <uptime>" every
+#                        100 ms for ever (a live migration must not restart or reset it)
 /bin/busybox --install -s /bin
 export PATH=/bin:/sbin
 mkdir -p /proc /sys /dev /tmp /run
@@ -84,4 +86,15 @@ EOS
   fi
 fi
 echo "KVMOPS-READY"
+case " $(cat /proc/cmdline) " in
+  *" kvmops.counter=1 "*)
+    boot=$(cat /proc/sys/kernel/random/boot_id)
+    n=0
+    while true; do
+      n=$((n + 1))
+      read -r up _ < /proc/uptime
+      echo "KVMOPS-COUNT $n $boot $up"
+      sleep 0.1
+    done ;;
+esac
 while true; do sleep 3600; done

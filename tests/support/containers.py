@@ -34,17 +34,21 @@ def podman_exec(name, *argv, **kwargs):
 
 
 @contextlib.contextmanager
-def running(image_ref, prefix, boot_timeout=60):
-    """Run a container from image_ref until the block ends; yield its name (prefix + random)."""
+def running(image_ref, prefix, boot_timeout=60, extra_args=()):
+    """Run a container from image_ref until the block ends; yield its name (prefix + random).
+    extra_args: more `podman run` options (e.g. a volume: ['-v', 'VOL:/vm-images'])."""
     name = '%s%s' % (prefix, uuid.uuid4().hex[:8])
     subprocess.run(['podman', 'run', '-d', '--name', name, '--hostname', name, '--privileged',
-                    '--systemd=always', image_ref], check=True, stdout=subprocess.DEVNULL,
-                   timeout=120)
+                    '--systemd=always'] + list(extra_args) + [image_ref], check=True,
+                   stdout=subprocess.DEVNULL, timeout=120)
     try:
         deadline = time.monotonic() + boot_timeout
         state = ''
         while time.monotonic() < deadline:
-            state = podman_exec(name, 'systemctl', 'is-system-running', timeout=20).stdout.strip()
+            try:
+                state = podman_exec(name, 'systemctl', 'is-system-running', timeout=20).stdout.strip()
+            except subprocess.TimeoutExpired:  # a loaded machine: ask again until the deadline
+                continue
             if state in ('running', 'degraded'):
                 break
             time.sleep(0.5)

@@ -1,0 +1,40 @@
+"""playbooks/rolling_update.yml over three podman hypervisors with one counting guest each
+(make migration). The upgrade step runs apt-get dist-upgrade against the image's own package
+lists (rolling_update_refresh_cache: false: no mirror traffic, so a no-op here); the reboot is
+skipped because the hosts are containers (the play says so)."""
+import json
+import os
+
+import pytest
+
+from support import migration_fleet as mf
+from support import paths
+from support.ansible_run import run_playbook
+
+pytestmark = [pytest.mark.migration]
+
+PLAYBOOK = os.path.join(paths.REPO, 'playbooks', 'rolling_update.yml')
+
+
+def test_rolling_update_keeps_every_guest_running(tmp_path):
+    with mf.fleet(3, shared=True) as names:
+        inv = mf.inventory(str(tmp_path / 'inv.json'), names)
+        guests = dict((h, 'roll-%d' % i) for i, h in enumerate(names))
+        for h, g in guests.items():
+            mf.start_guest(h, g, wait=False)
+        for h, g in guests.items():
+            mf.wait_count(h, g, 3)
+        boot = dict((g, mf.counts(h, g)[-1][1]) for h, g in guests.items())
+        doc = run_playbook(PLAYBOOK, inventory=inv, timeout=3600, extra_vars={
+            'hypervisor_maintenance_unsafe': True, 'rolling_update_refresh_cache': False,
+            'rolling_update_reboot': 'always'})
+        assert doc['_rc'] == 0, doc['_stderr'][-3000:] + json.dumps(doc['stats'])
+        # serial: 1 -> one play per host in the json callback's document.
+        assert len(doc['plays']) == 3
+        skipped = [t for p in doc['plays'] for t in p['tasks'] if t['task']['name'] == 'Say that the reboot is skipped inside a container']
+        assert all(not list(t['hosts'].values())[0].get('skipped') for t in skipped), skipped
+        for h, g in guests.items():
+            found = [(o, mf.state(o, g)) for o in names if mf.state(o, g) is not None]
+            assert found == [(h, 'running')], (g, found)
+            assert mf.wait_count(h, g, 1)[-1][1] == boot[g], 'the counter of %s restarted' % g
+            assert mf.sh(h, 'test', '-e', '/var/lib/kvmops/maintenance.json', check=False).returncode != 0
