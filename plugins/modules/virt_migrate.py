@@ -271,7 +271,7 @@ actions:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.argspec import uri_option
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.runner import manager_options, run_manager
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._module.runner import manager_options, run_manager
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connection import open_connection
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._migrate import plan
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._migrate.manager import MigrateManager
