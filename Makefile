@@ -5,7 +5,7 @@ PYTEST := $(VENV)/bin/pytest
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
 
-.PHONY: setup test unit integration cloud-guests selinux-enforcing lint sanity molecule molecule-fleet demo bench collection-link containers fuzz reliability
+.PHONY: setup test unit integration clones cloud-guests selinux-enforcing lint sanity molecule molecule-fleet demo bench collection-link containers fuzz reliability
 
 setup:
 	@testbed/setup.sh
@@ -18,13 +18,19 @@ unit: setup collection-link
 	$(PYTEST) tests/unit -q --junitxml=.build/reports/unit.xml
 
 integration: setup collection-link
-	$(PYTEST) tests/integration -q -m "not cloud and not selinux" --durations=12 --junitxml=.build/reports/integration.xml
+	$(PYTEST) tests/integration -q -m "not cloud and not selinux and not clones" --durations=12 --junitxml=.build/reports/integration.xml
 
 # The cloud-image guests that boot (issue 15): three Debian cloud guests on this host and one
 # in a podman-container hypervisor boot under TCG (minutes each): outside `make test`'s budget.
 cloud-guests: setup collection-link
 	@testbed/build_debian_image.sh cloud --disk
 	$(PYTEST) tests/integration -q -s -m cloud --durations=5 --junitxml=.build/reports/cloud.xml
+
+# Ten linked clones of one template booted by one virt_install_domains task (issue 30):
+# ten TCG guests at once, minutes under load: outside `make test`'s budget.
+clones: setup collection-link
+	$(PYTEST) tests/integration/test_clones.py -q -m clones --durations=5 \
+		--junitxml=.build/reports/clones.xml
 
 # SELinux enforcing, for real (issue 16): the collection's modules inside a Debian 12 guest
 # whose kernel enforces SELinux, over the guest agent (no NIC). One TCG guest, minutes:
