@@ -457,18 +457,16 @@ class CloneFeature(Feature):
         for p in self.plans:
             if p['action'] == 'share':
                 continue
-            what = {'copy': 'copy disk %s to %s', 'link': 'link disk %s from %s',
-                    'volume-copy': 'clone volume %s to %s',
-                    'volume-link': 'link volume %s from %s'}[p['action']]
             target = p.get('path') or '%s/%s' % (p['pool'], p['new_volume'])
+            if p['action'] in ('copy', 'volume-copy'):
+                verb, done, what = 'copy', 'copied', 'disk %s to %s' % (p['source'], target)
+            else:
+                verb, done, what = 'link', 'linked', 'disk %s on %s' % (target, p['source'])
             if m.check_mode:
-                m.act('would ' + (what % ((p['source'], target) if 'copy' in p['action']
-                                          else (target, p['source']))))
+                m.act('would %s %s' % (verb, what))
                 continue
             self._make(m, p)
-            m.act(what.replace('copy', 'copied').replace('link ', 'linked ').replace(
-                'clone volume', 'cloned volume') % ((p['source'], target) if 'copy' in p['action']
-                                                    else (target, p['source'])))
+            m.act('%s %s' % (done, what))
         if self.nvram and os.path.exists(self.nvram[0]):
             if m.check_mode:
                 m.act('would copy NVRAM %s to %s' % self.nvram)
