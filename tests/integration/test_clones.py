@@ -196,7 +196,9 @@ def test_uefi_guest_clone_has_its_own_nvram_copy(conn, prefix, image_dir, tiny):
     assert res['clone']['nvram'] == copy
     assert os.path.exists(copy) and not os.path.samefile(copy, nvram)
     assert sha256(copy) == sha256(nvram)
-    assert copy in conn.lookupByName(clone).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    xml = conn.lookupByName(clone).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    # firmware autoselection: no path in the definition, libvirt uses <name>_VARS.fd (the copy)
+    assert "firmware='efi'" in xml and nvram not in xml
     res = assert_ok(vid({'name': clone, 'state': 'absent', 'remove_storage': True}))
     assert not os.path.exists(copy) and os.path.exists(nvram)
 

@@ -213,14 +213,25 @@ def plan_disks(tree, source, name, mode):
     return plans
 
 
-def nvram_plan(tree, name):
-    """(source path, clone path) of a UEFI guest's NVRAM file, or None."""
-    nv = tree.find('os/nvram')
-    if nv is None or not (nv.text or '').strip():
+NVRAM_DIR = '/var/lib/libvirt/qemu/nvram'   # libvirt's (qemu:///system) default
+
+
+def nvram_plan(tree, source, name):
+    """(source path, clone path, explicit) of a UEFI guest's NVRAM file, or None. With
+    firmware autoselection (<os firmware='efi'>) libvirt keeps no path in the definition: the
+    file is <nvram dir>/<name>_VARS.fd, and the clone's goes to its own default path."""
+    os_el = tree.find('os')
+    if os_el is None:
         return None
-    path = nv.text.strip()
-    directory = os.path.dirname(path)
-    return path, os.path.join(directory, '%s_VARS.fd' % name)
+    nv = os_el.find('nvram')
+    if nv is not None and (nv.text or '').strip():
+        path = nv.text.strip()
+        return path, os.path.join(os.path.dirname(path), '%s_VARS.fd' % name), True
+    loader = os_el.find('loader')
+    if os_el.get('firmware') == 'efi' or (loader is not None and loader.get('type') == 'pflash'):
+        return (os.path.join(NVRAM_DIR, '%s_VARS.fd' % source),
+                os.path.join(NVRAM_DIR, '%s_VARS.fd' % name), False)
+    return None
 
 
 def clone_definition(tree, spec, plans, nvram, source_name, source_uuid, mode):
@@ -247,7 +258,7 @@ def clone_definition(tree, spec, plans, nvram, source_name, source_uuid, mode):
             disk.remove(bs)
         if p['action'] in ('link', 'volume-link'):
             disk.find('driver').set('type', 'qcow2')
-    if nvram:
+    if nvram and nvram[2]:
         tree.find('os/nvram').text = nvram[1]
     devices = tree.find('devices')
     for iface in devices.findall('interface'):
@@ -437,7 +448,7 @@ class CloneFeature(Feature):
         self.source_uuid = src.UUIDString()
         tree = lxml_util.parse(self.source_xml)
         self.plans = plan_disks(tree, clone['name'], spec['name'], clone['mode'])
-        self.nvram = nvram_plan(tree, spec['name'])
+        self.nvram = nvram_plan(tree, clone['name'], spec['name'])
         for p in self.plans:
             if p['action'] in ('copy', 'link') and os.path.lexists(p['path']):
                 raise CloneError('%s exists already and no domain %s uses it: remove or rename '
@@ -469,11 +480,11 @@ class CloneFeature(Feature):
             m.act('%s %s' % (done, what))
         if self.nvram and os.path.exists(self.nvram[0]):
             if m.check_mode:
-                m.act('would copy NVRAM %s to %s' % self.nvram)
+                m.act('would copy NVRAM %s to %s' % self.nvram[:2])
             else:
                 copy_file(m, self.nvram[0], self.nvram[1])
                 self.made.append(('file', self.nvram[1]))
-                m.act('copied NVRAM %s to %s' % self.nvram)
+                m.act('copied NVRAM %s to %s' % self.nvram[:2])
         return False
 
     def _make(self, m, p):

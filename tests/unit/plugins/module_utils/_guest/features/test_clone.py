@@ -118,9 +118,9 @@ def test_block_disks_are_refused_with_the_fix():
 def test_clone_definition_new_identity_copies_nvram_keeps_tpm_without_state():
     tree = lxml_util.parse(SOURCE)
     plans = clone.plan_disks(tree, 'tmpl', 'c1', 'linked')
-    nvram = clone.nvram_plan(tree, 'c1')
+    nvram = clone.nvram_plan(tree, 'tmpl', 'c1')
     assert nvram == ('/var/lib/libvirt/qemu/nvram/tmpl_VARS.fd',
-                     '/var/lib/libvirt/qemu/nvram/c1_VARS.fd')
+                     '/var/lib/libvirt/qemu/nvram/c1_VARS.fd', True)
     out = clone.clone_definition(tree, spec(memory_mib=512, vcpus=2), plans, nvram, 'tmpl',
                                  'uuid-1', 'linked')
     t = lxml_util.parse(out)
@@ -155,3 +155,15 @@ def test_a_source_logging_to_a_file_needs_the_clones_own_serial():
 def test_clone_name_for():
     assert clone.clone_name_for('/d/tmpl.qcow2', 'tmpl', 'c1') == '/d/c1.qcow2'
     assert clone.clone_name_for('/d/root.img', 'tmpl', 'c1') == '/d/c1-root.img'
+
+
+def test_autoselected_uefi_firmware_has_its_nvram_at_the_default_path():
+    tree = lxml_util.parse("<domain><name>t</name><os firmware='efi'><type>hvm</type></os>"
+                           "<devices/></domain>")
+    assert clone.nvram_plan(tree, 't', 'c') == ('/var/lib/libvirt/qemu/nvram/t_VARS.fd',
+                                                '/var/lib/libvirt/qemu/nvram/c_VARS.fd', False)
+    out = clone.clone_definition(tree, spec(name='c'), [], clone.nvram_plan(tree, 't', 'c'),
+                                 't', 'u', 'full')
+    assert '<nvram' not in out   # libvirt's default path for the clone: its own file
+    plain = lxml_util.parse("<domain><name>t</name><os><type>hvm</type></os><devices/></domain>")
+    assert clone.nvram_plan(plain, 't', 'c') is None
