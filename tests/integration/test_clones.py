@@ -150,8 +150,8 @@ def test_writes_in_linked_and_full_clones_never_change_the_template(conn, tmpl, 
 
 
 def test_linked_clone_of_a_guest_that_is_not_a_template_is_refused(conn, tmpl, tiny):
-    res = vid(clone_args(tmpl, 'bad', 'linked', clone_from={'name': tmpl['prefix'] + 'fullw',
-                                                             'mode': 'linked'}))
+    source = {'name': tmpl['prefix'] + 'fullw', 'mode': 'linked'}
+    res = vid(clone_args(tmpl, 'bad', 'linked', clone_from=source))
     assert res.get('failed') and 'needs a template' in res['msg']
     assert lookup_domain(conn, tmpl['prefix'] + 'bad') is None
 
