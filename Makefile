@@ -5,7 +5,7 @@ PYTEST := $(VENV)/bin/pytest
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
 
-.PHONY: setup test unit integration cloud-guests selinux-enforcing lint sanity molecule molecule-fleet demo bench collection-link containers fuzz reliability stress-daemon trixie matrix backups remote-access migration
+.PHONY: setup test unit integration cloud-guests selinux-enforcing lint sanity molecule molecule-fleet demo bench collection-link containers fuzz reliability stress-daemon trixie matrix backups remote-access migration clones
 
 setup:
 	@testbed/setup.sh
@@ -18,7 +18,7 @@ unit: setup collection-link
 	$(PYTEST) tests/unit -q --junitxml=.build/reports/unit.xml
 
 integration: setup collection-link
-	$(PYTEST) tests/integration -q -m "not cloud and not selinux and not backups" --durations=12 --junitxml=.build/reports/integration.xml
+	$(PYTEST) tests/integration -q -m "not cloud and not selinux and not backups and not clones" --durations=12 --junitxml=.build/reports/integration.xml
 
 # The cloud-image guests that boot (issue 15): three Debian cloud guests on this host and one
 # in a podman-container hypervisor boot under TCG (minutes each): outside `make test`'s budget.
@@ -31,6 +31,12 @@ cloud-guests: setup collection-link
 backups: setup collection-link
 	KVMOPS_RELIABILITY=1 $(PYTEST) tests/integration/test_virt_backup_long.py -q -s -m backups \
 		--durations=5 --junitxml=.build/reports/backups.xml
+
+# Ten linked clones of one template booted by one virt_install_domains task (issue 30):
+# ten TCG guests at once, minutes under load: outside `make test`'s budget.
+clones: setup collection-link
+	$(PYTEST) tests/integration/test_clones.py -q -m clones --durations=5 \
+		--junitxml=.build/reports/clones.xml
 
 # SELinux enforcing, for real (issue 16): the collection's modules inside a Debian 12 guest
 # whose kernel enforces SELinux, over the guest agent (no NIC). One TCG guest, minutes:

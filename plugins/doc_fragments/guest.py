@@ -426,6 +426,52 @@ options:
         failure); a later run finishes the job.
     type: raw
     default: 0
+  clone_from:
+    description:
+      - Make this guest, when it does not exist yet, as a clone of another guest on the same
+        hypervisor - a shut-off guest or a template (O(template)). The clone gets a new name,
+        a new UUID and new MAC addresses (libvirt makes them) and its own copy of every
+        writable disk, named after the source's image with the source's name replaced by the
+        clone's (or the clone's name in front), in the same directory or pool.
+      - CD-ROMs, read-only and shareable disks are shared with the source, not copied. A UEFI
+        guest's NVRAM file is copied (the clone's own C(<name>_VARS.fd) beside it). TPM state
+        is never copied - the clone gets a new one at its first start.
+      - The format of each source disk comes from its definition (C(<driver type>)), never from
+        the image's header; raw and qcow2 disks of type file or volume can be cloned.
+      - O(memory), O(vcpus), O(networks), O(graphics), O(serial), O(kernel), O(initrd) and
+        O(cmdline) override the source's. A source that logs its serial console to a file
+        needs O(serial) (the clone's own log). Cannot go with O(disks), O(install) or
+        O(cloud_init).
+      - Once the guest exists, O(clone_from) is not looked at again - the clone is a normal
+        guest and the options apply to it as to any other (drift, O(update)).
+      - Check mode copies and defines nothing.
+    type: dict
+    suboptions:
+      name:
+        description: The source guest or template (shut off).
+        type: str
+        required: true
+      mode:
+        description:
+          - V(full) copies every disk - C(cp --reflink=auto --sparse=always) (a reflink where the
+            file system can, sparse otherwise) for a file, libvirt's volume clone for a pool
+            volume.
+          - V(linked) makes a qcow2 overlay whose backing file is the source's image - fast and
+            small; the source must be a template (O(template)), and a template cannot be
+            removed while linked clones use it.
+        type: str
+        choices: [full, linked]
+        default: full
+  template:
+    description:
+      - V(true) marks the guest as a template (in the kvmops metadata of its definition) -
+        the collection never starts it (O(state=running) fails), its writable disk images
+        become read-only (mode 0444; their modes are kept in the mark), and it can be
+        removed only when no linked clone uses it. Needs O(state=stopped) or O(state=present);
+        a running guest is shut down first (O(state=stopped)).
+      - V(false) makes a template a normal guest again (images back to their modes), refused
+        while linked clones use it. Unset leaves the mark as it is.
+    type: bool
   cloud_init:
     description:
       - Give the guest a cloud-init NoCloud seed (user-data, meta-data, network-config) built on

@@ -105,6 +105,18 @@ def guest_options():
         shutdown_timeout=dict(type='int', default=120),
         install=install_option(),
         wait=wait_option(),
+        **clone_options()
+    )
+
+
+def clone_options():
+    """clone_from and template (_guest/features/clone.py implements them)."""
+    return dict(
+        clone_from=dict(type='dict', options=dict(
+            name=dict(type='str', required=True),
+            mode=dict(type='str', default='full', choices=['full', 'linked']),
+        )),
+        template=dict(type='bool'),
     )
 
 

@@ -498,6 +498,8 @@ class GuestManager(ManagerBase):
     # ---------------------------------------------------------------- absent
     def remove(self):
         had = self.dom is not None
+        for f in self.features:
+            f.before_remove(self)
         if self.spec.get('remove_storage') and not self.check_mode and had:
             with self.shared.all_pools(self.conn):
                 self.remove_domain()

@@ -241,6 +241,12 @@ def from_params(params):
     the fix before anything is touched. The install code is imported only for a guest with an
     install source (a plain guest's run skips its import time)."""
     spec, cloud = spec_and_cloud(params)
+    spec['clone_from'] = None
+    spec['template'] = params.get('template')
+    if params.get('clone_from') or params.get('template') is not None:
+        from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.features import (
+            clone as _clone)
+        _clone.normalize(params, spec)
     install = None
     if params.get('install'):
         from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.features import (

@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A guest's optional behaviours, one file each: install.py (the install phase: location,
 cdrom, import, pxe) and cloud.py (cloud-image guests: base images, the cloud-init seed, the
-agent channel, port forwards, wait_for). Private to the collection: no API promise.
+agent channel, port forwards, wait_for) and clone.py (clone_from and templates; in every
+guest's list: it guards templates). Private to the collection: no API promise.
 
 The guest manager (_guest/manager.py) calls the hooks below, in the order of its run, on
 every feature the guest's options enable. A feature implements the hooks it needs; the
@@ -77,6 +78,10 @@ class Feature(object):
         """After power and autostart (e.g. wait until the guest answers)."""
 
     # -- absent
+    def before_remove(self, m):
+        """Before the domain is removed: raise DomainError to refuse (e.g. a template that
+        linked clones use)."""
+
     def removed(self, m, had):
         """After the domain was removed (had: it existed)."""
 
@@ -89,7 +94,11 @@ def for_guest(install=None, cloud=None, openssl=None):
     """The features a guest's options enable (see _guest/options.py), in hook order: the
     install phase before the cloud image (the cloud devices go into the final definition
     after the install record, its result fields after the install's)."""
-    features = []
+    # clone.py: clone_from and template, and the guards every guest needs (a template is
+    # never started; a template that linked clones use is never removed).
+    from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.features import (
+        clone as _clone)
+    features = [_clone.CloneFeature()]
     if install:
         from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.features import (
             install as _install)

@@ -1,0 +1,621 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Clones and templates (issue 30): a guest made from another one (clone_from), and guests
+marked as templates (template). Private to the collection: no API promise.
+
+A clone is a new domain made from the persistent definition of a shut-off guest or a
+template: a new name, a new UUID and new MAC addresses (libvirt generates both), every
+writable disk copied
+
+- full:   a real copy (cp --reflink=auto --sparse=always: a reflink where the file system
+          can, sparse otherwise), or libvirt's volume clone for a disk in a pool;
+- linked: a qcow2 overlay whose backing file is the template's image (the source must be
+          a template: its images are read-only while it is one);
+
+CD-ROMs, read-only and shareable disks are shared, not copied. The NVRAM file of a UEFI
+guest is copied (the clone's own file); TPM state is never copied (swtpm keeps it per UUID:
+the clone gets a new one at its first start). The image format of a source disk comes from
+its definition (<driver type>), never from the image's header. Once defined, a clone is a
+normal guest: idempotent by name, the drift rules apply.
+
+A template carries <kvmopstpl:template> in its metadata (with the modes its images had);
+the collection never starts it, its writable images are mode 0444, and it cannot be
+removed (or unmarked) while linked clones (<kvmopsclone:clone mode="linked"> naming its
+UUID) use its images.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+import stat
+import subprocess
+
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import builder as dxml
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.features import Feature
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.manager import DomainError
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connection import libvirt
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.xml import etree
+
+TEMPLATE_NS = 'urn:kvmops:hypervisor:template:1'
+TEMPLATE_PREFIX = 'kvmopstpl'
+CLONE_NS = 'urn:kvmops:hypervisor:clone:1'
+CLONE_PREFIX = 'kvmopsclone'
+MODES = ('full', 'linked')
+TEMPLATE_MODE = 0o444
+DISK_FORMATS = ('raw', 'qcow2')
+# libvirt's numbers (python-libvirt names), repeated so the pure parts need no libvirt.
+_METADATA_ELEMENT = 2
+_AFFECT_CONFIG = 2
+_XML_SECURE = 1
+_XML_INACTIVE = 2
+_SHUTOFF = 5
+
+
+class CloneError(DomainError):
+    """Fails the guest: what is wrong and how to fix it."""
+
+
+def normalize(params, spec):
+    """clone_from and template into the spec (spec['clone_from'], spec['template']); raises
+    CloneError for what cannot go together. Pure."""
+    clone = params.get('clone_from')
+    template = params.get('template')
+    state = spec.get('state')
+    if template and state == 'running':
+        raise CloneError("template: true and state: running: the collection never starts a "
+                         "template. Use state: stopped (or present) for the template and start "
+                         "its clones (clone_from).")
+    spec['template'] = template
+    spec['clone_from'] = None
+    if not clone or state == 'absent':
+        return spec
+    name = clone.get('name')
+    if not name or not isinstance(name, str):
+        raise CloneError("clone_from.name must be the name of a shut-off guest or template.")
+    if name == spec['name']:
+        raise CloneError("clone_from.name=%s is the guest itself; give the new guest another "
+                         "name." % name)
+    mode = clone.get('mode') or 'full'
+    if mode not in MODES:
+        raise CloneError("clone_from.mode=%r: use full or linked." % (mode,))
+    for opt in ('disks', 'install'):
+        if params.get(opt):
+            raise CloneError("clone_from copies the disks and the install of %s: remove %s "
+                             "(add disks to the clone in a later task)." % (name, opt))
+    if params.get('cloud_init'):
+        raise CloneError("cloud_init with clone_from is not supported yet: clone first, then "
+                         "give the clone its seed in a second task with disks.")
+    spec['clone_from'] = {'name': name, 'mode': mode}
+    return spec
+
+
+# ------------------------------------------------------------------ metadata
+def _metadata(dom, ns):
+    """The metadata element of that namespace, parsed, or None."""
+    try:
+        text = dom.metadata(_METADATA_ELEMENT, ns, _AFFECT_CONFIG)
+    except libvirt.libvirtError:
+        return None
+    try:
+        return lxml_util.parse(text)
+    except Exception:  # pylint: disable=broad-except
+        return None
+
+
+def template_record(dom):
+    """{path: original mode} of a template's images, or None for a domain that is not one."""
+    el = _metadata(dom, TEMPLATE_NS)
+    if el is None:
+        return None
+    out = {}
+    for img in el.iter('image'):
+        try:
+            out[img.get('path')] = int(img.get('mode'), 8)
+        except (TypeError, ValueError):
+            out[img.get('path')] = 0o644
+    return out
+
+
+def clone_record(dom):
+    """{'source', 'source_uuid', 'mode'} of a domain made by clone_from, or None."""
+    el = _metadata(dom, CLONE_NS)
+    if el is None:
+        return None
+    return {'source': el.get('source'), 'source_uuid': el.get('source_uuid'),
+            'mode': el.get('mode')}
+
+
+def linked_clones(conn, uuid):
+    """Names of the domains that are linked clones of the domain with that UUID."""
+    names = []
+    for dom in conn.listAllDomains(0):
+        rec = clone_record(dom)
+        if rec and rec['mode'] == 'linked' and rec['source_uuid'] == uuid:
+            names.append(dom.name())
+    return sorted(names)
+
+
+# ------------------------------------------------------------------ the source's disks
+def writable_images(tree, conn=None):
+    """Paths of a definition's writable disk images (what a template makes read-only)."""
+    paths = []
+    for disk in tree.iter('disk'):
+        if disk.get('device', 'disk') != 'disk' or disk.find('readonly') is not None \
+                or disk.find('shareable') is not None:
+            continue
+        src = disk.find('source')
+        if src is None:
+            continue
+        if disk.get('type') == 'file' and src.get('file'):
+            paths.append(src.get('file'))
+        elif disk.get('type') == 'volume' and src.get('pool') and conn is not None:
+            try:
+                vol = conn.storagePoolLookupByName(src.get('pool')).storageVolLookupByName(
+                    src.get('volume'))
+                paths.append(vol.path())
+            except libvirt.libvirtError:
+                continue
+    return paths
+
+
+def clone_name_for(path, source, name):
+    """The clone's image name beside the source's: the source's name replaced by the clone's
+    in the file name, else the clone's name put in front."""
+    directory, base = os.path.split(path)
+    if source and source in base:
+        new = base.replace(source, name, 1)
+    else:
+        new = '%s-%s' % (name, base)
+    return os.path.join(directory, new)
+
+
+def plan_disks(tree, source, name, mode):
+    """[{index, kind, action, ...}] for every disk of the source's definition: copy, link
+    (a qcow2 overlay), volume-copy, volume-link or share. Pure; CloneError for a disk that
+    cannot be cloned."""
+    plans = []
+    for i, disk in enumerate(tree.iter('disk')):
+        kind = disk.get('type')
+        src = disk.find('source')
+        label = (src.get('file') or src.get('volume') or src.get('dev') or '?') \
+            if src is not None else '(empty)'
+        shared = (disk.get('device', 'disk') != 'disk' or disk.find('readonly') is not None
+                  or disk.find('shareable') is not None or src is None)
+        if shared:
+            plans.append({'index': i, 'action': 'share', 'source': label})
+            continue
+        driver = disk.find('driver')
+        fmt = driver.get('type') if driver is not None else None
+        if fmt not in DISK_FORMATS:
+            raise CloneError("disk %s of %s has %s in its definition; clone_from clones raw and "
+                             "qcow2 disks whose format is in the definition (<driver type>), "
+                             "never probed from the image. Set the format in %s's definition."
+                             % (label, source, "no <driver type>" if fmt is None
+                                else "format %s" % fmt, source))
+        if kind == 'file':
+            path = src.get('file')
+            plans.append({'index': i, 'kind': 'file', 'source': path, 'format': fmt,
+                          'path': clone_name_for(path, source, name),
+                          'action': 'copy' if mode == 'full' else 'link'})
+        elif kind == 'volume' and src.get('pool'):
+            vol = src.get('volume')
+            plans.append({'index': i, 'kind': 'volume', 'source': '%s/%s' % (src.get('pool'), vol),
+                          'pool': src.get('pool'), 'volume': vol, 'format': fmt,
+                          'new_volume': os.path.basename(clone_name_for(vol, source, name)),
+                          'action': 'volume-copy' if mode == 'full' else 'volume-link'})
+        else:
+            raise CloneError("disk %s of %s is a %s disk: clone_from copies file and pool-volume "
+                             "disks. Copy that disk yourself, or mark it shareable or read-only "
+                             "to share it." % (label, source, kind))
+    return plans
+
+
+NVRAM_DIR = '/var/lib/libvirt/qemu/nvram'   # libvirt's (qemu:///system) default
+
+
+def nvram_plan(tree, source, name):
+    """(source path, clone path, explicit) of a UEFI guest's NVRAM file, or None. With
+    firmware autoselection (<os firmware='efi'>) libvirt keeps no path in the definition: the
+    file is <nvram dir>/<name>_VARS.fd, and the clone's goes to its own default path."""
+    os_el = tree.find('os')
+    if os_el is None:
+        return None
+    nv = os_el.find('nvram')
+    if nv is not None and (nv.text or '').strip():
+        path = nv.text.strip()
+        return path, os.path.join(os.path.dirname(path), '%s_VARS.fd' % name), True
+    loader = os_el.find('loader')
+    if os_el.get('firmware') == 'efi' or (loader is not None and loader.get('type') == 'pflash'):
+        return (os.path.join(NVRAM_DIR, '%s_VARS.fd' % source),
+                os.path.join(NVRAM_DIR, '%s_VARS.fd' % name), False)
+    return None
+
+
+def clone_definition(tree, spec, plans, nvram, source_name, source_uuid, mode):
+    """The clone's definition (an XML string) from the source's: new name, no UUID and no
+    MACs (libvirt makes new ones), the copied disks, the NVRAM copy, the options that
+    override the source's (memory, vcpus, networks, graphics, serial, kernel command line),
+    no template mark, a clone record. Pure."""
+    tree = etree.fromstring(etree.tostring(tree))
+    tree.find('name').text = spec['name']
+    for tag in ('uuid', 'title', 'description', 'genid'):
+        for el in tree.findall(tag):
+            tree.remove(el)
+    disks = list(tree.iter('disk'))
+    for p in plans:
+        disk = disks[p['index']]
+        if p['action'] == 'share':
+            continue
+        src = disk.find('source')
+        if p['kind'] == 'file':
+            src.set('file', p['path'])
+        else:
+            src.set('volume', p['new_volume'])
+        for bs in disk.findall('backingStore'):
+            disk.remove(bs)
+        if p['action'] in ('link', 'volume-link'):
+            disk.find('driver').set('type', 'qcow2')
+    if nvram and nvram[2]:
+        tree.find('os/nvram').text = nvram[1]
+    devices = tree.find('devices')
+    for iface in devices.findall('interface'):
+        for mac in iface.findall('mac'):
+            iface.remove(mac)
+        for tgt in iface.findall('target'):
+            iface.remove(tgt)
+    if spec.get('memory_mib'):
+        kib = str(int(spec['memory_mib']) * 1024)
+        for tag in ('memory', 'currentMemory'):
+            el = tree.find(tag)
+            if el is None:
+                el = etree.SubElement(tree, tag)
+            el.text = kib
+            el.set('unit', 'KiB')
+    if spec.get('vcpus'):
+        el = tree.find('vcpu')
+        if el is None:
+            el = etree.SubElement(tree, 'vcpu')
+        el.text = str(spec['vcpus'])
+        for attr in ('current',):
+            if attr in el.attrib:
+                del el.attrib[attr]
+    if spec.get('networks') is not None:
+        anchor = _first_index(devices, ('interface',))
+        for iface in devices.findall('interface'):
+            devices.remove(iface)
+        for k, nic in enumerate(spec['networks']):
+            devices.insert(anchor + k, dxml.interface_element(nic))
+    if spec.get('graphics') is not None:
+        anchor = _first_index(devices, ('graphics',))
+        for g in devices.findall('graphics'):
+            devices.remove(g)
+        el = dxml.graphics_element(spec['graphics'])
+        if el is not None:
+            devices.insert(anchor, el)
+    if spec.get('serial') is not None:
+        anchor = _first_index(devices, ('serial', 'console'))
+        for tag in ('serial', 'console'):
+            for el in devices.findall(tag):
+                devices.remove(el)
+        for k, el in enumerate(dxml.serial_elements(spec['serial'])):
+            devices.insert(anchor + k, el)
+    else:
+        for el in devices.findall('serial'):
+            if el.get('type') == 'file':
+                raise CloneError("%s logs its serial console to %s: give the clone its own "
+                                 "serial (a log file path, or pty), or both would write there."
+                                 % (source_name, el.find('source').get('path')))
+    os_el = tree.find('os')
+    for opt in ('kernel', 'initrd', 'cmdline'):
+        if spec.get(opt):
+            el = os_el.find(opt)
+            if el is None:
+                el = etree.SubElement(os_el, opt)
+            el.text = spec[opt]
+    meta = tree.find('metadata')
+    if meta is None:
+        meta = etree.SubElement(tree, 'metadata')
+    for el in list(meta):
+        if el.tag in ('{%s}template' % TEMPLATE_NS, '{%s}clone' % CLONE_NS):
+            meta.remove(el)
+    rec = etree.SubElement(meta, '{%s}clone' % CLONE_NS, nsmap={CLONE_PREFIX: CLONE_NS})
+    rec.set('source', source_name)
+    rec.set('source_uuid', source_uuid)
+    rec.set('mode', mode)
+    return lxml_util.to_string(tree)
+
+
+def _first_index(parent, tags):
+    for i, el in enumerate(parent):
+        if el.tag in tags:
+            return i
+    return len(parent)
+
+
+# ------------------------------------------------------------------ copies
+def _run(m, argv):
+    if m.run_command is not None:
+        rc, out, err = m.run_command(argv)
+    else:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = proc.communicate()
+        rc = proc.returncode
+        out, err = out.decode('utf-8', 'replace'), err.decode('utf-8', 'replace')
+    if rc != 0:
+        raise CloneError('%s failed (rc=%s): %s' % (argv[0], rc, (err or out).strip()))
+
+
+def _writable_mode(path):
+    return (stat.S_IMODE(os.stat(path).st_mode) | 0o200) & 0o666
+
+
+def copy_file(m, source, dest):
+    """A real copy, written under a temporary name and renamed: a reflink where the file
+    system can, sparse otherwise. Never overwrites."""
+    if os.path.lexists(dest):
+        raise CloneError('%s exists already and no domain %s uses it: remove or rename it '
+                         '(a clone never overwrites an image).' % (dest, m.spec['name']))
+    tmp = '%s.kvmops-clone.%d' % (dest, os.getpid())
+    try:
+        _run(m, ['cp', '--reflink=auto', '--sparse=always', '--', source, tmp])
+        os.chmod(tmp, _writable_mode(source))
+        if os.path.lexists(dest):
+            raise CloneError('%s appeared while it was being copied; nothing was '
+                             'overwritten.' % dest)
+        os.rename(tmp, dest)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+
+
+def link_file(m, source, fmt, dest):
+    """A qcow2 overlay on the source image (its format given, never probed)."""
+    if os.path.lexists(dest):
+        raise CloneError('%s exists already and no domain %s uses it: remove or rename it '
+                         '(a clone never overwrites an image).' % (dest, m.spec['name']))
+    qemu_img = m.qemu_img or 'qemu-img'
+    tmp = '%s.kvmops-clone.%d' % (dest, os.getpid())
+    try:
+        _run(m, [qemu_img, 'create', '-q', '-f', 'qcow2', '-F', fmt, '-b', source, tmp])
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, dest)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+
+
+def _volume_xml(name, fmt, backing=None, backing_fmt=None, capacity=None):
+    vol = etree.Element('volume')
+    etree.SubElement(vol, 'name').text = name
+    if capacity is not None:
+        etree.SubElement(vol, 'capacity', unit='bytes').text = str(capacity)
+    target = etree.SubElement(vol, 'target')
+    etree.SubElement(target, 'format', type=fmt)
+    if backing:
+        bs = etree.SubElement(vol, 'backingStore')
+        etree.SubElement(bs, 'path').text = backing
+        etree.SubElement(bs, 'format', type=backing_fmt)
+    return lxml_util.to_string(vol, pretty=False)
+
+
+class CloneFeature(Feature):
+    """clone_from (a new guest from another one) and template (mark, guard, unmark)."""
+
+    name = 'clone'
+
+    def __init__(self):
+        self.plans = None          # the disks of a clone this run makes
+        self.nvram = None
+        self.source_xml = None
+        self.source_uuid = None
+        self.made = []             # ('file', path) / ('volume', pool, name) this run made
+        self.is_template = False
+        self.template_images = None
+        self.marked = False
+
+    # ---------------------------------------------------------------- plan
+    def plan(self, m):
+        spec = m.spec
+        if m.dom is not None:
+            self.template_images = template_record(m.dom)
+            self.is_template = self.template_images is not None
+            if self.is_template and spec['state'] == 'running' and spec.get('template') is not False:
+                raise CloneError('%s is a template: the collection never starts it. Clone it '
+                                 '(clone_from) and start the clone, or set template: false to '
+                                 'make it a normal guest again.' % spec['name'])
+            return
+        clone = spec.get('clone_from')
+        if not clone:
+            return
+        conn = m.conn
+        try:
+            src = conn.lookupByName(clone['name'])
+        except libvirt.libvirtError:
+            raise CloneError('clone_from.name=%s: no such domain on this hypervisor. Create or '
+                             'install it first (or fix the name).' % clone['name'])
+        if src.isActive():
+            raise CloneError('clone_from.name=%s is %s: a clone is made from a shut-off guest '
+                             'or a template. Shut it down first (state: stopped).'
+                             % (clone['name'], 'paused' if src.state()[0] == 3 else 'running'))
+        if clone['mode'] == 'linked' and template_record(src) is None:
+            raise CloneError('clone_from.mode=linked needs a template: %s is not one (its images '
+                             'would change under the clone). Mark it first (template: true on '
+                             '%s), or use mode: full.' % (clone['name'], clone['name']))
+        self.source_xml = src.XMLDesc(_XML_SECURE | _XML_INACTIVE)
+        self.source_uuid = src.UUIDString()
+        tree = lxml_util.parse(self.source_xml)
+        self.plans = plan_disks(tree, clone['name'], spec['name'], clone['mode'])
+        self.nvram = nvram_plan(tree, clone['name'], spec['name'])
+        for p in self.plans:
+            if p['action'] in ('copy', 'link') and os.path.lexists(p['path']):
+                raise CloneError('%s exists already and no domain %s uses it: remove or rename '
+                                 'it (a clone never overwrites an image).'
+                                 % (p['path'], spec['name']))
+        if self.nvram and os.path.lexists(self.nvram[1]):
+            raise CloneError('the NVRAM file %s exists already and no domain %s uses it: remove '
+                             'it (a clone never overwrites it).' % (self.nvram[1], spec['name']))
+        # The definition is built here too, so that check mode sees its errors.
+        clone_definition(tree, spec, self.plans, self.nvram, clone['name'], self.source_uuid,
+                         clone['mode'])
+
+    # ---------------------------------------------------------------- prepare
+    def prepare(self, m):
+        if not self.plans:
+            return False
+        for p in self.plans:
+            if p['action'] == 'share':
+                continue
+            target = p.get('path') or '%s/%s' % (p['pool'], p['new_volume'])
+            if p['action'] in ('copy', 'volume-copy'):
+                verb, done, what = 'copy', 'copied', 'disk %s to %s' % (p['source'], target)
+            else:
+                verb, done, what = 'link', 'linked', 'disk %s on %s' % (target, p['source'])
+            if m.check_mode:
+                m.act('would %s %s' % (verb, what))
+                continue
+            self._make(m, p)
+            m.act('%s %s' % (done, what))
+        if self.nvram and os.path.exists(self.nvram[0]):
+            if m.check_mode:
+                m.act('would copy NVRAM %s to %s' % self.nvram[:2])
+            else:
+                copy_file(m, self.nvram[0], self.nvram[1])
+                self.made.append(('file', self.nvram[1]))
+                m.act('copied NVRAM %s to %s' % self.nvram[:2])
+        return False
+
+    def _make(self, m, p):
+        try:
+            if p['action'] == 'copy':
+                copy_file(m, p['source'], p['path'])
+                self.made.append(('file', p['path']))
+            elif p['action'] == 'link':
+                link_file(m, p['source'], p['format'], p['path'])
+                self.made.append(('file', p['path']))
+            else:
+                pool = m.conn.storagePoolLookupByName(p['pool'])
+                src = pool.storageVolLookupByName(p['volume'])
+                if p['action'] == 'volume-copy':
+                    xml = _volume_xml(p['new_volume'], p['format'])
+                    pool.createXMLFrom(xml, src, 0)
+                else:
+                    xml = _volume_xml(p['new_volume'], 'qcow2', src.path(), p['format'],
+                                      src.info()[1])
+                    pool.createXML(xml, 0)
+                self.made.append(('volume', p['pool'], p['new_volume']))
+        except (OSError, libvirt.libvirtError) as exc:
+            raise CloneError('Cannot clone disk %s of %s: %s' % (p['source'],
+                                                                 m.spec['clone_from']['name'], exc))
+
+    def create_failed(self, m):
+        for item in reversed(self.made):
+            try:
+                if item[0] == 'file':
+                    os.unlink(item[1])
+                else:
+                    m.conn.storagePoolLookupByName(item[1]).storageVolLookupByName(
+                        item[2]).delete(0)
+            except (OSError, libvirt.libvirtError):
+                m.warn('could not remove %s after the failed clone: remove it yourself.'
+                       % '/'.join(item[1:]))
+        self.made = []
+
+    # ---------------------------------------------------------------- a new domain
+    def final_xml(self, m, xml):
+        if self.plans is None:
+            return xml
+        clone = m.spec['clone_from']
+        return clone_definition(lxml_util.parse(self.source_xml), m.spec, self.plans,
+                                self.nvram, clone['name'], self.source_uuid, clone['mode'])
+
+    # ---------------------------------------------------------------- an existing domain
+    def updated(self, m):
+        if m.spec.get('template') is False and self.is_template:
+            self.unmark(m)
+
+    def finish(self, m):
+        if m.spec.get('template'):
+            self.mark(m)
+
+    # ---------------------------------------------------------------- template
+    def mark(self, m):
+        """Record the template and make its writable images mode 0444 (idempotent)."""
+        dom = m.dom
+        if dom is None:                      # check mode, not defined yet
+            m.act('would mark as template')
+            return
+        if dom.isActive():
+            if m.check_mode:
+                return  # the power step said it would shut it down
+            raise CloneError('%s is running: a template is shut off. Use state: stopped.'
+                             % m.spec['name'])
+        tree = lxml_util.parse(dom.XMLDesc(_XML_INACTIVE))
+        images = writable_images(tree, m.conn)
+        known = dict(self.template_images or {})
+        for path in images:
+            if path not in known and os.path.exists(path):
+                known[path] = stat.S_IMODE(os.stat(path).st_mode)
+        if not self.is_template or set(known) != set(self.template_images or {}):
+            if m.check_mode:
+                m.act('would mark as template')
+            else:
+                rec = etree.Element('template')
+                for path in sorted(known):
+                    etree.SubElement(rec, 'image', path=path, mode='%04o' % known[path])
+                dom.setMetadata(_METADATA_ELEMENT, lxml_util.to_string(rec, pretty=False),
+                                TEMPLATE_PREFIX, TEMPLATE_NS, _AFFECT_CONFIG)
+                m.act('marked as template')
+            self.template_images = known
+        self.is_template = True
+        self.marked = True
+        for path in images:
+            if os.path.exists(path) and stat.S_IMODE(os.stat(path).st_mode) != TEMPLATE_MODE:
+                if not m.check_mode:
+                    os.chmod(path, TEMPLATE_MODE)
+                m.act('%simage %s read-only (0444)' % ('would make ' if m.check_mode
+                                                       else 'made ', path))
+
+    def unmark(self, m):
+        dom = m.dom
+        users = linked_clones(m.conn, dom.UUIDString())
+        if users:
+            raise CloneError('%s stays a template: the linked clones %s use its images. Remove '
+                             'them first (or keep template: true).'
+                             % (m.spec['name'], ', '.join(users)))
+        if not m.check_mode:
+            for path, mode in sorted((self.template_images or {}).items()):
+                if os.path.exists(path):
+                    os.chmod(path, mode)
+            dom.setMetadata(_METADATA_ELEMENT, None, None, TEMPLATE_NS, _AFFECT_CONFIG)
+        m.act('%s template mark (images back to their modes)'
+              % ('would remove the' if m.check_mode else 'removed the'))
+        self.is_template = False
+
+    # ---------------------------------------------------------------- absent
+    def before_remove(self, m):
+        if m.dom is None:
+            return
+        users = linked_clones(m.conn, m.dom.UUIDString())
+        if users:
+            raise CloneError('%s cannot be removed: the linked clones %s use its images (qcow2 '
+                             'overlays on them). Remove the clones first.'
+                             % (m.spec['name'], ', '.join(users)))
+
+    # ---------------------------------------------------------------- result
+    def result(self, m, res):
+        res['template'] = bool(self.is_template or self.marked)
+        if self.plans is not None:
+            clone = m.spec['clone_from']
+            res['clone'] = {
+                'source': clone['name'], 'source_uuid': self.source_uuid, 'mode': clone['mode'],
+                'disks': [dict((k, v) for k, v in p.items() if k != 'index')
+                          for p in self.plans],
+                'nvram': self.nvram[1] if self.nvram else None,
+            }
+        elif m.dom is not None:
+            rec = clone_record(m.dom)
+            if rec:
+                res['clone'] = rec
