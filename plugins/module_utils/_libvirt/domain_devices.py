@@ -11,9 +11,9 @@ Private to the collection: no API promise.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import domain_disks
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
-
-TAGS_NAMESPACE = 'urn:kvmops:hypervisor:tags:1'
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.tags import TAG_NAMESPACE as TAGS_NAMESPACE
 
 _UNITS = {'b': 1, 'bytes': 1, 'k': 1024, 'kib': 1024, 'kb': 1000, 'm': 1024 ** 2, 'mib': 1024 ** 2,
           'mb': 1000 ** 2, 'g': 1024 ** 3, 'gib': 1024 ** 3, 'gb': 1000 ** 3, 't': 1024 ** 4,
@@ -29,28 +29,8 @@ def _bytes(element):
 
 
 def disks(root):
-    """[{target, device, type, path, pool, volume, format, readonly, shareable}] in XML order."""
-    out = []
-    for disk in root.findall('devices/disk'):
-        source = disk.find('source')
-        target = disk.find('target')
-        driver = disk.find('driver')
-        path = None
-        if source is not None:
-            path = source.get('file') or source.get('dev') or source.get('dir')
-        out.append({
-            'target': target.get('dev') if target is not None else None,
-            'device': disk.get('device', 'disk'),
-            'type': disk.get('type', 'file'),
-            'path': path,
-            'pool': source.get('pool') if source is not None else None,
-            'volume': source.get('volume') if source is not None else None,
-            'network': source.get('protocol') if source is not None and disk.get('type') == 'network' else None,
-            'format': driver.get('type') if driver is not None else None,
-            'readonly': disk.find('readonly') is not None,
-            'shareable': disk.find('shareable') is not None,
-        })
-    return out
+    """The domain's disks: _libvirt/domain_disks.disks (the one reader)."""
+    return domain_disks.disks(root)
 
 
 def interfaces(root):

@@ -15,21 +15,30 @@ AGENT_CHANNEL = 'org.qemu.guest_agent.0'
 
 
 def disks(root):
-    """[{target, device, type, source, format, readonly, shareable, bus}] in XML order."""
+    """[{target, bus, device, type, source, path, pool, volume, network, format, readonly,
+    shareable}] in XML order: the one reader of a domain's disks (backups, migration).
+    source is the file, device, network name or volume; path the file, device or directory;
+    pool/volume for pool volumes; network the protocol of a network disk."""
     out = []
     for disk in root.findall('devices/disk'):
         target = disk.find('target')
         source = disk.find('source')
         driver = disk.find('driver')
-        src = None
+        src = path = None
         if source is not None:
             src = source.get('file') or source.get('dev') or source.get('name') or source.get('volume')
+            path = source.get('file') or source.get('dev') or source.get('dir')
+        kind = disk.get('type') or 'file'
         out.append({
             'target': target.get('dev') if target is not None else None,
             'bus': target.get('bus') if target is not None else None,
             'device': disk.get('device') or 'disk',
-            'type': disk.get('type') or 'file',
+            'type': kind,
             'source': src,
+            'path': path,
+            'pool': source.get('pool') if source is not None else None,
+            'volume': source.get('volume') if source is not None else None,
+            'network': source.get('protocol') if source is not None and kind == 'network' else None,
             'format': driver.get('type') if driver is not None else None,
             'readonly': disk.find('readonly') is not None,
             'shareable': disk.find('shareable') is not None,

@@ -12,7 +12,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import constants as C
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as _xml
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 
 TAG_NAMESPACE = 'urn:kvmops:hypervisor:tags:1'
 
@@ -24,8 +24,8 @@ def domain_tags(dom, namespace=TAG_NAMESPACE):
     except Exception:  # pylint: disable=broad-except  # libvirtError: no such metadata
         return []
     try:
-        root = _xml.parse(text)
-    except _xml.etree.XMLSyntaxError:
+        root = lxml_util.parse(text)
+    except lxml_util.etree.XMLSyntaxError:
         return []
     return [t.text.strip() for t in root.iter()
             if isinstance(t.tag, str) and t.tag.split('}')[-1] == 'tag' and t.text and t.text.strip()]
