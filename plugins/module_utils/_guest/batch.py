@@ -123,8 +123,9 @@ class Guest(object):
 
 def prepare(guests, defaults=None, collect=False):
     """Merged, validated and normalised Guests; raises BatchError naming every bad guest
-    (nothing has been touched: no connection is needed). collect=True (preflight=report)
-    keeps the bad guests, their error set, for the report."""
+    (nothing has been touched: no connection is needed). collect=True (what
+    virt_install_domains passes) keeps the bad guests, their error set: the plan pass then
+    checks the others too, and its failure (or the preflight report) names every one."""
     option_spec = _options.guest_options()
     if defaults and defaults.get('name') is not None:
         raise BatchError('defaults.name=%s: a name belongs to one guest; set it in guests.'
