@@ -352,6 +352,8 @@ class GuestManager(ManagerBase):
         dom = self.dom
         if dom is None or self.spec['state'] == 'stopped' or not dom.isActive():
             return
+        if any(f.blocks_restart(self) for f in self.features):
+            return  # an installer runs: the final configuration starts from the definition
         if self.restart_required:          # this run changed it; restart was not asked for
             self.warn_pending(', '.join(d['item'] for d in drift.differences))
             return
