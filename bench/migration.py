@@ -55,7 +55,7 @@ def move_virsh(src, dst):
 
 def move_module(inv, src, dst):
     t = time.monotonic()
-    r, _ = mf.migrate(inv, src, name=GUEST, dest_uri=mf.uri(dst), storage='shared', unsafe=True)
+    r, _out = mf.migrate(inv, src, name=GUEST, dest_uri=mf.uri(dst), storage='shared', unsafe=True)
     wall = time.monotonic() - t
     if not r.get('moved'):
         raise B.BenchError('virt_migrate did not move the guest: %s' % r.get('msg'))

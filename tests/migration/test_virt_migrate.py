@@ -61,17 +61,17 @@ def test_live_move_with_shared_storage(shared):
     args = dict(name='mig-s1', dest_uri=mf.uri(b), storage='shared')
 
     # Check mode: the checks run and pass, nothing moves.
-    r, _ = mf.migrate(inv, a, check=True, **args)
+    r, _out = mf.migrate(inv, a, check=True, **args)
     assert not r.get('failed') and r['changed'] and not r['moved'], r
     assert r['checks'] == [{'host': b, 'ok': True, 'reasons': [], 'warnings': []}], r['checks']
     assert mf.state(a, 'mig-s1') == 'running' and mf.state(b, 'mig-s1') is None
 
     # libvirt 9.0 calls a podman volume local and refuses: the module says how to say "shared".
-    r, _ = mf.migrate(inv, a, **args)
+    r, _out = mf.migrate(inv, a, **args)
     assert r.get('failed') and 'unsafe: true' in r['msg'] and not r['changed'], r
     assert mf.state(a, 'mig-s1') == 'running' and mf.state(b, 'mig-s1') is None
 
-    r, _ = mf.migrate(inv, a, unsafe=True, **args)
+    r, _out = mf.migrate(inv, a, unsafe=True, **args)
     assert not r.get('failed') and r['changed'] and r['moved'] and r['mode'] == 'live', r
     assert any('unsafe: true' in w for w in r.get('warnings', [])), r
     assert r['job']['total_ms'] > 0 and 'downtime_ms' in r['job'], r['job']
@@ -82,12 +82,12 @@ def test_live_move_with_shared_storage(shared):
 
     # Re-runs: nothing to do (check mode too).
     for check in (True, False):
-        r, _ = mf.migrate(inv, a, check=check, unsafe=True, **args)
+        r, _out = mf.migrate(inv, a, check=check, unsafe=True, **args)
         assert not r.get('failed') and not r['changed'] and not r['moved'] and r['mode'] == 'none', r
 
     # And back, with the options users expect.
-    r, _ = mf.migrate(inv, b, name='mig-s1', dest_uri=mf.uri(a), storage='shared', unsafe=True, bandwidth=200,
-                      auto_converge=True, compression=True, timeout=300, timeout_action='pause')
+    r, _out = mf.migrate(inv, b, name='mig-s1', dest_uri=mf.uri(a), storage='shared', unsafe=True, bandwidth=200,
+                         auto_converge=True, compression=True, timeout=300, timeout_action='pause')
     assert r['moved'] and set(['auto_converge', 'compressed']) <= set(r['flags']), r
     assert_only_on(a, b, 'mig-s1')
     assert domain_identity(a, 'mig-s1') == identity
@@ -98,17 +98,17 @@ def test_a_guest_that_cannot_move_is_refused_before_anything_moves(shared):
     mf.sh(a, 'sh', '-c', 'ip link show br-mig >/dev/null 2>&1 || (ip link add br-mig type bridge && ip link set br-mig up)')
     mf.start_guest(a, 'mig-br', bridge='br-mig', wait=False)
     for check in (True, False):
-        r, _ = mf.migrate(inv, a, check=check, name='mig-br', dest_uri=mf.uri(b), storage='shared', unsafe=True)
+        r, _out = mf.migrate(inv, a, check=check, name='mig-br', dest_uri=mf.uri(b), storage='shared', unsafe=True)
         assert r.get('failed') and not r['changed'], r
         assert 'has no bridge br-mig' in r['msg'] and 'nothing was changed' in r['msg'], r['msg']
         assert [c['ok'] for c in r['checks']] == [False]
     # More memory than the target has available (the target keeps memory_reserve for itself).
     free_mib = int(mf.sh(b, 'awk', '/MemAvailable/ {print int($2/1024)}', '/proc/meminfo').stdout)
-    r, _ = mf.migrate(inv, a, name='mig-br', dest_uri=mf.uri(b), storage='shared', unsafe=True,
-                      memory_reserve=free_mib * 2)
+    r, _out = mf.migrate(inv, a, name='mig-br', dest_uri=mf.uri(b), storage='shared', unsafe=True,
+                         memory_reserve=free_mib * 2)
     assert r.get('failed') and 'MiB of memory available' in r['msg'], r
     # On neither host: a clear failure.
-    r, _ = mf.migrate(inv, a, name='mig-nowhere', dest_uri=mf.uri(b), storage='shared')
+    r, _out = mf.migrate(inv, a, name='mig-nowhere', dest_uri=mf.uri(b), storage='shared')
     assert r.get('failed') and 'There is no guest mig-nowhere' in r['msg'], r
     assert mf.state(a, 'mig-br') == 'running' and mf.state(b, 'mig-br') is None
     mf.sh(a, 'sh', '-c', 'virsh destroy mig-br; virsh undefine mig-br', check=False)
@@ -133,7 +133,7 @@ def test_target_daemon_killed_mid_migration_then_a_rerun_completes(shared):
     killer.start()
     try:
         # 8 MiB/s: the 128 MiB guest needs ~15 s, time enough to kill the target's daemon.
-        r, _ = mf.migrate(inv, a, name='mig-kill', dest_uri=mf.uri(b), storage='shared', unsafe=True, bandwidth=8)
+        r, _out = mf.migrate(inv, a, name='mig-kill', dest_uri=mf.uri(b), storage='shared', unsafe=True, bandwidth=8)
     finally:
         killer.join()
         assert killed, 'the migration job was never seen'
@@ -150,7 +150,7 @@ def test_target_daemon_killed_mid_migration_then_a_rerun_completes(shared):
     while mf.qemu_processes(b, 'mig-kill') and time.monotonic() < deadline:
         time.sleep(1)
     assert mf.qemu_processes(b, 'mig-kill') == 0 and mf.state(b, 'mig-kill') is None
-    r, _ = mf.migrate(inv, a, name='mig-kill', dest_uri=mf.uri(b), storage='shared', unsafe=True)
+    r, _out = mf.migrate(inv, a, name='mig-kill', dest_uri=mf.uri(b), storage='shared', unsafe=True)
     assert r['moved'] and not r.get('failed'), r
     assert_only_on(b, a, 'mig-kill')
     assert_kept_counting(a, b, 'mig-kill')
@@ -176,15 +176,15 @@ def test_live_move_with_copied_storage(local):
     identity = domain_identity(a, 'mig-c1')
     args = dict(name='mig-c1', dest_uri=mf.uri(b), storage='copy')
 
-    r, _ = mf.migrate(inv, a, check=True, **args)
+    r, _out = mf.migrate(inv, a, check=True, **args)
     assert r['changed'] and not r['moved'] and r['checks'][0]['ok'], r
     assert mf.sh(b, 'test', '-e', path, check=False).returncode != 0, 'check mode created the target image'
 
     # storage: shared is refused up front: the image is not on the target.
-    r, _ = mf.migrate(inv, a, name='mig-c1', dest_uri=mf.uri(b), storage='shared', unsafe=True)
+    r, _out = mf.migrate(inv, a, name='mig-c1', dest_uri=mf.uri(b), storage='shared', unsafe=True)
     assert r.get('failed') and 'not in pool vm-images' in r['msg'], r
 
-    r, _ = mf.migrate(inv, a, **args)
+    r, _out = mf.migrate(inv, a, **args)
     assert r['moved'] and r['created_volumes'] == [path] and 'non_shared_disk' in r['flags'], r
     assert_only_on(b, a, 'mig-c1')
     assert domain_identity(b, 'mig-c1') == identity
@@ -194,11 +194,11 @@ def test_live_move_with_copied_storage(local):
     assert_pattern(b, path)
     assert mf.sh(a, 'test', '-f', path, check=False).returncode == 0, 'the source image is kept'
 
-    r, _ = mf.migrate(inv, a, **args)
+    r, _out = mf.migrate(inv, a, **args)
     assert not r['changed'] and not r.get('failed'), r
 
     # Back again: the old image on the source is never overwritten.
-    r, _ = mf.migrate(inv, b, name='mig-c1', dest_uri=mf.uri(a), storage='copy')
+    r, _out = mf.migrate(inv, b, name='mig-c1', dest_uri=mf.uri(a), storage='copy')
     assert r.get('failed') and 'never overwrites' in r['msg'], r
     assert mf.state(b, 'mig-c1') == 'running'
 
@@ -211,9 +211,9 @@ def test_offline_move_of_a_shut_off_guest_with_copied_storage(local):
     mf.sh(a, 'virsh', 'pool-refresh', 'vm-images')
     xml = mf.guest_xml('mig-off', 128, path)
     mf.sh(a, 'sh', '-c', 'cat > /tmp/g.xml <<EOF\n%s\nEOF\nvirsh define /tmp/g.xml >/dev/null' % xml)
-    r, _ = mf.migrate(inv, a, name='mig-off', dest_uri=mf.uri(b), storage='copy')
+    r, _out = mf.migrate(inv, a, name='mig-off', dest_uri=mf.uri(b), storage='copy')
     assert r['moved'] and r['mode'] == 'offline' and r['state'] == 'stopped', r
     assert mf.state(a, 'mig-off') is None and mf.state(b, 'mig-off') == 'shut off'
     assert_pattern(b, path)
-    r, _ = mf.migrate(inv, a, name='mig-off', dest_uri=mf.uri(b), storage='copy')
+    r, _out = mf.migrate(inv, a, name='mig-off', dest_uri=mf.uri(b), storage='copy')
     assert not r['changed'], r

@@ -27,8 +27,8 @@ COUNT_RE = re.compile(r'KVMOPS-COUNT (\d+) (\S+) ([0-9.]+)')
 def sh(name, *argv, **kwargs):
     proc = containers.podman_exec(name, *argv, **kwargs)
     if kwargs.get('check', True) and proc.returncode != 0:
-        raise AssertionError('%s: %s failed (rc %s): %s %s' % (name, ' '.join(argv), proc.returncode,
-                                                              proc.stdout[-2000:], proc.stderr[-2000:]))
+        raise AssertionError('%s: %s failed (rc %s): %s %s' % (
+            name, ' '.join(argv), proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:]))
     return proc
 
 
@@ -49,7 +49,7 @@ def fleet(count=2, shared=True, prefix='kvmops-t-mig-'):
     try:
         with contextlib.ExitStack() as stack:
             names = [stack.enter_context(containers.running(image, prefix, boot_timeout=300, extra_args=extra))
-                     for _ in range(count)]
+                     for _n in range(count)]
             prepare(names)
             yield names
     finally:
@@ -108,8 +108,9 @@ def guest_xml(name, memory_mib=128, disk=None, network='default', bridge=None, c
             '<devices>{disk}{iface}<serial type="file"><source path="/var/log/{n}-serial.log"/>'
             '<target port="0"/></serial><console type="file"><source path="/var/log/{n}-serial.log"/>'
             '<target type="serial" port="0"/></console><memballoon model="none"/>'
-            '</devices></domain>').format(n=name, m=memory_mib, media=MEDIA, cmd=COUNTER_CMDLINE,
-                                           disk=disk_xml, iface=iface, cpu=cpu or '')
+            '</devices></domain>').format(
+        n=name, m=memory_mib, media=MEDIA, cmd=COUNTER_CMDLINE, disk=disk_xml, iface=iface,
+        cpu=cpu or '')
 
 
 def start_guest(host, name, memory_mib=128, disk_mib=64, wait=True, **kwargs):
