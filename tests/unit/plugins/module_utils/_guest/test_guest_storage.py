@@ -136,3 +136,19 @@ def test_removable_storage_skips_cdroms_and_readonly():
       <disk type='volume' device='disk'><source pool='p' volume='v'/></disk>
     </devices></domain>""")
     assert ST.removable_storage(tree) == (['/i/a.img'], [('p', 'v')])
+
+
+def test_removable_storage_keeps_shared_read_only_and_cdrom_disks():
+    """remove_storage never deletes a <shareable/> disk (another guest, or a clone's template,
+    may use it), a read-only one or a CD-ROM (issue 26)."""
+    from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
+    tree = lxml_util.parse(
+        "<domain><devices>"
+        "<disk type='file' device='disk'><source file='/i/own.img'/></disk>"
+        "<disk type='file' device='disk'><source file='/i/shared.img'/><shareable/></disk>"
+        "<disk type='file' device='disk'><source file='/i/ro.img'/><readonly/></disk>"
+        "<disk type='file' device='cdrom'><source file='/i/x.iso'/></disk>"
+        "<disk type='volume' device='disk'><source pool='p' volume='v'/></disk>"
+        "<disk type='volume' device='disk'><source pool='p' volume='sv'/><shareable/></disk>"
+        "</devices></domain>")
+    assert ST.removable_storage(tree) == (['/i/own.img'], [('p', 'v')])
