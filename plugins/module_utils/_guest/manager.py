@@ -27,6 +27,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.manager 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import builder as dxml
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import drift as ddrift
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import preflight as _preflight
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import record as _record
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import qemu_access as _access
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import shared as _shared
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import space as _space
@@ -136,7 +137,8 @@ class GuestManager(ManagerBase):
             placeholders.update(f.placeholders(self))
         real = [d for i, d in enumerate(disks or []) if i not in placeholders]
         try:
-            real_plans = _storage.plan_disks(real if disks is not None else disks, self.conn)
+            real_plans = _storage.plan_disks(real if disks is not None else disks, self.conn,
+                                             known=self.known_formats())
         except _storage.StorageError as exc:
             raise DomainError.rewrap(exc)
         if not placeholders:
@@ -154,6 +156,22 @@ class GuestManager(ManagerBase):
                 p = dict(next(it), index=i)
             plans.append(p)
         return plans
+
+    def known_formats(self):
+        """{disk key: (format, 'record' | 'definition')} of the existing domain: what kvmops
+        recorded when it made or first used an image, else the definition's <driver type>."""
+        if self.dom is None:
+            return {}
+        try:
+            tree = lxml_util.parse(self.dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        except libvirt.libvirtError:
+            return {}
+        known = dict((k, (v, 'definition'))
+                     for k, v in _record.definition_formats(tree).items())
+        for k, v in _record.read(tree).items():
+            if v.get('format'):
+                known[k] = (v['format'], 'record')
+        return known
 
     def resolve_osinfo(self, values=None):
         """os_variant through libosinfo (once, only for a guest being created or installed):
@@ -234,6 +252,7 @@ class GuestManager(ManagerBase):
                     self.actions.append('would create disk %s' % p['label'])
             return
         created = self.create_storage()
+        xml = _record.with_disks(xml, self.plans, created)
         try:
             self.dom = self.define(xml)
         except DomainError:
@@ -316,15 +335,17 @@ class GuestManager(ManagerBase):
             return
         if self.diff_mode:
             self.diff = drift.diff()
+        created = []
         if not self.check_mode:
-            self.create_storage()
+            created = self.create_storage()
         elif new_disks:
             for p in new_disks:
                 self.actions.append('would create disk %s' % p['label'])
         if drift.changed:
             self.act('updated definition')
             if not self.check_mode:
-                self.dom = self.define(drift.merged_xml())
+                self.dom = self.define(_record.with_disks(drift.merged_xml(), self.plans,
+                                                          created))
             if dom.isActive():
                 self.restart_required = not self.apply_live(drift)
                 restart = (self.spec.get('restart') and self.spec['state'] != 'stopped'
@@ -338,6 +359,9 @@ class GuestManager(ManagerBase):
                     self.restart_required = False
         elif new_disks:
             self.changed = True
+            if created and not self.check_mode:
+                self.dom = self.define(_record.with_disks(self.secure_xml(dom), self.plans,
+                                                          created))
 
     def apply_live(self, drift):
         """Apply to the running guest what libvirt can change live (the console password);
