@@ -63,3 +63,59 @@ def test_forged_qcow2_header_never_makes_a_qcow2_with_its_backing_file(conn, pre
     fmt, backing = driver_of(conn, name, disk)
     assert fmt == 'raw' and backing is None
     assert open(secret).read() == 'HOST SECRET'
+
+
+def _file_disk(path, target, extra=''):
+    return ("<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+            "<source file='%s'/><target dev='%s' bus='virtio'/>%s</disk>"
+            % (path, target, extra))
+
+
+def test_remove_storage_removes_only_what_kvmops_made(conn, prefix, image_dir):
+    made = os.path.join(image_dir, 'made.img')
+    brought = os.path.join(image_dir, 'brought.img')
+    for p in (brought,):
+        with open(p, 'wb') as f:
+            f.write(b'USER DATA')
+    name = prefix + 'owned'
+    args = dict(name=name, state='present', virt_type='qemu', memory=128, networks=[],
+                graphics={'type': 'none'},
+                disks=[{'path': made, 'size': 1}, {'path': brought, 'format': 'raw'}])
+    assert_ok(vid(args))
+    res = assert_ok(vid(dict(name=name, state='absent', remove_storage=True)))
+    assert res['removed_storage'] == [made]
+    assert not os.path.exists(made) and open(brought, 'rb').read() == b'USER DATA'
+    assert any('remove_storage kept %s' % brought in w for w in res.get('warnings', []))
+    # named by the user: it goes
+    assert_ok(vid(dict(args, disks=[{'path': brought, 'format': 'raw'}])))
+    res = assert_ok(vid(dict(name=name, state='absent', remove_storage=True,
+                             disks=[{'path': brought}])))
+    assert res['removed_storage'] == [brought] and not os.path.exists(brought)
+
+
+def test_a_domain_kvmops_did_not_make_keeps_its_disks_and_nvram(conn, prefix, image_dir):
+    """Defined by virsh (same name pattern), with a shareable disk, a plain disk and an
+    NVRAM: absent with remove_storage deletes none of its disks; without remove_storage the
+    NVRAM stays (KEEP_NVRAM), with it the NVRAM goes."""
+    plain = os.path.join(image_dir, 'plain.img')
+    shared = os.path.join(image_dir, 'shared.img')
+    nvram = os.path.join(image_dir, 'VARS.fd')
+    for p in (plain, shared, nvram):
+        with open(p, 'wb') as f:
+            f.write(b'NOT KVMOPS')
+    name = prefix + 'foreign'
+    xml = ("<domain type='qemu'><name>%s</name><memory unit='MiB'>128</memory>"
+           "<os><type arch='x86_64' machine='q35'>hvm</type>"
+           "<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>"
+           "<nvram>%s</nvram></os><features><acpi/></features><devices>%s%s</devices></domain>"
+           % (name, nvram, _file_disk(plain, 'vda'),
+              _file_disk(shared, 'vdb', '<shareable/>')))
+    conn.defineXML(xml)
+    res = assert_ok(vid(dict(name=name, state='absent')))
+    assert res['changed'] and lookup_domain(conn, name) is None
+    assert os.path.exists(nvram), 'the NVRAM went with remove_storage: false'
+    conn.defineXML(xml)
+    res = assert_ok(vid(dict(name=name, state='absent', remove_storage=True)))
+    assert lookup_domain(conn, name) is None and not res.get('removed_storage')
+    assert open(plain, 'rb').read() == b'NOT KVMOPS' and open(shared, 'rb').read() == b'NOT KVMOPS'
+    assert not os.path.exists(nvram)

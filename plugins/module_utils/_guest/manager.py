@@ -497,7 +497,7 @@ class GuestManager(ManagerBase):
             dom.XMLDesc(0)
         if self.diff_mode:
             self.diff = {'before': xml, 'after': ''}
-        files, volumes = _storage.removable_storage(lxml_util.parse(xml))
+        files, volumes = self.owned_storage(lxml_util.parse(xml))
         if self.check_mode:
             self.act('would remove domain')
             if self.spec.get('remove_storage'):
@@ -518,15 +518,42 @@ class GuestManager(ManagerBase):
                 self.act('removed disk %s' % label)
         self.dom = None
 
+    def owned_storage(self, tree):
+        """(files, volumes) remove_storage may delete: the writable, unshared disks that
+        kvmops' record says it created for this guest, or that the user names in disks. A
+        disk kvmops did not make (a domain defined by virsh, an image brought along) stays,
+        with a warning that says how to remove it."""
+        files, volumes = _storage.removable_storage(tree)
+        if not self.spec.get('remove_storage'):
+            return files, volumes
+        record = _record.read(tree)
+        named = set(filter(None, (_record.key(d) for d in self.spec.get('disks') or [])))
+
+        def owned(k):
+            return k in named or record.get(k, {}).get('created')
+        kept = [k for k in files + ['%s/%s' % v for v in volumes] if not owned(k)]
+        if kept:
+            self.warn('remove_storage kept %s: kvmops did not create %s for %s (no record of '
+                      'it in the definition). Remove it yourself, or name it in disks '
+                      '(path, or pool and volume) with remove_storage: true.'
+                      % (', '.join(kept), 'it' if len(kept) == 1 else 'them',
+                         self.spec['name']))
+        return ([f for f in files if owned(f)],
+                [v for v in volumes if owned('%s/%s' % v)])
+
     def undefine(self, dom):
-        """Undefine with the NVRAM flag (UEFI guests), managed save and snapshot metadata."""
-        flags = libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+        """Undefine with managed save and snapshot metadata; the NVRAM (UEFI guests) goes
+        with remove_storage and is kept without it."""
+        nvram = (libvirt.VIR_DOMAIN_UNDEFINE_NVRAM if self.spec.get('remove_storage')
+                 else libvirt.VIR_DOMAIN_UNDEFINE_KEEP_NVRAM)
+        flags = nvram | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
         flags |= libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
         if hasattr(libvirt, 'VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA'):
             flags |= libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
         # Fall back to fewer flags only for drivers that do not know them (they have no
-        # NVRAM either); a domain whose NVRAM libvirt knows is never undefined without it.
-        attempts = [flags, libvirt.VIR_DOMAIN_UNDEFINE_NVRAM, 0]
+        # NVRAM either); a domain with an NVRAM is never undefined without one of the two
+        # NVRAM flags (libvirt refuses a plain undefine of it).
+        attempts = [flags, nvram, 0]
         for i, attempt in enumerate(attempts):
             try:
                 if attempt:

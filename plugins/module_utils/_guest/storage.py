@@ -440,11 +440,14 @@ def growth_warnings(plans):
 
 
 def removable_storage(tree):
-    """(files, volumes) of the domain's writable disks (never CD-ROMs or read-only images)."""
+    """(files, volumes) of the domain's writable disks (never CD-ROMs, read-only or
+    <shareable/> images: other guests use those)."""
     files, volumes = [], []
     devices = tree.find('devices')
     for el in devices.findall('disk') if devices is not None else []:
         if el.get('device') != 'disk' or el.find('readonly') is not None:
+            continue
+        if el.find('shareable') is not None:
             continue
         src = el.find('source')
         if src is None:
