@@ -119,3 +119,26 @@ def test_a_domain_kvmops_did_not_make_keeps_its_disks_and_nvram(conn, prefix, im
     assert lookup_domain(conn, name) is None and not res.get('removed_storage')
     assert open(plain, 'rb').read() == b'NOT KVMOPS' and open(shared, 'rb').read() == b'NOT KVMOPS'
     assert not os.path.exists(nvram)
+
+
+def test_serial_log_outside_the_log_directories_is_refused(conn, prefix, image_dir, tmp_path):
+    """virtlogd runs as root and truncates the serial file when the guest starts: a path
+    outside /var/log/libvirt/qemu and the guest's image directory (a survey answer such as
+    /etc/...) and a symlink in the image directory are refused before anything is defined."""
+    victim = tmp_path / 'victim.conf'
+    victim.write_text('KEEP ME')
+    disk = os.path.join(image_dir, 'log.img')
+    name = prefix + 'serial'
+    args = dict(name=name, state='present', virt_type='qemu', memory=128, networks=[],
+                graphics={'type': 'none'}, disks=[{'path': disk, 'size': 1}],
+                serial=str(victim))
+    res = vid(args)
+    assert res.get('failed') and 'virtlogd runs as root and truncates' in res['msg'], res
+    assert os.path.join(image_dir, name + '-serial.log') in res['msg']
+    link = os.path.join(image_dir, 'console.log')
+    os.symlink(str(victim), link)
+    res = vid(dict(args, serial=link))
+    assert res.get('failed') and 'symlink' in res['msg'], res
+    assert lookup_domain(conn, name) is None and victim.read_text() == 'KEEP ME'
+    os.unlink(link)
+    assert_ok(vid(dict(args, serial=link)))

@@ -215,12 +215,46 @@ class GuestManager(ManagerBase):
                 raise DomainError('%s=%s is not a file on the hypervisor; copy it there (e.g. '
                                   'to /var/lib/libvirt/boot) or fix the path.'
                                   % (opt, self.spec[opt]))
+        self.check_serial_log()
         try:
             _access.check_paths(_preflight.paths_of(self.spec))
         except _access.PreflightError as exc:
             raise DomainError.rewrap(exc)
         for f in self.features:
             f.preflight(self)
+
+    LOG_DIRECTORY = '/var/log/libvirt/qemu'
+
+    def check_serial_log(self):
+        """virtlogd (root) creates and truncates the serial log file: it may only be in
+        /var/log/libvirt/qemu or the directory of one of the guest's disk images, and not a
+        symlink or anything but a regular file there."""
+        serial = self.spec.get('serial') or {}
+        path = serial.get('path') if serial.get('type') == 'file' else None
+        if not path:
+            return
+        allowed = [self.LOG_DIRECTORY]
+        allowed += [os.path.dirname(d['path']) for d in self.spec.get('disks') or []
+                    if d.get('path') and d.get('device', 'disk') == 'disk']
+        if self.dom is not None:
+            try:
+                tree = lxml_util.parse(self.dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+                allowed += [os.path.dirname(k) for k in _record.definition_formats(tree)
+                            if k.startswith('/')]
+            except libvirt.libvirtError:
+                pass
+        parent = os.path.realpath(os.path.dirname(path))
+        if parent not in set(os.path.realpath(a) for a in allowed):
+            raise DomainError(
+                'serial=%s is outside the directories a guest\'s log belongs in: virtlogd '
+                'runs as root and truncates that file when the guest starts. Put the log in '
+                '%s/ or in the directory of the guest\'s disk image (e.g. %s).'
+                % (path, self.LOG_DIRECTORY,
+                   os.path.join(allowed[-1], self.spec['name'] + '-serial.log')))
+        if os.path.islink(path) or (os.path.lexists(path) and not os.path.isfile(path)):
+            raise DomainError('serial=%s is a symlink or not a regular file: virtlogd (root) '
+                              'would truncate what it points to. Remove it or give another '
+                              'log path.' % path)
 
     # ---------------------------------------------------------------- a new domain
     def resolved_disks(self, disks):
