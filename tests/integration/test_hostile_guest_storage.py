@@ -80,14 +80,20 @@ def test_remove_storage_removes_only_what_kvmops_made(conn, prefix, image_dir):
     name = prefix + 'owned'
     args = dict(name=name, state='present', virt_type='qemu', memory=128, networks=[],
                 graphics={'type': 'none'},
-                disks=[{'path': made, 'size': 1}, {'path': brought, 'format': 'raw'}])
+                disks=[{'path': made, 'size': 1}, {'path': brought, 'format': 'raw'}],
+                serial=os.path.join(image_dir, 'owned.log'))
     assert_ok(vid(args))
+    for log in ('owned.log', 'owned.log.0'):  # what virtlogd writes and rotates
+        with open(os.path.join(image_dir, log), 'w') as f:
+            f.write('console')
     res = assert_ok(vid(dict(name=name, state='absent', remove_storage=True)))
     assert res['removed_storage'] == [made]
+    assert not os.path.exists(os.path.join(image_dir, 'owned.log'))
+    assert not os.path.exists(os.path.join(image_dir, 'owned.log.0'))
     assert not os.path.exists(made) and open(brought, 'rb').read() == b'USER DATA'
     assert any('remove_storage kept %s' % brought in w for w in res.get('warnings', []))
     # named by the user: it goes
-    assert_ok(vid(dict(args, disks=[{'path': brought, 'format': 'raw'}])))
+    assert_ok(vid(dict(args, disks=[{'path': brought, 'format': 'raw'}], serial=None)))
     res = assert_ok(vid(dict(name=name, state='absent', remove_storage=True,
                              disks=[{'path': brought}])))
     assert res['removed_storage'] == [brought] and not os.path.exists(brought)

@@ -225,6 +225,10 @@ class GuestManager(ManagerBase):
 
     LOG_DIRECTORY = '/var/log/libvirt/qemu'
 
+    def log_paths(self):
+        serial = self.spec.get('serial') or {}
+        return [serial['path']] if serial.get('type') == 'file' else []
+
     def check_serial_log(self):
         """virtlogd (root) creates and truncates the serial log file: it may only be in
         /var/log/libvirt/qemu or the directory of one of the guest's disk images, and not a
@@ -286,7 +290,8 @@ class GuestManager(ManagerBase):
                     self.actions.append('would create disk %s' % p['label'])
             return
         created = self.create_storage()
-        xml = _record.with_disks(xml, self.plans, created)
+        xml = _record.with_disks(xml, self.plans, created,
+                                   self.log_paths())
         try:
             self.dom = self.define(xml)
         except DomainError:
@@ -379,7 +384,7 @@ class GuestManager(ManagerBase):
             self.act('updated definition')
             if not self.check_mode:
                 self.dom = self.define(_record.with_disks(drift.merged_xml(), self.plans,
-                                                          created))
+                                                          created, self.log_paths()))
             if dom.isActive():
                 self.restart_required = not self.apply_live(drift)
                 restart = (self.spec.get('restart') and self.spec['state'] != 'stopped'
@@ -395,7 +400,7 @@ class GuestManager(ManagerBase):
             self.changed = True
             if created and not self.check_mode:
                 self.dom = self.define(_record.with_disks(self.secure_xml(dom), self.plans,
-                                                          created))
+                                                          created, self.log_paths()))
 
     def apply_live(self, drift):
         """Apply to the running guest what libvirt can change live (the console password);
@@ -550,6 +555,13 @@ class GuestManager(ManagerBase):
             self.removed_storage = _storage.remove_images(files, volumes, self.conn)
             for label in self.removed_storage:
                 self.act('removed disk %s' % label)
+            for path in _record.logs(lxml_util.parse(xml)):
+                # virtlogd's rotated copies (path.0, path.1, ...) go too; regular files only
+                rotated = [path] + ['%s.%d' % (path, n) for n in range(10)]
+                for f in rotated:
+                    if os.path.isfile(f) and not os.path.islink(f):
+                        os.unlink(f)
+                        self.act('removed serial log %s' % f)
         self.dom = None
 
     def owned_storage(self, tree):

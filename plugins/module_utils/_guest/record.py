@@ -79,12 +79,27 @@ def definition_formats(tree):
     return out
 
 
-def with_disks(xml, plans, created):
+def logs(tree):
+    """The serial log files kvmops named for the guest (removed with remove_storage)."""
+    if tree is None:
+        return []
+    if not hasattr(tree, 'find'):
+        tree = lxml_util.parse(tree)
+    meta = tree.find('metadata')
+    if meta is None:
+        return []
+    return [el.get('path') for g in meta.findall(_q('guest')) for el in g.findall(_q('log'))
+            if el.get('path')]
+
+
+def with_disks(xml, plans, created, log_paths=()):
     """xml (a string) with the record of the plans' disks; created: keys of the images this
-    run made. Earlier entries stay (an image once created by kvmops stays recorded)."""
+    run made; log_paths: the serial log files the guest writes. Earlier entries stay (an
+    image once created by kvmops stays recorded)."""
     etree = lxml_util.etree
     tree = lxml_util.parse(xml)
     old = read(tree)
+    old_logs = logs(tree)
     meta = tree.find('metadata')
     if meta is None:
         meta = etree.Element('metadata')
@@ -121,4 +136,6 @@ def with_disks(xml, plans, created):
             attrs['format'] = e['format']
         attrs['created'] = 'yes' if e.get('created') else 'no'
         etree.SubElement(guest, _q('disk'), **attrs)
+    for path in sorted(set(old_logs) | set(p for p in log_paths if p)):
+        etree.SubElement(guest, _q('log'), path=path)
     return lxml_util.to_string(tree)
