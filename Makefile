@@ -84,6 +84,7 @@ reliability: setup collection-link
 	@rm -rf .build/reports/reliability
 	-KVMOPS_RELIABILITY=1 $(PYTEST) tests/integration/test_faults_storage.py \
 		tests/integration/test_faults_install_media.py tests/integration/test_faults_concurrency.py \
-		tests/integration/test_faults_daemon.py tests/integration/test_secrets.py -q \
+		tests/integration/test_faults_daemon.py tests/integration/test_secrets.py \
+		tests/integration/test_hostile_guest_storage.py -q \
 		--durations=20 --junitxml=.build/reports/reliability.xml
 	$(VENV)/bin/python tools/reliability_report.py .build/reports/reliability.xml

@@ -7,8 +7,11 @@ import struct
 
 import libvirt
 
+from support import faults
 from support.domain_guests import GIB, assert_ok, vid
 from support.libvirt_helpers import lookup_domain
+
+SUITE = 'make test (integration)'
 
 
 def forge_qcow2_header(path, backing):
@@ -33,7 +36,7 @@ def driver_of(conn, name, path):
 
 
 def test_forged_qcow2_header_never_makes_a_qcow2_with_its_backing_file(conn, prefix,
-                                                                      image_dir):
+                                                                      image_dir, request):
     name = prefix + 'forged'
     disk = os.path.join(image_dir, 'root.img')
     secret = os.path.join(image_dir, 'host-secret')
@@ -63,6 +66,11 @@ def test_forged_qcow2_header_never_makes_a_qcow2_with_its_backing_file(conn, pre
     fmt, backing = driver_of(conn, name, disk)
     assert fmt == 'raw' and backing is None
     assert open(secret).read() == 'HOST SECRET'
+    faults.record('hostile guest: forged qcow2 header with a host backing file on its raw disk',
+                  'qcow2 v2 header, backing file = a host file, written over the raw image',
+                  4, 'raw kept (record); format: raw honoured; redefined without format: '
+                  'refused, "never takes a format from them"', 'raw definition, no backing '
+                  'store; host file untouched', SUITE, request.node.nodeid)
 
 
 def _file_disk(path, target, extra=''):
@@ -71,7 +79,7 @@ def _file_disk(path, target, extra=''):
             % (path, target, extra))
 
 
-def test_remove_storage_removes_only_what_kvmops_made(conn, prefix, image_dir):
+def test_remove_storage_removes_only_what_kvmops_made(conn, prefix, image_dir, request):
     made = os.path.join(image_dir, 'made.img')
     brought = os.path.join(image_dir, 'brought.img')
     for p in (brought,):
@@ -97,9 +105,15 @@ def test_remove_storage_removes_only_what_kvmops_made(conn, prefix, image_dir):
     res = assert_ok(vid(dict(name=name, state='absent', remove_storage=True,
                              disks=[{'path': brought}])))
     assert res['removed_storage'] == [brought] and not os.path.exists(brought)
+    faults.record('remove_storage on a guest with a brought-along image',
+                  'a user image attached beside the disk kvmops created', 2,
+                  'removed the created disk and serial logs; warned "remove_storage kept ..."; '
+                  'removed the user image only when named in disks', 'the user image until '
+                  'named', SUITE, request.node.nodeid)
 
 
-def test_a_domain_kvmops_did_not_make_keeps_its_disks_and_nvram(conn, prefix, image_dir):
+def test_a_domain_kvmops_did_not_make_keeps_its_disks_and_nvram(conn, prefix, image_dir,
+                                                                request):
     """Defined by virsh (same name pattern), with a shareable disk, a plain disk and an
     NVRAM: absent with remove_storage deletes none of its disks; without remove_storage the
     NVRAM stays (KEEP_NVRAM), with it the NVRAM goes."""
@@ -125,9 +139,15 @@ def test_a_domain_kvmops_did_not_make_keeps_its_disks_and_nvram(conn, prefix, im
     assert lookup_domain(conn, name) is None and not res.get('removed_storage')
     assert open(plain, 'rb').read() == b'NOT KVMOPS' and open(shared, 'rb').read() == b'NOT KVMOPS'
     assert not os.path.exists(nvram)
+    faults.record('remove_storage on a domain defined by virsh (same name pattern)',
+                  'plain disk, <shareable/> disk and NVRAM of a domain kvmops did not define',
+                  2, 'undefined; nothing in removed_storage', 'both disks; the NVRAM with '
+                  'remove_storage: false (KEEP_NVRAM), removed with true', SUITE,
+                  request.node.nodeid)
 
 
-def test_serial_log_outside_the_log_directories_is_refused(conn, prefix, image_dir, tmp_path):
+def test_serial_log_outside_the_log_directories_is_refused(conn, prefix, image_dir, tmp_path,
+                                                           request):
     """virtlogd runs as root and truncates the serial file when the guest starts: a path
     outside /var/log/libvirt/qemu and the guest's image directory (a survey answer such as
     /etc/...) and a symlink in the image directory are refused before anything is defined."""
@@ -148,3 +168,7 @@ def test_serial_log_outside_the_log_directories_is_refused(conn, prefix, image_d
     assert lookup_domain(conn, name) is None and victim.read_text() == 'KEEP ME'
     os.unlink(link)
     assert_ok(vid(dict(args, serial=link)))
+    faults.record('serial log path outside the log directories (virtlogd truncates it)',
+                  'serial = a file outside /var/log/libvirt/qemu and the image directory; a '
+                  'symlink to it in the image directory', 2, faults.short(res['msg']),
+                  'nothing defined; the file untouched', SUITE, request.node.nodeid)
