@@ -172,3 +172,35 @@ def test_serial_log_outside_the_log_directories_is_refused(conn, prefix, image_d
                   'serial = a file outside /var/log/libvirt/qemu and the image directory; a '
                   'symlink to it in the image directory', 2, faults.short(res['msg']),
                   'nothing defined; the file untouched', SUITE, request.node.nodeid)
+
+
+def test_rollback_keeps_an_image_a_concurrent_run_defined_a_domain_on(conn, prefix, image_dir,
+                                                                     request):
+    """A failed define rolls back the images its run created; a concurrent run may have
+    defined a domain on one of them between the creation and the rollback. Forced at that
+    exact step (the other definition happens inside this run's define, which then fails)."""
+    import pytest
+    from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import argspec
+    from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import manager as gm
+    disk = os.path.join(image_dir, 'race.img')
+    spec = argspec.normalize(dict(name=prefix + 'race', state='present', virt_type='qemu',
+                                  memory=128, networks=[], graphics={'type': 'none'},
+                                  disks=[{'path': disk, 'size': 1}]))
+    other = prefix + 'other'
+
+    class Racing(gm.GuestManager):
+        def define(self, xml):
+            conn.defineXML("<domain type='qemu'><name>%s</name><memory unit='MiB'>128</memory>"
+                           "<os><type arch='x86_64'>hvm</type></os><devices>%s</devices>"
+                           "</domain>" % (other, _file_disk(disk, 'vda')))
+            raise gm.DomainError('libvirt refused the definition (injected)')
+    warnings = []
+    with pytest.raises(gm.DomainError):
+        Racing(conn, spec, warn=warnings.append).run()
+    assert os.path.exists(disk), 'the rollback unlinked the image another domain uses'
+    assert any('another domain may use it now' in w for w in warnings), warnings
+    faults.record('failed define rolls back while a concurrent run uses the image',
+                  'another domain defined on the new image between its creation and the '
+                  'failing define', 1, 'the define error; warning "kept ... another domain may '
+                  'use it now"', 'the image, used by the other domain', SUITE,
+                  request.node.nodeid)

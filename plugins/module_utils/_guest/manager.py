@@ -302,14 +302,45 @@ class GuestManager(ManagerBase):
                                   'the disk images created for it were kept (%s) in case the '
                                   'definition was stored. Start libvirtd and run again.'
                                   % (self.spec['name'], ', '.join(created) or 'none'))
-            # Roll back the empty images this run created; nothing else was touched.
+            # Roll back the empty images this run created; nothing else was touched. An
+            # image that a domain uses by now (a concurrent run defined one on it) stays.
+            in_use = self.storage_in_use()
+            if in_use is None:  # cannot tell: keep them
+                in_use = set(created)
             for p in self.plans:
-                if p['label'] in created:
+                if p['label'] in created and p['label'] in in_use:
+                    self.warn('kept %s, created for %s: another domain may use it now (a '
+                              'concurrent run?); remove it yourself if none does.'
+                              % (p['label'], self.spec['name']))
+                elif p['label'] in created:
                     _storage.remove_images([p['path']] if p['kind'] == 'file' else [],
                                            [(p['pool'], p['volume'])] if p['kind'] == 'volume'
                                            else [], self.conn)
             raise
         self.newly_defined = True
+
+    def storage_in_use(self):
+        """The disk keys (path, pool/volume) of every domain libvirt knows now."""
+        keys = set()
+        try:
+            doms = self.conn.listAllDomains(0)
+        except libvirt.libvirtError:
+            return None
+        for dom in doms:
+            try:
+                tree = lxml_util.parse(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+            except libvirt.libvirtError:
+                continue  # undefined meanwhile
+            keys.update(_record.definition_formats(tree))
+            devices = tree.find('devices')
+            for el in devices.findall('disk') if devices is not None else []:
+                src = el.find('source')
+                if src is not None:
+                    k = _record.key({'path': src.get('file'), 'pool': src.get('pool'),
+                                     'volume': src.get('volume')})
+                    if k:
+                        keys.add(k)
+        return keys
 
     def create_storage(self):
         """Create the planned images, one pool at a time (the run's shared pool locks)."""
