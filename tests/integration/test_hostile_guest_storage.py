@@ -204,3 +204,26 @@ def test_rollback_keeps_an_image_a_concurrent_run_defined_a_domain_on(conn, pref
                   'failing define', 1, 'the define error; warning "kept ... another domain may '
                   'use it now"', 'the image, used by the other domain', SUITE,
                   request.node.nodeid)
+
+
+def test_url_credentials_are_masked_in_results_messages_and_invocation(conn, prefix,
+                                                                       image_dir, request):
+    """user:password@ in an install URL: the task fails (nothing listens there) and neither
+    its message nor its result nor the invocation shown at -vvv carries the password."""
+    import json
+    from support.ansible_run import run_module
+    secret = 'S3cret-26-%s' % prefix.strip('-_')[-6:]
+    location = 'http://kvmops:%s@127.0.0.1:9/tree/' % secret
+    args = {'name': prefix + 'creds', 'memory': 256, 'virt_type': 'qemu',
+            'os_variant': 'linux', 'networks': [], 'graphics': {'type': 'none'},
+            'disks': [{'path': os.path.join(image_dir, 'creds.img'), 'size': 0.02}],
+            'wait': -1, 'install': {'location': location,
+                                    'cache_dir': os.path.join(image_dir, 'cache')}}
+    res = run_module('virt_install_domain', args)
+    assert res.get('failed'), res
+    text = json.dumps(res)
+    assert secret not in text, text[:2000]
+    assert 'kvmops:' in text  # the URL itself is still named
+    faults.record('user:password@ in an install URL', 'install.location with credentials, '
+                  'unreachable', 1, faults.short(res.get('msg')), 'password absent from the '
+                  'result, message and invocation', SUITE, request.node.nodeid)

@@ -14,6 +14,7 @@ __metaclass__ = type
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import connection as _conn
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import masking
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.failure import libvirt_failure_message
 
@@ -63,6 +64,10 @@ def run_manager(module, build, prepare=None, connect=True, lxml=True, subject=No
         win over them. manager is None (and spec may be) when the failure came earlier.
     Warnings in the result or the error's fields go through module.warn.
     """
+    # user:password@ in a URL option: Ansible masks these values everywhere it shows them
+    # (results, messages, the -vvv invocation), like a no_log option's
+    for secret in masking.url_secrets(module.params):
+        module.no_log_values.add(secret)
     if connect:
         _conn.fail_on_missing_libvirt(module)
     if lxml:
