@@ -35,8 +35,8 @@ def driver_of(conn, name, path):
     return None, None
 
 
-def test_forged_qcow2_header_never_makes_a_qcow2_with_its_backing_file(conn, prefix,
-                                                                      image_dir, request):
+def test_forged_qcow2_header_never_makes_a_qcow2_with_its_backing_file(
+        conn, prefix, image_dir, request):
     name = prefix + 'forged'
     disk = os.path.join(image_dir, 'root.img')
     secret = os.path.join(image_dir, 'host-secret')
@@ -112,8 +112,8 @@ def test_remove_storage_removes_only_what_kvmops_made(conn, prefix, image_dir, r
                   'named', SUITE, request.node.nodeid)
 
 
-def test_a_domain_kvmops_did_not_make_keeps_its_disks_and_nvram(conn, prefix, image_dir,
-                                                                request):
+def test_a_domain_kvmops_did_not_make_keeps_its_disks_and_nvram(
+        conn, prefix, image_dir, request):
     """Defined by virsh (same name pattern), with a shareable disk, a plain disk and an
     NVRAM: absent with remove_storage deletes none of its disks; without remove_storage the
     NVRAM stays (KEEP_NVRAM), with it the NVRAM goes."""
@@ -146,8 +146,8 @@ def test_a_domain_kvmops_did_not_make_keeps_its_disks_and_nvram(conn, prefix, im
                   request.node.nodeid)
 
 
-def test_serial_log_outside_the_log_directories_is_refused(conn, prefix, image_dir, tmp_path,
-                                                           request):
+def test_serial_log_outside_the_log_directories_is_refused(
+        conn, prefix, image_dir, tmp_path, request):
     """virtlogd runs as root and truncates the serial file when the guest starts: a path
     outside /var/log/libvirt/qemu and the guest's image directory (a survey answer such as
     /etc/...) and a symlink in the image directory are refused before anything is defined."""
@@ -174,8 +174,8 @@ def test_serial_log_outside_the_log_directories_is_refused(conn, prefix, image_d
                   'nothing defined; the file untouched', SUITE, request.node.nodeid)
 
 
-def test_rollback_keeps_an_image_a_concurrent_run_defined_a_domain_on(conn, prefix, image_dir,
-                                                                     request):
+def test_rollback_keeps_an_image_a_concurrent_run_defined_a_domain_on(
+        conn, prefix, image_dir, request):
     """A failed define rolls back the images its run created; a concurrent run may have
     defined a domain on one of them between the creation and the rollback. Forced at that
     exact step (the other definition happens inside this run's define, which then fails)."""
@@ -206,8 +206,8 @@ def test_rollback_keeps_an_image_a_concurrent_run_defined_a_domain_on(conn, pref
                   request.node.nodeid)
 
 
-def test_url_credentials_are_masked_in_results_messages_and_invocation(conn, prefix,
-                                                                       image_dir, request):
+def test_url_credentials_are_masked_in_results_messages_and_invocation(
+        conn, prefix, image_dir, request):
     """user:password@ in an install URL: the task fails (nothing listens there) and neither
     its message nor its result nor the invocation shown at -vvv carries the password."""
     import json

@@ -290,8 +290,7 @@ class GuestManager(ManagerBase):
                     self.actions.append('would create disk %s' % p['label'])
             return
         created = self.create_storage()
-        xml = _record.with_disks(xml, self.plans, created,
-                                   self.log_paths())
+        xml = _record.with_disks(xml, self.plans, created, self.log_paths())
         try:
             self.dom = self.define(xml)
         except DomainError:
