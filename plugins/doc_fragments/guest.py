@@ -291,8 +291,9 @@ options:
     description:
       - V(pty) (default for new domains) or an absolute path of a log file that receives the
         guest's serial console (written by virtlogd, truncated when the guest starts).
-      - virtlogd runs as root, so the log must be in C(/var/log/libvirt/qemu/) or in the directory
-        of one of the guest's disk images, and must not be a symlink; other paths are refused.
+      - virtlogd runs as root, so the log must be in C(/var/log/libvirt/qemu/), under
+        C(/var/lib/libvirt/images/) or in the directory of one of the guest's disk images, and
+        must not be a symlink; other paths are refused.
       - O(state=absent) with O(remove_storage) removes the log files kvmops named for the guest
         (and virtlogd's rotated copies).
     type: str

@@ -181,7 +181,7 @@ def test_partial_download_of_a_killed_run_is_removed_by_the_next_run(tmp_path, r
     code = ('import sys; sys.path.insert(0, %r)\n'
             'from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import media\n'
             'media.resolve_location(%r, cache_dir=%r, timeout=20)\n'
-            % (media.__file__.split('/ansible_collections/')[0], url + 'rhel/', cache))
+            % (media.__file__.split('/ansible_collections/', maxsplit=1)[0], url + 'rhel/', cache))
     run = subprocess.Popen([sys.executable, '-c', code])
     try:
         def partial():

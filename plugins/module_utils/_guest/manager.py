@@ -224,6 +224,7 @@ class GuestManager(ManagerBase):
             f.preflight(self)
 
     LOG_DIRECTORY = '/var/log/libvirt/qemu'
+    IMAGE_DIRECTORY = '/var/lib/libvirt/images'   # and below: libvirt's default storage
 
     def log_paths(self):
         serial = self.spec.get('serial') or {}
@@ -248,11 +249,14 @@ class GuestManager(ManagerBase):
             except libvirt.libvirtError:
                 pass
         parent = os.path.realpath(os.path.dirname(path))
-        if parent not in set(os.path.realpath(a) for a in allowed):
+        images = os.path.realpath(self.IMAGE_DIRECTORY)
+        under_images = parent == images or parent.startswith(images + os.sep)
+        if parent not in set(os.path.realpath(a) for a in allowed) and not under_images:
             raise DomainError(
                 'serial=%s is outside the directories a guest\'s log belongs in: virtlogd '
                 'runs as root and truncates that file when the guest starts. Put the log in '
-                '%s/ or in the directory of the guest\'s disk image (e.g. %s).'
+                '%s/, under /var/lib/libvirt/images/ or in the directory of the guest\'s disk '
+                'image (e.g. %s).'
                 % (path, self.LOG_DIRECTORY,
                    os.path.join(allowed[-1], self.spec['name'] + '-serial.log')))
         if os.path.islink(path) or (os.path.lexists(path) and not os.path.isfile(path)):
