@@ -227,4 +227,3 @@ def test_url_credentials_are_masked_in_results_messages_and_invocation(
     faults.record('user:password@ in an install URL', 'install.location with credentials, '
                   'unreachable', 1, faults.short(res.get('msg')), 'password absent from the '
                   'result, message and invocation', SUITE, request.node.nodeid)
-
