@@ -299,6 +299,8 @@ class GuestManager(ManagerBase):
                     self.actions.append('would create disk %s' % p['label'])
             return
         created = self.create_storage()
+        for f in self.features:
+            created += f.created(self)
         xml = _record.with_disks(xml, self.plans, created, self.log_paths())
         try:
             self.dom = self.define(xml)

@@ -125,6 +125,9 @@ def with_disks(xml, plans, created, log_paths=()):
         e = entries.setdefault(k, {'format': None, 'created': False})
         e['format'] = p.get('format') or e['format']
         e['created'] = e['created'] or k in created
+    for k in created:
+        # an image a feature made outside the disk plans (a clone's copies and overlays)
+        entries.setdefault(k, {'format': None, 'created': False})['created'] = True
     for k in sorted(entries):
         e = entries[k]
         attrs = {}
