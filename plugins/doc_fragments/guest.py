@@ -48,7 +48,7 @@ options:
       - V(running) defines the domain when needed and starts it (virt-install's behaviour).
       - V(stopped) defines it when needed and shuts it down cleanly (ACPI, bounded by O(shutdown_timeout)).
       - V(present) defines or updates it and leaves its power state alone.
-      - V(absent) stops it, undefines it (with its UEFI NVRAM) and keeps its disks unless O(remove_storage).
+      - V(absent) stops it, undefines it and keeps its disks and its UEFI NVRAM unless O(remove_storage).
     type: str
     choices: [running, stopped, present, absent]
     default: running
@@ -155,7 +155,14 @@ options:
           - A size larger than an existing image is reported as a warning and in RV(disks); images are never resized.
         type: float
       format:
-        description: Image format; V(raw) for new images (as in the guide). An existing image's format is detected and must match.
+        description:
+          - Image format; V(raw) for new images (as in the guide).
+          - The format of an existing image is never read from its header (a guest writes its disk's
+            bytes; a forged qcow2 header with a backing file would make QEMU read any host file). It
+            comes from what kvmops recorded in the domain's metadata when it made or first used the
+            image (a different O(disks[].format) is then refused), else from this option, else from
+            the existing definition, else V(raw). An image whose header claims qcow2, with neither a
+            record nor this option, is refused; set V(qcow2) or V(raw) yourself.
         type: str
         choices: [raw, qcow2]
       sparse:
@@ -287,9 +294,21 @@ options:
     description:
       - V(pty) (default for new domains) or an absolute path of a log file that receives the
         guest's serial console (written by virtlogd, truncated when the guest starts).
+      - virtlogd runs as root, so the log must be in C(/var/log/libvirt/qemu/), under
+        C(/var/lib/libvirt/images/) or in the directory of one of the guest's disk images, and
+        must not be a symlink; other paths are refused.
+      - O(state=absent) with O(remove_storage) removes the log files kvmops named for the guest
+        (and virtlogd's rotated copies).
     type: str
   remove_storage:
-    description: With O(state=absent), also delete the domain's writable disk images and volumes (never CD-ROMs or read-only images).
+    description:
+      - With O(state=absent), also delete the disk images and volumes kvmops created for this guest
+        (recorded in the domain's metadata when it made them), those named in O(disks), its
+        serial log files and its UEFI NVRAM.
+      - Never CD-ROMs, read-only or V(<shareable/>) disks, nor disks kvmops did not create (a
+        domain defined by virsh, an image brought along, a guest defined by an older release);
+        those are kept with a warning; name them in O(disks) to remove them.
+      - V(false) keeps the NVRAM too.
     type: bool
     default: false
   update:

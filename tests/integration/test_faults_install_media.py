@@ -171,3 +171,44 @@ def test_a_cache_entry_that_does_not_verify_is_fetched_again(tmp_path, request):
     faults.record('a cached installer kernel is corrupted', 'one byte of the cached kernel '
                   'flipped between two runs', 1, 'the cache did not verify: fetched again',
                   'a verified cache entry', SUITE, request.node.nodeid)
+
+
+def test_partial_download_of_a_killed_run_is_removed_by_the_next_run(tmp_path, request):
+    """The run itself is SIGKILLed mid-download (the module killed): its .fetch.<pid>.* file
+    stays; the next run removes it (its pid is gone) and a live run's partial file is kept."""
+    cache = str(tmp_path / 'cache')
+    proc, url = _slow_server(TREES)
+    code = ('import sys; sys.path.insert(0, %r)\n'
+            'from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import media\n'
+            'media.resolve_location(%r, cache_dir=%r, timeout=20)\n'
+            % (media.__file__.split('/ansible_collections/', maxsplit=1)[0], url + 'rhel/', cache))
+    run = subprocess.Popen([sys.executable, '-c', code])
+    try:
+        def partial():
+            for d, dn, fs in os.walk(cache) if os.path.isdir(cache) else ():
+                for f in fs:
+                    if f.startswith('.fetch.') and os.path.getsize(os.path.join(d, f)) > 0:
+                        return os.path.join(d, f)
+            return None
+        left = faults.wait_until(partial, 30, what='a partial download')
+        run.send_signal(signal.SIGKILL)
+        run.wait(30)
+        assert os.path.exists(left)
+        directory = os.path.dirname(left)
+        live = os.path.join(directory, '.fetch.%d.live' % os.getpid())
+        open(live, 'w').close()
+        # the next run of the same source: the dead run's file goes, a live process's stays
+        media.resolve_location(url + 'rhel/', cache_dir=cache, timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+        if run.poll() is None:
+            run.kill()
+    assert not os.path.exists(left), left
+    assert os.path.exists(live)
+    os.unlink(live)
+    assert [f for f in cache_files(cache) if '.fetch.' in f] == []
+    faults.record('run SIGKILLed mid-download (partial .fetch file)',
+                  'the process running the download SIGKILLed while vmlinuz streams', 1,
+                  'the next run removed the dead run\'s .fetch.<pid>.* file, kept a live '
+                  'run\'s', 'nothing', SUITE, request.node.nodeid)

@@ -168,7 +168,11 @@ def test_uefi_guest_absent_removes_nvram_idempotently(conn, prefix, image_dir, t
     nvram = '/var/lib/libvirt/qemu/nvram/%s_VARS.fd' % name
     assert os.path.exists(nvram)  # created at the first start
     assert not assert_ok(vid(args))['changed']
+    # without remove_storage the NVRAM stays (issue 26: it was always removed); with it, it goes
     res = assert_ok(vid({'name': name, 'state': 'absent'}))
     assert res['changed'] and 'undefined' in res['actions']
+    assert lookup_domain(conn, name) is None and os.path.exists(nvram)
+    assert_ok(vid(args))
+    res = assert_ok(vid({'name': name, 'state': 'absent', 'remove_storage': True}))
     assert lookup_domain(conn, name) is None and not os.path.exists(nvram)
     assert not assert_ok(vid({'name': name, 'state': 'absent'}))['changed']

@@ -26,11 +26,11 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.files import unlink_quietly, write_atomic
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import media
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import seed_store as _store
 
 DEFAULT_CACHE_DIR = os.path.join(os.path.dirname(media.DEFAULT_CACHE_DIR), 'kvmops-base')
 ALGORITHMS = ('sha256', 'sha512')
@@ -291,7 +291,7 @@ def ensure(url, checksum, cache_dir=None, check_mode=False, validate_certs=True,
                 "older tool). The module never replaces a base image that clones may use: "
                 "check the clones, then remove %s yourself so it is fetched again."
                 % (path, directory))
-        fd, tmp = tempfile.mkstemp(prefix='.fetch.', dir=directory)
+        fd, tmp = media.fetch_tmp(directory)
         try:
             with os.fdopen(fd, 'wb') as f:
                 writer = _HashingWriter(f, alg)
@@ -304,7 +304,14 @@ def ensure(url, checksum, cache_dir=None, check_mode=False, validate_certs=True,
                     "The base image from %s does not match its checksum (%s %s expected, got "
                     "%s); nothing was cached. Fix base_image.checksum, or the mirror serves a "
                     "different image than you expect." % (url, alg, digest, got))
-            os.chmod(tmp, 0o444)
+            # like the seeds: root and QEMU's group, not the world (an image may hold
+            # anything its maker put in it)
+            # (a run that is not root, or finds no QEMU group, keeps the old 0444: QEMU
+            # must read it)
+            gid = _store._qemu_gid() if os.geteuid() == 0 else None
+            if gid is not None:
+                os.chown(tmp, 0, gid)
+            os.chmod(tmp, 0o440 if gid is not None else 0o444)
             os.rename(tmp, path)
         except Exception:
             unlink_quietly(tmp)

@@ -27,6 +27,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.manager 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import builder as dxml
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import drift as ddrift
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import preflight as _preflight
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import record as _record
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import qemu_access as _access
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import shared as _shared
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import space as _space
@@ -141,7 +142,8 @@ class GuestManager(ManagerBase):
             placeholders.update(f.placeholders(self))
         real = [d for i, d in enumerate(disks or []) if i not in placeholders]
         try:
-            real_plans = _storage.plan_disks(real if disks is not None else disks, self.conn)
+            real_plans = _storage.plan_disks(real if disks is not None else disks, self.conn,
+                                             known=self.known_formats())
         except _storage.StorageError as exc:
             raise DomainError.rewrap(exc)
         if not placeholders:
@@ -159,6 +161,22 @@ class GuestManager(ManagerBase):
                 p = dict(next(it), index=i)
             plans.append(p)
         return plans
+
+    def known_formats(self):
+        """{disk key: (format, 'record' | 'definition')} of the existing domain: what kvmops
+        recorded when it made or first used an image, else the definition's <driver type>."""
+        if self.dom is None:
+            return {}
+        try:
+            tree = lxml_util.parse(self.dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        except libvirt.libvirtError:
+            return {}
+        known = dict((k, (v, 'definition'))
+                     for k, v in _record.definition_formats(tree).items())
+        for k, v in _record.read(tree).items():
+            if v.get('format'):
+                known[k] = (v['format'], 'record')
+        return known
 
     def resolve_osinfo(self, values=None):
         """os_variant through libosinfo (once, only for a guest being created or installed):
@@ -202,12 +220,54 @@ class GuestManager(ManagerBase):
                 raise DomainError('%s=%s is not a file on the hypervisor; copy it there (e.g. '
                                   'to /var/lib/libvirt/boot) or fix the path.'
                                   % (opt, self.spec[opt]))
+        self.check_serial_log()
         try:
             _access.check_paths(_preflight.paths_of(self.spec))
         except _access.PreflightError as exc:
             raise DomainError.rewrap(exc)
         for f in self.features:
             f.preflight(self)
+
+    LOG_DIRECTORY = '/var/log/libvirt/qemu'
+    IMAGE_DIRECTORY = '/var/lib/libvirt/images'   # and below: libvirt's default storage
+
+    def log_paths(self):
+        serial = self.spec.get('serial') or {}
+        return [serial['path']] if serial.get('type') == 'file' else []
+
+    def check_serial_log(self):
+        """virtlogd (root) creates and truncates the serial log file: it may only be in
+        /var/log/libvirt/qemu or the directory of one of the guest's disk images, and not a
+        symlink or anything but a regular file there."""
+        serial = self.spec.get('serial') or {}
+        path = serial.get('path') if serial.get('type') == 'file' else None
+        if not path:
+            return
+        allowed = [self.LOG_DIRECTORY]
+        allowed += [os.path.dirname(d['path']) for d in self.spec.get('disks') or []
+                    if d.get('path') and d.get('device', 'disk') == 'disk']
+        if self.dom is not None:
+            try:
+                tree = lxml_util.parse(self.dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+                allowed += [os.path.dirname(k) for k in _record.definition_formats(tree)
+                            if k.startswith('/')]
+            except libvirt.libvirtError:
+                pass
+        parent = os.path.realpath(os.path.dirname(path))
+        images = os.path.realpath(self.IMAGE_DIRECTORY)
+        under_images = parent == images or parent.startswith(images + os.sep)
+        if parent not in set(os.path.realpath(a) for a in allowed) and not under_images:
+            raise DomainError(
+                'serial=%s is outside the directories a guest\'s log belongs in: virtlogd '
+                'runs as root and truncates that file when the guest starts. Put the log in '
+                '%s/, under /var/lib/libvirt/images/ or in the directory of the guest\'s disk '
+                'image (e.g. %s).'
+                % (path, self.LOG_DIRECTORY,
+                   os.path.join(allowed[-1], self.spec['name'] + '-serial.log')))
+        if os.path.islink(path) or (os.path.lexists(path) and not os.path.isfile(path)):
+            raise DomainError('serial=%s is a symlink or not a regular file: virtlogd (root) '
+                              'would truncate what it points to. Remove it or give another '
+                              'log path.' % path)
 
     # ---------------------------------------------------------------- a new domain
     def resolved_disks(self, disks):
@@ -239,6 +299,9 @@ class GuestManager(ManagerBase):
                     self.actions.append('would create disk %s' % p['label'])
             return
         created = self.create_storage()
+        for f in self.features:
+            created += f.created(self)
+        xml = _record.with_disks(xml, self.plans, created, self.log_paths())
         try:
             self.dom = self.define(xml)
         except DomainError:
@@ -249,14 +312,45 @@ class GuestManager(ManagerBase):
                                   'the disk images created for it were kept (%s) in case the '
                                   'definition was stored. Start libvirtd and run again.'
                                   % (self.spec['name'], ', '.join(created) or 'none'))
-            # Roll back the empty images this run created; nothing else was touched.
+            # Roll back the empty images this run created; nothing else was touched. An
+            # image that a domain uses by now (a concurrent run defined one on it) stays.
+            in_use = self.storage_in_use()
+            if in_use is None:  # cannot tell: keep them
+                in_use = set(created)
             for p in self.plans:
-                if p['label'] in created:
+                if p['label'] in created and p['label'] in in_use:
+                    self.warn('kept %s, created for %s: another domain may use it now (a '
+                              'concurrent run?); remove it yourself if none does.'
+                              % (p['label'], self.spec['name']))
+                elif p['label'] in created:
                     _storage.remove_images([p['path']] if p['kind'] == 'file' else [],
                                            [(p['pool'], p['volume'])] if p['kind'] == 'volume'
                                            else [], self.conn)
             raise
         self.newly_defined = True
+
+    def storage_in_use(self):
+        """The disk keys (path, pool/volume) of every domain libvirt knows now."""
+        keys = set()
+        try:
+            doms = self.conn.listAllDomains(0)
+        except libvirt.libvirtError:
+            return None
+        for dom in doms:
+            try:
+                tree = lxml_util.parse(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+            except libvirt.libvirtError:
+                continue  # undefined meanwhile
+            keys.update(_record.definition_formats(tree))
+            devices = tree.find('devices')
+            for el in devices.findall('disk') if devices is not None else []:
+                src = el.find('source')
+                if src is not None:
+                    k = _record.key({'path': src.get('file'), 'pool': src.get('pool'),
+                                     'volume': src.get('volume')})
+                    if k:
+                        keys.add(k)
+        return keys
 
     def create_storage(self):
         """Create the planned images, one pool at a time (the run's shared pool locks)."""
@@ -322,15 +416,17 @@ class GuestManager(ManagerBase):
             return
         if self.diff_mode:
             self.diff = drift.diff()
+        created = []
         if not self.check_mode:
-            self.create_storage()
+            created = self.create_storage()
         elif new_disks:
             for p in new_disks:
                 self.actions.append('would create disk %s' % p['label'])
         if drift.changed:
             self.act('updated definition')
             if not self.check_mode:
-                self.dom = self.define(drift.merged_xml())
+                self.dom = self.define(_record.with_disks(drift.merged_xml(), self.plans,
+                                                          created, self.log_paths()))
             if dom.isActive():
                 self.restart_required = not self.apply_live(drift)
                 restart = (self.spec.get('restart') and self.spec['state'] != 'stopped'
@@ -344,6 +440,9 @@ class GuestManager(ManagerBase):
                     self.restart_required = False
         elif new_disks:
             self.changed = True
+            if created and not self.check_mode:
+                self.dom = self.define(_record.with_disks(self.secure_xml(dom), self.plans,
+                                                          created, self.log_paths()))
 
     def restart_pending(self, drift):
         """A running guest that still runs an older definition (changed by this run, an
@@ -518,7 +617,7 @@ class GuestManager(ManagerBase):
             dom.XMLDesc(0)
         if self.diff_mode:
             self.diff = {'before': xml, 'after': ''}
-        files, volumes = _storage.removable_storage(lxml_util.parse(xml))
+        files, volumes = self.owned_storage(lxml_util.parse(xml))
         if self.check_mode:
             self.act('would remove domain')
             if self.spec.get('remove_storage'):
@@ -537,17 +636,51 @@ class GuestManager(ManagerBase):
             self.removed_storage = _storage.remove_images(files, volumes, self.conn)
             for label in self.removed_storage:
                 self.act('removed disk %s' % label)
+            for path in _record.logs(lxml_util.parse(xml)):
+                # virtlogd's rotated copies (path.0, path.1, ...) go too; regular files only
+                rotated = [path] + ['%s.%d' % (path, n) for n in range(10)]
+                for f in rotated:
+                    if os.path.isfile(f) and not os.path.islink(f):
+                        os.unlink(f)
+                        self.act('removed serial log %s' % f)
         self.dom = None
 
+    def owned_storage(self, tree):
+        """(files, volumes) remove_storage may delete: the writable, unshared disks that
+        kvmops' record says it created for this guest, or that the user names in disks. A
+        disk kvmops did not make (a domain defined by virsh, an image brought along) stays,
+        with a warning that says how to remove it."""
+        files, volumes = _storage.removable_storage(tree)
+        if not self.spec.get('remove_storage'):
+            return files, volumes
+        record = _record.read(tree)
+        named = set(filter(None, (_record.key(d) for d in self.spec.get('disks') or [])))
+
+        def owned(k):
+            return k in named or record.get(k, {}).get('created')
+        kept = [k for k in files + ['%s/%s' % v for v in volumes] if not owned(k)]
+        if kept:
+            self.warn('remove_storage kept %s: kvmops did not create %s for %s (no record of '
+                      'it in the definition). Remove it yourself, or name it in disks '
+                      '(path, or pool and volume) with remove_storage: true.'
+                      % (', '.join(kept), 'it' if len(kept) == 1 else 'them',
+                         self.spec['name']))
+        return ([f for f in files if owned(f)],
+                [v for v in volumes if owned('%s/%s' % v)])
+
     def undefine(self, dom):
-        """Undefine with the NVRAM flag (UEFI guests), managed save and snapshot metadata."""
-        flags = libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+        """Undefine with managed save and snapshot metadata; the NVRAM (UEFI guests) goes
+        with remove_storage and is kept without it."""
+        nvram = (libvirt.VIR_DOMAIN_UNDEFINE_NVRAM if self.spec.get('remove_storage')
+                 else libvirt.VIR_DOMAIN_UNDEFINE_KEEP_NVRAM)
+        flags = nvram | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
         flags |= libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
         if hasattr(libvirt, 'VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA'):
             flags |= libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
         # Fall back to fewer flags only for drivers that do not know them (they have no
-        # NVRAM either); a domain whose NVRAM libvirt knows is never undefined without it.
-        attempts = [flags, libvirt.VIR_DOMAIN_UNDEFINE_NVRAM, 0]
+        # NVRAM either); a domain with an NVRAM is never undefined without one of the two
+        # NVRAM flags (libvirt refuses a plain undefine of it).
+        attempts = [flags, nvram, 0]
         for i, attempt in enumerate(attempts):
             try:
                 if attempt:

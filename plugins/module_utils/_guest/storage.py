@@ -41,8 +41,60 @@ def gib(size):
     return int(value) if value == int(value) else round(value, 3)
 
 
+def read_header(path):
+    """(claimed format, virtual size, has a backing file) from an image's first bytes.
+
+    For checks only (a declared qcow2 that is not one; a base image whose header points
+    elsewhere): the format used for a guest never comes from here."""
+    with open(path, 'rb') as f:
+        header = f.read(32)
+    if header[:4] == QCOW2_MAGIC and len(header) >= 32:
+        backing_offset = struct.unpack('>Q', header[8:16])[0]
+        return 'qcow2', struct.unpack('>Q', header[24:32])[0], backing_offset != 0
+    return 'raw', None, False
+
+
+def _raw_size(path):
+    st = os.stat(path)
+    if stat.S_ISBLK(st.st_mode):
+        with open(path, 'rb') as f:
+            f.seek(0, os.SEEK_END)
+            return f.tell()
+    return st.st_size
+
+
+def _existing_format(d, p, i, path, known):
+    """The format of an existing image: recorded by kvmops > given > declared by the
+    existing definition > raw (libvirt's default; a header claiming qcow2 is refused)."""
+    given = d.get('format')
+    fmt, source = (known or {}).get(path, (None, None))
+    if source == 'record' and given and given != fmt:
+        raise StorageError(
+            "disks[%d]: %s already exists as a %s image (recorded when kvmops created it), "
+            "but format=%s was given. The module never reformats an image, and telling QEMU "
+            "the wrong format corrupts it: set format=%s (or remove format), or give another "
+            "path." % (i, path, fmt, given, fmt))
+    if source == 'record':
+        return fmt
+    if given:
+        return given
+    if fmt:
+        return fmt
+    claimed = read_header(path)[0]
+    if claimed != 'raw':
+        raise StorageError(
+            "disks[%d]: %s exists, no format was given and kvmops has no record of making "
+            "it. Its header claims %s, but a guest writes its disk's bytes, so the module "
+            "never takes a format from them (a forged qcow2 header can point QEMU at any "
+            "host file). Check it yourself (qemu-img info -U --output=json %s) and set "
+            "format=%s if you made it as one, or format=raw if it is a raw disk."
+            % (i, path, claimed, path, claimed))
+    return 'raw'
+
+
 def probe_image(path):
-    """(format, virtual_size_bytes) of an existing file or block device."""
+    """(format, virtual_size_bytes) as the header claims: for tests and base images the
+    user names, never for the format of a guest's existing disk."""
     st = os.stat(path)
     with open(path, 'rb') as f:
         header = f.read(32)
@@ -68,13 +120,19 @@ def _volume_format(vol):
         return None
 
 
-def plan_disks(disks, conn=None):
+def plan_disks(disks, conn=None, known=None):
     """A list of per-disk plans (dicts) for the spec's disks. Reads only.
 
     Each plan: label, kind (file | volume | cdrom), action (exists | create | none),
     format (resolved), size (virtual size, bytes, existing or to create), requested,
     growth (True when a larger size was asked for than the image has), shrink_refused.
     Raises StorageError for anything that would fail later.
+
+    known: {path: (format, source)} of what kvmops recorded when it made an image
+    (source 'record') or what the existing definition declares (source 'definition'); an
+    existing image's format comes from there or from the user, never from its header (a
+    guest writes its disk's bytes: a qcow2 header with a backing file of the guest's choosing
+    would make QEMU read any host file).
     """
     plans = []
     for i, d in enumerate(disks or []):
@@ -95,10 +153,10 @@ def plan_disks(disks, conn=None):
             continue
         if d.get('pool'):
             p['kind'] = 'volume'
-            _plan_volume(conn, d, p, i)
+            _plan_volume(conn, d, p, i, known)
         else:
             p['kind'] = 'file'
-            _plan_file(d, p, i)
+            _plan_file(d, p, i, known)
         if p['action'] == 'exists' and d.get('size') is not None:
             if d['size'] > p['size']:
                 p['growth'] = True
@@ -107,7 +165,7 @@ def plan_disks(disks, conn=None):
     return plans
 
 
-def _plan_file(d, p, i):
+def _plan_file(d, p, i, known=None):
     path = d['path']
     if os.path.islink(path):
         real = os.path.realpath(path)
@@ -127,17 +185,18 @@ def _plan_file(d, p, i):
                                "manages file images. Give an image file, or the device as a "
                                "volume of a libvirt storage pool (pool and volume)."
                                % (i, path, kind))
+        fmt = _existing_format(d, p, i, path, known)
         try:
-            fmt, size = probe_image(path)
+            claimed, vsize, backing_file = read_header(path)
+            size = vsize if fmt == 'qcow2' and claimed == 'qcow2' else _raw_size(path)
         except (IOError, OSError) as exc:
             raise StorageError("disks[%d]: cannot read %s: %s" % (i, path, exc))
-        given = d.get('format')
-        if given and given != fmt:
-            raise StorageError(
-                "disks[%d]: %s already exists as a %s image, but format=%s was given. The "
-                "module never reformats an image, and telling QEMU the wrong format corrupts "
-                "it: set format=%s (or remove format), or give another path."
-                % (i, path, fmt, given, fmt))
+        if fmt == 'qcow2' and claimed != 'qcow2':
+            raise StorageError("disks[%d]: %s is not a qcow2 image but format=qcow2 was given "
+                               "or recorded; give format=raw if it is a raw disk."
+                               % (i, path))
+        if fmt == 'raw' and claimed == 'qcow2':
+            p['header_claims'] = 'qcow2'
         p.update(action='exists', format=fmt, size=size)
         return
     parent = os.path.dirname(path)
@@ -165,7 +224,7 @@ def _plan_file(d, p, i):
     p.update(action='create', format=d.get('format') or 'raw', size=d['size'])
 
 
-def _plan_volume(conn, d, p, i):
+def _plan_volume(conn, d, p, i, known=None):
     if conn is None:
         raise StorageError("disks[%d]: pool volumes need a libvirt connection." % i)
     try:
@@ -183,12 +242,26 @@ def _plan_volume(conn, d, p, i):
         vol = None
     if vol is not None:
         info = vol.info()
-        fmt = _volume_format(vol) or 'raw'
+        # libvirt's dir pools probe a volume's format from its header: like a file's, it
+        # is taken from the record, the user or the definition, never from there.
+        probed = _volume_format(vol) or 'raw'
         given = d.get('format')
-        if given and fmt in ('raw', 'qcow2') and given != fmt:
-            raise StorageError("disks[%d]: volume %s/%s already exists as %s, but format=%s was "
-                               "given; the module never reformats a volume." %
-                               (i, d['pool'], d['volume'], fmt, given))
+        fmt, source = (known or {}).get('%s/%s' % (d['pool'], d['volume']), (None, None))
+        if source == 'record' and given and given != fmt:
+            raise StorageError("disks[%d]: volume %s/%s already exists as %s (recorded when "
+                               "kvmops created it), but format=%s was given; the module never "
+                               "reformats a volume." % (i, d['pool'], d['volume'], fmt, given))
+        if source != 'record':
+            fmt = given or fmt
+        if not fmt:
+            if probed not in ('raw', None):
+                raise StorageError(
+                    "disks[%d]: volume %s/%s exists, no format was given and kvmops has no "
+                    "record of making it; libvirt reads %s from its header, but a guest "
+                    "writes its disk's bytes, so the module never takes a format from them. "
+                    "Set format=%s if you made it as one, or format=raw."
+                    % (i, d['pool'], d['volume'], probed, probed))
+            fmt = 'raw'
         p.update(action='exists', format=fmt, size=info[1])
         return
     backing = d.get('backing_store')
@@ -367,8 +440,8 @@ def growth_warnings(plans):
 
 
 def removable_storage(tree):
-    """(files, volumes) of the domain's writable, unshared disks (never CD-ROMs, read-only
-    images or <shareable/> disks: another guest, a clone's template, may use those)."""
+    """(files, volumes) of the domain's writable disks (never CD-ROMs, read-only or
+    <shareable/> images: other guests use those)."""
     files, volumes = [], []
     devices = tree.find('devices')
     for el in devices.findall('disk') if devices is not None else []:

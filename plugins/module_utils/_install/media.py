@@ -662,8 +662,47 @@ def find_layout(tree, arch, location):
     raise InstallMediaError(_not_found_message(location, tried, arch))
 
 
+FETCH_PREFIX = '.fetch.'
+LEGACY_FETCH_AGE = 3600  # a partial download of an older release, named without its pid
+
+
+def fetch_tmp(directory):
+    """(fd, path) of a partial download: .fetch.<pid>.XXXX, so that the next run can tell a
+    dead run's leftover from a live run's download (remove_stale_fetches)."""
+    remove_stale_fetches(directory)
+    return tempfile.mkstemp(prefix='%s%d.' % (FETCH_PREFIX, os.getpid()), dir=directory)
+
+
+def remove_stale_fetches(directory, now=None):
+    """Remove the partial downloads of runs that died (killed mid-download): their pid is
+    gone, or (an older release's name without a pid) they are older than an hour."""
+    import time
+    now = now or time.time()
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        if not name.startswith(FETCH_PREFIX):
+            continue
+        path = os.path.join(directory, name)
+        pid = name[len(FETCH_PREFIX):].split('.', 1)[0]
+        if '.' in name[len(FETCH_PREFIX):] and pid.isdigit():
+            stale = not os.path.exists('/proc/%s' % pid)
+        else:
+            try:
+                stale = now - os.lstat(path).st_mtime > LEGACY_FETCH_AGE
+            except OSError:
+                continue
+        if stale and os.path.isfile(path) and not os.path.islink(path):
+            unlink_quietly(path)
+            removed.append(path)
+    return removed
+
+
 def _fetch_one(tree, rel, directory, sums):
-    fd, tmp = tempfile.mkstemp(prefix='.fetch.', dir=directory)
+    fd, tmp = fetch_tmp(directory)
     try:
         with os.fdopen(fd, 'wb') as f:
             size, digest = tree.copy_to(rel, f, workdir=directory)

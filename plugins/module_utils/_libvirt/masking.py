@@ -69,3 +69,19 @@ def mask_commented_settings(text, keys, masked_value='"%s"' % MASK):
     pattern = re.compile(r'(#[^\r\n]*?(?<![A-Za-z0-9_])(?:%s)[ \t]*=[ \t]*)([^\r\n]*?)([ \t]*)(?=\r?\n|$)'
                          % '|'.join(re.escape(k) for k in keys))
     return pattern.sub(lambda m: m.group(1) + (masked_value if m.group(2) else '') + m.group(3), text)
+
+
+def url_secrets(value):
+    """The passwords of every ``scheme://user:password@`` URL in value: a string, or lists
+    and dicts of them, nested (a module's options); a set, maybe empty."""
+    found = set()
+    pending = [value]
+    while pending:
+        v = pending.pop()
+        if isinstance(v, dict):
+            pending.extend(v.values())
+        elif isinstance(v, (list, tuple)):
+            pending.extend(v)
+        else:
+            found.update(url_passwords(v))
+    return found

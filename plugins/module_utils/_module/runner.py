@@ -16,7 +16,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors i
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import connection as _conn
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.failure import libvirt_failure_message
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.masking import mask_url_credentials, url_passwords
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.masking import mask_url_credentials, url_secrets
 
 
 def manager_options(module):
@@ -35,16 +35,8 @@ def hide_url_credentials(module):
     """Make the password of every ``scheme://user:password@`` URL among the options a no_log
     value: Ansible then masks it everywhere in the result (invocation, msg, warnings, any
     field), as it does for no_log options. Called first by run_manager."""
-    pending = [module.params]
-    while pending:
-        value = pending.pop()
-        if isinstance(value, dict):
-            pending.extend(value.values())
-        elif isinstance(value, (list, tuple)):
-            pending.extend(value)
-        else:
-            for secret in url_passwords(value):
-                module.no_log_values.add(secret)
+    for secret in url_secrets(module.params):
+        module.no_log_values.add(secret)
 
 
 def _send_warnings(module, fields):

@@ -159,6 +159,11 @@ def snapshot_xml(spec, kind, domain_root):
                 continue
             el.set('snapshot', 'external')
             path = overlay_path(d['source'], spec['name'], spec.get('external_dir'))
+            if path in overlays:
+                # two disks with one stem (a.img, a.qcow2; or external_dir): one overlay
+                # each, never two disks writing one file
+                stem, ext = os.path.splitext(path)
+                path = '%s.%s%s' % (stem, dev, ext)
             etree.SubElement(el, 'driver', type='qcow2')
             etree.SubElement(el, 'source', file=path)
             overlays.append(path)

@@ -77,6 +77,12 @@ class Feature(object):
     def finish(self, m):
         """After power and autostart (e.g. wait until the guest answers)."""
 
+    def created(self, m):
+        """Record keys (path, or pool/volume) of the images this feature made for the guest in
+        this run: the guest's kvmops record marks them as made by kvmops, so remove_storage
+        may delete them later."""
+        return []
+
     # -- absent
     def before_remove(self, m):
         """Before the domain is removed: raise DomainError to refuse (e.g. a template that

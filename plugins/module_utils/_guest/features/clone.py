@@ -524,6 +524,12 @@ class CloneFeature(Feature):
         self.made = []
 
     # ---------------------------------------------------------------- a new domain
+    def created(self, m):
+        """The clone's disk copies and overlays (not its NVRAM): recorded as made by kvmops."""
+        nvram = self.nvram[1] if self.nvram else None
+        return [item[1] if item[0] == 'file' else '%s/%s' % (item[1], item[2])
+                for item in self.made if not (item[0] == 'file' and item[1] == nvram)]
+
     def final_xml(self, m, xml):
         if self.plans is None:
             return xml

@@ -32,6 +32,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import 
     source_arg as _source_arg)
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import (
     durations as _durations)
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import masking as _masking
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import qemu_access as _access
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.features import Feature
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.manager import DomainError
@@ -133,6 +134,7 @@ class InstallFeature(Feature):
         self.record = None         # install record of the domain at the start of the run
         self.outcome = None
         self.source_arg = None     # _install/source_arg.plan(): the installer's source argument
+        self._credentials_warned = False
         self._source_warned = False
         self._paths = []           # what QEMU must reach, decided in the plan step
 
@@ -232,6 +234,17 @@ class InstallFeature(Feature):
         if self.source_arg['warning'] and not self._source_warned:
             self._source_warned = True
             m.warn(self.source_arg['warning'])
+        if not self._credentials_warned and _masking.url_secrets(
+                [self.source_arg.get('argument'), self.install.get('extra_args')]):
+            # warned, not refused: an installer that must fetch from a mirror behind a
+            # password has no other way to get it
+            self._credentials_warned = True
+            m.warn('the installer\'s kernel command line carries a password (user:password@ '
+                   'in install.location or install.extra_args): QEMU\'s command line, which '
+                   'every user of the hypervisor can read (ps), and the guest\'s '
+                   '/proc/cmdline show it. Serve the tree without credentials to the '
+                   'hypervisor\'s guests (an address-restricted mirror) or use a throw-away '
+                   'password.')
         return self.source_arg
 
     # ------------------------------------------------------------------ preflight

@@ -113,10 +113,35 @@ def test_qcow2_and_backing_store_clone(tmp_path):
     assert ST.probe_image(str(clone)) == ('qcow2', GIB)
     info = run([QEMU_IMG, 'info', '--output=json', str(clone)])[1]
     assert str(base) in info and '"backing-filename-format": "raw"' in info
-    # the format of an existing image is detected and must match
+    # the format of an existing image never comes from its header (issue 26): format=raw
+    # is honoured, no format and no record is refused, a record wins and must match
+    assert ST.plan_disks(disks({'path': str(qcow), 'format': 'raw'}))[0]['format'] == 'raw'
+    assert ST.plan_disks(disks({'path': str(qcow), 'format': 'qcow2'}))[0]['size'] == 3 * GIB
+    with pytest.raises(ST.StorageError, match='never takes a format from them'):
+        ST.plan_disks(disks({'path': str(qcow)}))
+    known = {str(qcow): ('qcow2', 'record')}
+    assert ST.plan_disks(disks({'path': str(qcow)}), known=known)[0]['format'] == 'qcow2'
     with pytest.raises(ST.StorageError, match='already exists as a qcow2 image'):
-        ST.plan_disks(disks({'path': str(qcow), 'format': 'raw'}))
-    assert ST.plan_disks(disks({'path': str(qcow)}))[0]['format'] == 'qcow2'
+        ST.plan_disks(disks({'path': str(qcow), 'format': 'raw'}), known=known)
+    known = {str(qcow): ('qcow2', 'definition')}
+    assert ST.plan_disks(disks({'path': str(qcow)}), known=known)[0]['format'] == 'qcow2'
+
+
+def test_forged_qcow2_header_on_a_raw_disk_stays_raw(tmp_path):
+    """A guest writes a qcow2 header with a backing file onto its raw disk: the record (raw)
+    wins, the header is never the format."""
+    disk = tmp_path / 'raw.img'
+    with open(disk, 'wb') as f:
+        f.write(ST.QCOW2_MAGIC + b'\x00\x00\x00\x03' + (512).to_bytes(8, 'big')
+                + (11).to_bytes(4, 'big') + b'\x00' * 4 + (5 * GIB).to_bytes(8, 'big'))
+        f.truncate(GIB)
+    assert ST.read_header(str(disk)) == ('qcow2', 5 * GIB, True)
+    plan = ST.plan_disks(disks({'path': str(disk)}), known={str(disk): ('raw', 'record')})[0]
+    assert plan['format'] == 'raw' and plan['size'] == GIB
+    plan = ST.plan_disks(disks({'path': str(disk), 'format': 'raw'}))[0]
+    assert plan['format'] == 'raw'
+    with pytest.raises(ST.StorageError, match='format=raw if it is a raw disk'):
+        ST.plan_disks(disks({'path': str(disk)}))
 
 
 def test_qcow2_without_qemu_img_fails_cleanly(tmp_path):

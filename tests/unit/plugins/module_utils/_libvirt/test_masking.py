@@ -32,3 +32,12 @@ def test_mask_commented_settings_keeps_the_comment_and_the_line_ends():
     assert masking.mask_commented_settings(text, ['vnc_password', 'spice_password']) == \
         '#vnc_password = "********"\r\nx = 1 # spice_password="********"  \n#vnc_password =\n'
     assert masking.mask_commented_settings(text, []) == text
+
+
+def test_url_secrets_walks_a_modules_options():
+    """Issue 26: the passwords of every user:password@ URL among nested options."""
+    params = {'install': {'location': 'https://u:p%40ss@mirror/x/'}, 'disks': [
+        {'base_image': {'url': 'http://a:b:c@h/img'}}], 'name': 'no://url', 'other': 'x@y'}
+    assert masking.url_secrets(params) == {'p%40ss', 'b:c'}
+    assert masking.mask_url_credentials('fetch https://u:p%40ss@mirror/x/ failed') == \
+        'fetch https://u:********@mirror/x/ failed'

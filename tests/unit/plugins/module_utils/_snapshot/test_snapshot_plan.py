@@ -95,3 +95,16 @@ def test_bad_input_names_the_option(params, message):
 
 def test_listed_needs_no_name():
     assert plan.normalize({'domain': 'vm1', 'state': 'listed'})['name'] is None
+
+
+def test_two_disks_with_one_stem_get_two_overlays():
+    """vm1.img and vm1.qcow2 (or two disks of one name in external_dir) would share the overlay
+    vm1.s1.qcow2: both disks writing one file (issue 26). The second gets its target's name."""
+    second = ("<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+              "<source file='/vm-images/vm1.qcow2'/><target dev='vdb' bus='virtio'/></disk>")
+    overlays = plan.snapshot_xml(spec(), 'external', domain('raw', devices=second))[1]
+    assert overlays == ['/vm-images/vm1.s1.qcow2', '/vm-images/vm1.s1.vdb.qcow2']
+    other_dir = second.replace('/vm-images/vm1.qcow2', '/other/vm1.img')
+    overlays = plan.snapshot_xml(spec(external_dir='/snaps'), 'external',
+                                 domain('raw', devices=other_dir))[1]
+    assert len(set(overlays)) == 2
