@@ -5,7 +5,6 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import copy
 import json
 import re
 
@@ -13,12 +12,13 @@ import yaml
 
 
 def _batch(documentation):
-    """One guest's options as virt_install_domains' guests[] and defaults elements: the same
-    text, without the top-level defaults and required (an unset option comes from defaults;
-    batch.prepare() applies the real defaults), references moved under guests[].
+    """One guest's options as virt_install_domains' guests[] elements: the same text, without
+    the top-level defaults and required (an unset option comes from defaults; batch.prepare()
+    applies the real defaults), references moved under guests[]. defaults takes the same
+    options and is not documented a second time (one long list, not two).
 
-    A fragment merges only top-level options, shallowly: the module documents guests and
-    defaults (description, type), this fragment adds their suboptions."""
+    A fragment merges only top-level options, shallowly: the module documents guests
+    (description, type), this fragment adds its suboptions."""
     options = yaml.safe_load(documentation)['options']
     for option in options.values():
         option.pop('default', None)
@@ -28,14 +28,13 @@ def _batch(documentation):
     options['name']['description'] = (options['name']['description'].rstrip('.') +
                                       '; required in every item of O(guests), never in '
                                       'O(defaults).')
-    return yaml.safe_dump({'options': {'guests': {'suboptions': options},
-                                       'defaults': {'suboptions': copy.deepcopy(options)}}},
+    return yaml.safe_dump({'options': {'guests': {'suboptions': options}}},
                           default_flow_style=False, sort_keys=False, width=1000)
 
 
 class ModuleDocFragment(object):
     """The options of one guest: virt_install_domain's (DOCUMENTATION), and the elements of
-    virt_install_domains' guests and defaults (BATCH, derived from the same text)."""
+    virt_install_domains' guests[] (BATCH, derived from the same text; defaults takes the same)."""
 
     DOCUMENTATION = r'''
 options:

@@ -34,6 +34,10 @@ description:
     address or SSH.
   - When a guest fails during the run the others still finish; the task then fails, naming
     each failed guest with its error, and RV(guests) holds every guest's result.
+  - 'Reading this page: the options of the batch are O(defaults), O(parallel), O(preflight) and
+    O(uri); O(guests) holds the options of one guest, documented once, in its suboptions (the
+    long part of the list, between O(defaults) and O(parallel)). O(defaults) takes the same
+    options.'
 author:
   - kvmops team (@kvmops)
 extends_documentation_fragment:
@@ -62,9 +66,12 @@ options:
     required: true
   defaults:
     description:
-      - Options every guest gets unless it sets them itself; top-level keys only (a guest's
-        O(guests[].disks) or O(guests[].install) replaces the default's as a whole, as the
-        guests role's C(combine) does). Never O(guests[].name). A guest cannot unset what
+      - Options every guest gets unless it sets them itself. It takes the options of one guest,
+        the suboptions of O(guests) (not repeated here), except O(guests[].name); they are
+        checked as in O(guests), before anything is made, and the no_log ones (such as
+        O(guests[].graphics.password)) are masked as there.
+      - Top-level keys only (a guest's O(guests[].disks) or O(guests[].install) replaces the
+        default's as a whole, as the guests role's C(combine) does). A guest cannot unset what
         O(defaults) sets (null means unset); leave such an option out of O(defaults).
     type: dict
   preflight:
@@ -365,16 +372,34 @@ except ImportError:  # pragma: no cover - lxml missing: reported through HAS_LXM
 
 
 def argument_spec():
-    """guests and defaults take one guest's options without their top-level defaults, so
-    an unset option can come from defaults; batch.prepare() applies the real defaults."""
+    """guests takes one guest's options without their top-level defaults, so an unset option
+    can come from defaults; batch.prepare() validates defaults against the same options and
+    applies the real defaults. defaults is a plain dict here so that the guest options are
+    documented once (under guests[]); BatchModule masks its no_log values."""
     options = dargspec.without_defaults(_options.guest_options())
     return dict(
         guests=dict(type='list', elements='dict', required=True, options=options),
-        defaults=dict(type='dict', options=dargspec.without_defaults(_options.guest_options())),
+        defaults=dict(type='dict'),
         parallel=dict(type='int'),
         preflight=dict(type='str', default='fail', choices=list(dargspec.PREFLIGHT_MODES)),
         uri=uri_option(),
     )
+
+
+class BatchModule(AnsibleModule):
+    """AnsibleModule that masks the no_log values in defaults (a VNC password, cloud-init
+    passwords) as it does for options its argument spec declares: in the invocation it logs on
+    the host, and in every result."""
+
+    def _log_invocation(self):
+        # called by AnsibleModule.__init__, before it logs the invocation (syslog/journal)
+        hide_defaults_secrets(self)
+        super(BatchModule, self)._log_invocation()
+
+
+def hide_defaults_secrets(module):
+    module.no_log_values.update(dargspec.secret_values(
+        dargspec.without_defaults(_options.guest_options()), module.params.get('defaults')))
 
 
 def defer_all(module, why):
@@ -388,7 +413,8 @@ def defer_all(module, why):
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = BatchModule(argument_spec=argument_spec(), supports_check_mode=True)
+    hide_defaults_secrets(module)  # also when the invocation is not logged (no_log)
     report = module.params['preflight'] == 'report'
     if report and not module.check_mode:
         module.fail_json(msg='preflight=report plans only and needs check mode: set '

@@ -139,6 +139,36 @@ def without_defaults(spec, drop_required=True):
     return out
 
 
+def secret_values(option_spec, params):
+    """The values of every no_log option (suboptions too) in params, as strings: what
+    AnsibleModule masks for an option its argument spec declares. virt_install_domains'
+    defaults is a plain dict in its argument spec (its options are guests[]'s, documented once
+    there), so the module adds these itself."""
+    out = set()
+    if not isinstance(params, dict):
+        return out
+    for key, opt in option_spec.items():
+        value = params.get(key)
+        if value is None:
+            continue
+        if opt.get('no_log'):
+            out.update(_leaves(value))
+        elif opt.get('options'):
+            for item in value if isinstance(value, list) else [value]:
+                out.update(secret_values(opt['options'], item))
+    return out
+
+
+def _leaves(value):
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _leaves(v)]
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in _leaves(v)]
+    if value is None or isinstance(value, bool) or value == '':
+        return []
+    return [str(value)]
+
+
 def validate(params, option_spec=None):
     """(validated params, error messages): the one validation of a guest's types, choices and
     unknown keys. AnsibleModule runs the same spec for virt_install_domain; the batch's items

@@ -130,6 +130,12 @@ def prepare(guests, defaults=None, collect=False):
     if defaults and defaults.get('name') is not None:
         raise BatchError('defaults.name=%s: a name belongs to one guest; set it in guests.'
                          % defaults['name'])
+    if defaults:
+        # once, not in every guest's error: defaults takes guests[]'s options
+        _, msgs = dargspec.validate(defaults, dargspec.without_defaults(option_spec))
+        if msgs:
+            raise BatchError('defaults: %s (defaults takes the options of guests[]; nothing '
+                             'was created).' % '; '.join(msgs), changed=False)
     out = []
     for i, item in enumerate(guests or []):
         params, msgs = dargspec.validate(merge(defaults, item), option_spec)
