@@ -132,7 +132,7 @@ def prepare(guests, defaults=None, collect=False):
                          % defaults['name'])
     if defaults:
         # once, not in every guest's error: defaults takes guests[]'s options
-        _, msgs = dargspec.validate(defaults, dargspec.without_defaults(option_spec))
+        msgs = dargspec.validate(defaults, dargspec.without_defaults(option_spec))[1]
         if msgs:
             raise BatchError('defaults: %s (defaults takes the options of guests[]; nothing '
                              'was created).' % '; '.join(msgs), changed=False)
