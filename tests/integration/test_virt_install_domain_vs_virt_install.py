@@ -182,7 +182,8 @@ def test_guide_windows2012_from_an_iso_with_vnc(conn, prefix, image_dir, tiny):
 
 def test_debian_cloud_image_import(conn, prefix, image_dir):
     """--import of an existing cloud image. debian11: the test bed's osinfo-db (2022) does not
-    know debian12, and virt-install refuses ids it does not know."""
+    know debian12, and virt-install refuses ids it does not know. virt-install probes the
+    format from the header; the module never does (issue 26), so the test says qcow2."""
     name = prefix + 'deb'
     disk = os.path.join(image_dir, 'deb.qcow2')
     subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', disk, '1G'], check=True)
@@ -192,8 +193,9 @@ def test_debian_cloud_image_import(conn, prefix, image_dir):
         '--graphics', 'none'])[-1]
     res, mine = ours(conn, {
         'name': name, 'memory': 1024, 'vcpus': 1, 'os_variant': 'debian11', 'state': 'present',
-        'virt_type': 'qemu', 'disks': [{'path': disk}], 'networks': [{'network': 'default'}],
-        'graphics': {'type': 'none'}, 'install': {'import': True}})
+        'virt_type': 'qemu', 'disks': [{'path': disk, 'format': 'qcow2'}],
+        'networks': [{'network': 'default'}], 'graphics': {'type': 'none'},
+        'install': {'import': True}})
     assert res['os_info']['cloud_user'] == 'debian'
     aliases = machine_aliases(conn)
     compare(features(mine, aliases), features(final_xml, aliases), {
