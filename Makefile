@@ -2,6 +2,9 @@
 SHELL := /bin/bash
 VENV ?= $(CURDIR)/.venv
 PYTEST := $(VENV)/bin/pytest
+# Integration test files run on this many pytest-xdist workers (one file stays on one worker:
+# its module-scoped guests are made once). Tests share libvirtd through the test-bed lock.
+INTEGRATION_WORKERS ?= 2
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
 
@@ -18,7 +21,7 @@ unit: setup collection-link
 	$(PYTEST) tests/unit -q --junitxml=.build/reports/unit.xml
 
 integration: setup collection-link
-	$(PYTEST) tests/integration -q -m "not cloud and not selinux and not backups and not clones" --durations=12 --junitxml=.build/reports/integration.xml
+	$(PYTEST) tests/integration -q -n $(INTEGRATION_WORKERS) --dist loadfile -m "not cloud and not selinux and not backups and not clones" --durations=12 --junitxml=.build/reports/integration.xml
 
 # The cloud-image guests that boot (issue 15): three Debian cloud guests on this host and one
 # in a podman-container hypervisor boot under TCG (minutes each): outside `make test`'s budget.
