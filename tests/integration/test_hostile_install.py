@@ -10,6 +10,10 @@ pending install, tried for real with the tiny guest as the installer on the host
   exact step, after it checked the domain is shut off and just before it writes 'started'
   into the record; run B starts then. B must wait (the per-guest install lock) and follow A's
   installer; the installer runs once; a later run completes it and never installs again.
+
+Each boots the tiny guest two or three times and runs the module 5-9 times (about 1-2 min per
+test at load ~3): outside make test's budget, so `make reliability` runs them; make test
+covers the same decisions with the fake domain of tests/unit/.../_install/test_install_phase.py.
 """
 import json
 import os
@@ -19,13 +23,15 @@ import subprocess
 import time
 
 import libvirt
+import pytest
 
 from support import faults, paths
 from support.ansible_run import run_module
 from support.install_guests import (
     INSTALLER_ARGS, TREES, guest_args, inactive, lookup, marker, ok, record)
 
-SUITE = 'make test (integration)'
+pytestmark = [pytest.mark.reliability, pytest.mark.slow]
+SUITE = 'make reliability'
 LOCK_DIR = '/run/kvmops/install'
 
 
