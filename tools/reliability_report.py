@@ -51,6 +51,8 @@ EXPECTED = [
     ('an installer destroyed or crashed mid-install', 'installer stopped mid-install'),
     ('two runs starting one pending install', 'two runs starting one pending install'),
     ('a base image with its own backing file', 'hostile base image'),
+    ('a run killed mid-download (partial files)', 'run SIGKILLed mid-download'),
+    ('cloud_init.user_data holding a secret', 'cloud_init.user_data holding a secret'),
 ]
 
 

@@ -30,7 +30,7 @@ import libvirt
 import pytest
 import yaml
 
-from support import paths
+from support import faults, paths
 from support.ansible_run import ansible_env
 from support.http_server import TreeServer
 from support.secrets_scan import ProcSampler, files_changed_since, files_holding
@@ -422,7 +422,7 @@ def _cloud_play(prefix, image_dir, seeds, url, base, clear, given_hash, checksum
 
 
 @pytest.mark.slow
-def test_cloud_init_passwords_never_in_clear(conn, prefix, image_dir, tmp_path):
+def test_cloud_init_passwords_never_in_clear(conn, prefix, image_dir, tmp_path, request):
     """cloud_init.password is hashed on the hypervisor: the clear text is in no argv, output,
     log or file written by the run (not even the seed); cloud_init.password_hash lands only
     in the guest's seed, which is 0600/0640. Both modules, virt_install_domains with the
@@ -476,6 +476,14 @@ def test_cloud_init_passwords_never_in_clear(conn, prefix, image_dir, tmp_path):
         for path in token_holders:
             assert any(path.startswith(g) for g in token_guests), path
             assert _mode(path) in (0o600, 0o640), (path, oct(_mode(path)))
+        faults.record('cloud_init.user_data holding a secret (a token in write_files)',
+                      'a token no password check recognises, in user_data as text '
+                      '(virt_install_domain), in defaults and in guests[] '
+                      '(virt_install_domains); check mode, real, re-run with -vvv --diff', 3,
+                      'no output, log, argv or file of the run shows it (user_data is no_log, '
+                      'also in virt_install_domains\' defaults)',
+                      'the token only in the seeds of the guests that carry it (0600/0640)',
+                      'make test (integration)', request.node.nodeid)
     finally:
         server.close()
 
