@@ -133,6 +133,7 @@ reliability: setup collection-link
 		tests/integration/test_faults_install_media.py tests/integration/test_faults_concurrency.py \
 		tests/integration/test_faults_daemon.py tests/integration/test_testbed_daemon_watch.py \
 		tests/integration/test_secrets.py tests/integration/test_hostile_guest_storage.py \
+		tests/integration/test_hostile_install.py tests/integration/test_hostile_base_image.py \
 		tests/integration/test_virt_backup.py::test_module_killed_during_a_backup_next_run_recovers \
 		tests/integration/test_virt_backup.py::test_full_repository_file_system \
 		tests/integration/test_virt_backup_long.py::test_libvirtd_killed_during_a_backup -q \

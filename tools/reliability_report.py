@@ -42,6 +42,17 @@ EXPECTED = [
     ('virt_backup killed during a backup', 'virt_backup killed during a backup'),
     ('libvirtd killed during a backup', 'libvirtd SIGKILLed during a backup'),
     ('backup repository file system full', 'backup repository file system full'),
+    # issue 26: hostile input, the guest core
+    ('a forged qcow2 header on a guest\'s raw disk', 'hostile guest: forged qcow2 header'),
+    ('remove_storage and an image kvmops did not make', 'remove_storage on a guest with a'),
+    ('remove_storage on a domain defined by virsh', 'remove_storage on a domain defined by'),
+    ('serial log path outside the log directories', 'serial log path outside'),
+    ('a failed define\'s rollback races a concurrent run', 'failed define rolls back'),
+    ('an installer destroyed or crashed mid-install', 'installer stopped mid-install'),
+    ('two runs starting one pending install', 'two runs starting one pending install'),
+    ('a base image with its own backing file', 'hostile base image'),
+    ('a run killed mid-download (partial files)', 'run SIGKILLed mid-download'),
+    ('cloud_init.user_data holding a secret', 'cloud_init.user_data holding a secret'),
 ]
 
 
@@ -153,7 +164,11 @@ def main():
         '(test_faults_install_media.py), concurrent runs with 2 repetitions and the '
         'interrupted controller (test_faults_concurrency.py), and the secrets checks '
         '(test_secrets.py), the backup faults (test_virt_backup.py: the module killed during '
-        'a backup, a full repository). Only in `make reliability`: the libvirtd stops, kills and '
+        'a backup, a full repository), the hostile guest storage and base images '
+        '(test_hostile_guest_storage.py, test_hostile_base_image.py). Only in `make '
+        'reliability`: the installer destroyed or crashed mid-install and two runs starting one '
+        'install (test_hostile_install.py: they boot the tiny guest several times), the '
+        'libvirtd stops, kills and '
         'restarts (test_faults_daemon.py, under the exclusive test-bed lock, because they '
         'stall every other test using the daemon) and the 20 repetitions of the concurrent '
         'runs; libvirtd killed during a backup is also in `make backups`.',

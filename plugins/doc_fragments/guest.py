@@ -171,6 +171,16 @@ options:
       backing_store:
         description: Base image of a qcow2 copy-on-write clone (created at once whatever its size; the base is never written).
         type: str
+      backing_format:
+        description:
+          - The format of the base image (O(disks[].backing_store) or O(disks[].base_image)); unset, V(qcow2).
+          - The module never takes a base image's format from its header (a downloaded or local image is
+            untrusted bytes). The header is read only to refuse a base that disagrees with this format,
+            and a qcow2 base with a backing file or an external data file of its own (QEMU would read
+            that host file through every guest made from it); flatten such an image with
+            C(qemu-img convert -O qcow2) first.
+        type: str
+        choices: [qcow2, raw]
       bus:
         description: Disk bus; the default comes from O(os_variant).
         type: str
@@ -514,12 +524,20 @@ options:
             multi-part). Text must be valid YAML when it is cloud-config.
           - A password in clear text in it (V(password), V(users[].plain_text_passwd), ...) gives a
             warning; use O(cloud_init.password) instead.
+          - It is C(no_log) because it may hold passwords, tokens and keys; the module masks it in
+            its results, diffs and logs. Ansible masks every string of a C(no_log) option wherever
+            it appears in the output, so the short values of a dictionary (a user name, V(default))
+            are masked elsewhere too; give it as one C(#cloud-config) text to mask only that.
         type: raw
       meta_data:
-        description: Extra meta-data keys; V(instance-id) and V(local-hostname) come from O(cloud_init.instance_id) and O(cloud_init.hostname).
+        description:
+          - Extra meta-data keys; V(instance-id) and V(local-hostname) come from O(cloud_init.instance_id) and O(cloud_init.hostname).
+          - Not C(no_log) (names, no secrets); put secrets in O(cloud_init.user_data).
         type: dict
       network_config:
-        description: Network configuration version 1 or 2 (dictionary or YAML text). Unset, cloud-init runs DHCP on the first NIC.
+        description:
+          - Network configuration version 1 or 2 (dictionary or YAML text). Unset, cloud-init runs DHCP on the first NIC.
+          - Not C(no_log) (addresses and names, no secrets); put secrets in O(cloud_init.user_data).
         type: raw
       ssh_authorized_keys:
         description: Public keys for the image's default user (added to the cloud-config V(ssh_authorized_keys)).

@@ -30,7 +30,7 @@ import libvirt
 import pytest
 import yaml
 
-from support import paths
+from support import faults, paths
 from support.ansible_run import ansible_env
 from support.http_server import TreeServer
 from support.secrets_scan import ProcSampler, files_changed_since, files_holding
@@ -48,9 +48,6 @@ URL_NAME = re.compile(r'(^|_)(url|uri|location)$')
 NOT_SECRET = {
     'keymap': 'a keyboard layout name',
     'ssh_authorized_keys': 'public SSH keys',
-    'user_data': 'cloud-init user-data: not no_log today (the module warns about clear-text '
-                 'passwords in it); whether it becomes no_log is the guest core\'s decision '
-                 '(issue 26)',
 }
 # URL options of the guest core that this file does not exercise yet, and why (issue 26: the
 # guest core's own URL handling, masked by another branch).
@@ -373,8 +370,21 @@ def test_public_vnc_without_tls_is_refused_on_every_path(conn, prefix, image_dir
         conn.lookupByName(name)
 
 
-def _cloud_play(prefix, image_dir, seeds, url, base, clear, given_hash, checksum=None):
-    """Every no_log cloud-init option of virt_install_domain(s), in defaults and in guests[]."""
+def _user_data(token, text=False):
+    """cloud-init user-data carrying a secret that is no password (a token written to a file):
+    the module cannot recognise it, so user_data itself is no_log (issue 26)."""
+    if text:
+        return ('#cloud-config\nwrite_files:\n  - path: /etc/kvmops-token\n'
+                '    permissions: \'0600\'\n    content: %s\n' % token)
+    return {'write_files': [{'path': '/etc/kvmops-token', 'permissions': '0600',
+                             'content': token}]}
+
+
+def _cloud_play(prefix, image_dir, seeds, url, base, clear, given_hash, checksum=None,
+                token='tok'):
+    """Every no_log cloud-init option of virt_install_domain(s), in defaults and in guests[]:
+    user_data with a token in guests 1 (text), 3 (a dict in defaults; guest 4 has its own
+    cloud_init, which replaces the default one) and 6 (a dict)."""
     checksum = checksum or _sha256(base)
 
     def options(n, **cloud):
@@ -399,25 +409,27 @@ def _cloud_play(prefix, image_dir, seeds, url, base, clear, given_hash, checksum
             'defaults': {'cloud_init': dict(defaults_cloud, seed_dir=seeds)},
             'guests': list(guests)}}
     play = [{'hosts': 'localhost', 'gather_facts': False, 'tasks': [
-        dict(guest(1, password=clear), name='cloud guest with a clear-text password'),
+        dict(guest(1, password=clear, user_data=_user_data(token, text=True)),
+             name='cloud guest with a clear-text password'),
         dict(guest(2, password_hash=given_hash), name='cloud guest with a password hash'),
-        dict(batch({'password': clear}, options(3),
+        dict(batch({'password': clear, 'user_data': _user_data(token)}, options(3),
                    options(4, password_hash=given_hash)),
              name='batch: a default password, a guest password hash'),
         dict(batch({'password_hash': given_hash}, options(5),
-                   options(6, password=clear)),
+                   options(6, password=clear, user_data=_user_data(token))),
              name='batch: a default password hash, a guest password')]}]
     return play
 
 
 @pytest.mark.slow
-def test_cloud_init_passwords_never_in_clear(conn, prefix, image_dir, tmp_path):
+def test_cloud_init_passwords_never_in_clear(conn, prefix, image_dir, tmp_path, request):
     """cloud_init.password is hashed on the hypervisor: the clear text is in no argv, output,
     log or file written by the run (not even the seed); cloud_init.password_hash lands only
     in the guest's seed, which is 0600/0640. Both modules, virt_install_domains with the
     options in defaults and in guests[]. A defined, never started guest is enough."""
     clear = _secret('CiClear', 20)
     given_hash = '$6$kvmopssalt$' + _secret('CiHash', 40)
+    token = _secret('CiToken', 24)  # in user_data: only in the seeds of guests 1, 3, 6
     www = tmp_path / 'www'
     www.mkdir()
     base = str(www / 'base.qcow2')
@@ -425,7 +437,8 @@ def test_cloud_init_passwords_never_in_clear(conn, prefix, image_dir, tmp_path):
     seeds = os.path.join(image_dir, 'seeds')
     server = TreeServer(str(www))
     try:
-        play = _cloud_play(prefix, image_dir, seeds, server.url, base, clear, given_hash)
+        play = _cloud_play(prefix, image_dir, seeds, server.url, base, clear, given_hash,
+                           token=token)
         playbook = str(tmp_path / 'play.yml')
         with open(playbook, 'w') as f:
             yaml.safe_dump(play, f)
@@ -438,8 +451,10 @@ def test_cloud_init_passwords_never_in_clear(conn, prefix, image_dir, tmp_path):
                 outputs.append(proc.stdout + proc.stderr)
                 assert proc.returncode == 0, proc.stdout[-3000:]
         assert not sampler.hits(clear) and not sampler.hits(given_hash)
+        assert not sampler.hits(token)
         for text in outputs + [open(log).read()]:
             assert clear not in text and given_hash not in text
+            assert token not in text, 'cloud_init.user_data shown in the output or log'
         written = files_changed_since([
             '/tmp', os.path.expanduser('~/.ansible'), image_dir, str(tmp_path),
             '/var/log/libvirt', '/etc/libvirt/qemu'], start)
@@ -453,6 +468,22 @@ def test_cloud_init_passwords_never_in_clear(conn, prefix, image_dir, tmp_path):
         for path in holders:
             assert any(path.startswith(g) for g in hashed_guests), path
             assert _mode(path) in (0o600, 0o640), (path, oct(_mode(path)))
+        token_guests = [os.path.join(seeds, prefix + 'ci%d' % n) for n in (1, 3, 6)]
+        token_holders = set(files_holding(written, token)) - {playbook}
+        for guest_seed in token_guests:
+            assert any(p.startswith(guest_seed) for p in token_holders), \
+                'the user_data token should be in the seed of %s' % guest_seed
+        for path in token_holders:
+            assert any(path.startswith(g) for g in token_guests), path
+            assert _mode(path) in (0o600, 0o640), (path, oct(_mode(path)))
+        faults.record('cloud_init.user_data holding a secret (a token in write_files)',
+                      'a token no password check recognises, in user_data as text '
+                      '(virt_install_domain), in defaults and in guests[] '
+                      '(virt_install_domains); check mode, real, re-run with -vvv --diff', 3,
+                      'no output, log, argv or file of the run shows it (user_data is no_log, '
+                      'also in virt_install_domains\' defaults)',
+                      'the token only in the seeds of the guests that carry it (0600/0640)',
+                      'make test (integration)', request.node.nodeid)
     finally:
         server.close()
 

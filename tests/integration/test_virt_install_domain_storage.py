@@ -51,7 +51,7 @@ def test_pool_volume_backing_clone_networks_graphics_drift(conn, prefix, image_d
     clone = os.path.join(image_dir, 'clone.qcow2')
     name = prefix + 'vols'
     args = dict(name=name, state='present', virt_type='qemu', memory=128, os_variant='linux',
-                disks=[{'path': clone, 'backing_store': base},
+                disks=[{'path': clone, 'backing_store': base, 'backing_format': 'raw'},
                        {'pool': prefix + 'pool', 'volume': prefix + 'data.qcow2', 'size': 2,
                         'format': 'qcow2'}],
                 networks=[{'network': 'default'}], graphics={'type': 'vnc'})

@@ -77,6 +77,7 @@ def guest_options():
             format=dict(type='str', choices=list(dspec.DISK_FORMATS)),
             sparse=dict(type='bool', default=True),
             backing_store=dict(type='str'),
+            backing_format=dict(type='str', choices=list(dspec.BACKING_FORMATS)),
             bus=dict(type='str', choices=list(dspec.DISK_BUSES)),
             cache=dict(type='str', choices=list(dspec.DISK_CACHES)),
             device=dict(type='str', default='disk', choices=list(dspec.DISK_DEVICES)),

@@ -48,9 +48,13 @@ def argument_spec():
     """The top-level options this package adds to virt_install_domain."""
     return dict(
         cloud_init=dict(type='dict', options=dict(
-            user_data=dict(type='raw'),
-            meta_data=dict(type='dict'),
-            network_config=dict(type='raw'),
+            # user_data is where cloud-init takes passwords, tokens and keys (chpasswd,
+            # write_files): no_log. meta_data and network_config hold names and addresses; no_log
+            # there would mask every short value (a network_config 'version: 2' masks each '2'
+            # of the output), so they are not (issue 26).
+            user_data=dict(type='raw', no_log=True),
+            meta_data=dict(type='dict', no_log=False),
+            network_config=dict(type='raw', no_log=False),
             ssh_authorized_keys=dict(type='list', elements='str', no_log=False),
             password=dict(type='str', no_log=True),
             password_hash=dict(type='str', no_log=True),

@@ -32,6 +32,8 @@ STATES = ('running', 'stopped', 'present', 'absent')
 VIRT_TYPES = ('auto', 'kvm', 'qemu')
 FIRMWARES = ('bios', 'uefi')
 DISK_FORMATS = ('raw', 'qcow2')
+# What the base image of a copy-on-write clone may be (backing_format; issue 26).
+BACKING_FORMATS = ('qcow2', 'raw')
 DISK_BUSES = ('virtio', 'sata', 'scsi', 'ide', 'usb')
 DISK_DEVICES = ('disk', 'cdrom')
 DISK_CACHES = ('default', 'none', 'writethrough', 'writeback', 'directsync', 'unsafe')
@@ -218,6 +220,17 @@ def _disk(i, d, family):
         fmt = 'qcow2'
         if device != 'disk':
             raise SpecError("%s: backing_store only applies to device=disk." % opt)
+    backing_format = d.get('backing_format')
+    if backing_format is not None:
+        if backing_format not in BACKING_FORMATS:
+            raise SpecError("%s.backing_format=%r: give one of %s."
+                            % (opt, backing_format, ', '.join(BACKING_FORMATS)))
+        if not backing and not d.get('base_image'):
+            raise SpecError("%s.backing_format applies only with backing_store or base_image."
+                            % opt)
+    if backing and backing_format is None:
+        # the base's format is the user's word (default qcow2), never its header's
+        backing_format = 'qcow2'
     size = parse_size_gib(d.get('size'), opt + '.size')
     if device == 'cdrom' and (size is not None or backing):
         raise SpecError("%s is a cdrom: size and backing_store do not apply (give the ISO "
@@ -231,6 +244,7 @@ def _disk(i, d, family):
     return {
         'path': path, 'pool': pool, 'volume': volume, 'device': device, 'size': size,
         'format': fmt, 'sparse': sparse, 'backing_store': backing,
+        'backing_format': backing_format if backing else None,
         'bus': d.get('bus'),
         'bus_default': CDROM_BUS if device == 'cdrom' else OS_FAMILIES[family]['disk_bus'],
         'cache': d.get('cache'),

@@ -92,6 +92,53 @@ def _existing_format(d, p, i, path, known):
     return 'raw'
 
 
+# qcow2 v3 incompatible feature bit: the guest data lives in an external data file (a path
+# in a header extension, opened by QEMU like a backing file).
+QCOW2_INCOMPAT_DATA_FILE = 1 << 2
+
+
+def check_base(i, path, fmt):
+    """The virtual size of the base image of a copy-on-write clone (backing_store, or a
+    base_image kvmops downloaded), used as fmt (disks[].backing_format: the user's word,
+    default qcow2). A base is untrusted bytes (issue 26): its header is read only to refuse
+    one that disagrees with fmt, or a qcow2 that itself points at another file (a backing
+    file or an external data file: QEMU would read that host file through every overlay).
+    Raises StorageError with the fix."""
+    opt = 'disks[%d].backing_store' % i
+    with open(path, 'rb') as f:
+        header = f.read(104)
+    is_qcow2 = header[:4] == QCOW2_MAGIC and len(header) >= 32
+    flatten = ("Flatten it into a self-contained image first (qemu-img convert -f qcow2 -O "
+               "qcow2 %s FLAT.qcow2, after checking with qemu-img info --backing-chain that "
+               "its chain is yours) and use that." % path)
+    if fmt == 'raw':
+        if is_qcow2:
+            raise StorageError(
+                "%s=%s: backing_format is raw, but the image's header says qcow2. If it is a "
+                "qcow2 image, set backing_format: qcow2; if it is really raw, its first bytes "
+                "look like a qcow2 header, which the module does not accept for a base image "
+                "(a guest could read it as one)." % (opt, path))
+        return _raw_size(path)
+    if not is_qcow2:
+        raise StorageError(
+            "%s=%s: backing_format is qcow2 (the default), but the image has no qcow2 header. "
+            "If it is a raw image, set backing_format: raw; if it is another format (vmdk, "
+            "vdi, ...), convert it (qemu-img convert -O qcow2 %s BASE.qcow2)." % (opt, path, path))
+    version = struct.unpack('>I', header[4:8])[0]
+    if struct.unpack('>Q', header[8:16])[0] != 0:
+        raise StorageError(
+            "%s=%s is a qcow2 image with a backing file of its own: QEMU would read that file "
+            "through every guest made from it, and the module never lets an image's header "
+            "choose a host file. %s" % (opt, path, flatten))
+    if version >= 3 and len(header) >= 80:
+        incompatible = struct.unpack('>Q', header[72:80])[0]
+        if incompatible & QCOW2_INCOMPAT_DATA_FILE:
+            raise StorageError(
+                "%s=%s is a qcow2 image with an external data file: QEMU would read that file "
+                "through every guest made from it. %s" % (opt, path, flatten))
+    return struct.unpack('>Q', header[24:32])[0]
+
+
 def probe_image(path):
     """(format, virtual_size_bytes) as the header claims: for tests and base images the
     user names, never for the format of a guest's existing disk."""
@@ -209,7 +256,8 @@ def _plan_file(d, p, i, known=None):
         if not os.path.isfile(backing):
             raise StorageError("disks[%d].backing_store=%s does not exist; the base image of a "
                                "copy-on-write clone must exist first." % (i, backing))
-        bfmt, bsize = probe_image(backing)
+        bfmt = d.get('backing_format') or 'qcow2'
+        bsize = check_base(i, backing, bfmt)
         p['backing_format'] = bfmt
         size = d.get('size') or bsize
         if d.get('size') and d['size'] < bsize:
@@ -268,8 +316,10 @@ def _plan_volume(conn, d, p, i, known=None):
     if backing and not os.path.isfile(backing):
         raise StorageError("disks[%d].backing_store=%s does not exist." % (i, backing))
     if backing:
-        p['backing_format'] = probe_image(backing)[0]
-        size = d.get('size') or probe_image(backing)[1]
+        p['backing_format'] = d.get('backing_format') or 'qcow2'
+        size = d.get('size') or check_base(i, backing, p['backing_format'])
+        if d.get('size'):
+            check_base(i, backing, p['backing_format'])
     else:
         size = d.get('size')
     if size is None:

@@ -25,18 +25,34 @@ element in the kvmops namespace (see RECORD_NS)::
 The install configuration carries the same element with ``phase="install"`` so a running
 installer can be told from a running final configuration.  A domain with ``completed`` is
 never installed again.  Nothing secret is ever stored there.
+
+Two runs on one guest (issue 26): the step from ``pending`` to a started installer, and the
+step from a stopped installer to ``completed``, run under a per-guest lock (an flock on
+/run/kvmops/install/<uuid>.lock) and re-read the record under it (compare-and-set), so a
+second run never starts a second installer, never puts a started install back to ``pending``
+and never takes another run's installer as finished.
+
+Finished means the installer powered the machine off or rebooted it (libvirt's shutoff
+reason ``shutdown``; a reboot ends the transient install configuration with
+``on_reboot=destroy``, which libvirt also reports as ``shutdown``).  A domain that stopped
+otherwise (destroyed, crashed, failed; or ``unknown`` after libvirtd or the host restarted)
+is refused: the disk may be half-installed, the final configuration is not started and the
+record stays ``started`` (InstallNotFinishedError).
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import errno
+import os
 import time
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import disk_targets
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.constants import (
-    VIR_DOMAIN_AFFECT_CONFIG, VIR_DOMAIN_METADATA_ELEMENT, VIR_DOMAIN_SHUTOFF)
+    VIR_DOMAIN_AFFECT_CONFIG, VIR_DOMAIN_METADATA_ELEMENT, VIR_DOMAIN_SHUTOFF,
+    VIR_DOMAIN_XML_INACTIVE)
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.xml import etree
 
 RECORD_NS = 'urn:kvmops:hypervisor:install:1'
@@ -54,6 +70,26 @@ PHASE_TIMED_OUT = 'timed_out'  # wait expired while the installer was still runn
 
 class InstallPhaseError(KvmopsError):
     """The message says what failed and how to fix it."""
+
+
+class InstallNotFinishedError(InstallPhaseError):
+    """The installer's domain stopped without the installer finishing (destroyed, crashed,
+    the host or libvirtd restarted): the final configuration is not started on that disk."""
+
+
+# libvirt's virDomainShutoffReason; only SHUTDOWN proves that the installer ended it.
+SHUTOFF_SHUTDOWN = 1
+SHUTOFF_REASONS = {0: 'unknown', 1: 'shutdown', 2: 'destroyed', 3: 'crashed', 4: 'migrated',
+                   5: 'saved', 6: 'failed', 7: 'from snapshot', 8: 'daemon'}
+SHUTOFF_CAUSES = {
+    0: 'libvirt no longer knows why it stopped: libvirtd or the host restarted since it ran '
+       '(a host that rebooted mid-install looks the same)',
+    2: 'it was destroyed (virsh destroy, or its QEMU process was killed by a signal)',
+    3: 'its QEMU process crashed',
+    6: 'QEMU failed to run it',
+}
+LOCK_DIR = '/run/kvmops/install'
+LOCK_WAIT = 300
 
 
 def utc_now():
@@ -286,6 +322,90 @@ def is_shut_off(dom):
     return dom.state()[0] == VIR_DOMAIN_SHUTOFF
 
 
+def check_installer_finished(dom):
+    """Raise InstallNotFinishedError unless the shut-off domain's installer ended it."""
+    state = dom.state()
+    reason = state[1] if len(state) > 1 else 0
+    if reason == SHUTOFF_SHUTDOWN:
+        return
+    name = dom.name()
+    raise InstallNotFinishedError(
+        "The installer of %s did not finish: its domain stopped with libvirt's shutoff reason "
+        "'%s' (%s), not by the installer powering the machine off or rebooting it. Its disk "
+        "may be half-installed, so the final configuration was not started and the install "
+        "record stays 'started'. Look at the installer's output (the guest's serial log, or "
+        "virsh console %s while it runs) for the cause. To install again, remove the guest "
+        "(state: absent, remove_storage: true) and run the task again; if you know the "
+        "install did finish, start the guest once yourself (virsh start %s): a later run "
+        "takes a running final configuration as the end of the install phase."
+        % (name, SHUTOFF_REASONS.get(reason, str(reason)),
+           SHUTOFF_CAUSES.get(reason, 'not an end the installer chose'), name, name))
+
+
+class install_lock(object):
+    """The per-guest install lock: an exclusive flock on LOCK_DIR/<uuid>.lock (one host runs
+    the modules of one libvirtd; the compare-and-set on the record covers the rest). Waits up
+    to LOCK_WAIT seconds; without a writable LOCK_DIR it does nothing (the re-read record
+    still guards)."""
+
+    def __init__(self, dom, lock_dir=None, wait=LOCK_WAIT, monotonic=time.monotonic,
+                 sleep=time.sleep):
+        self.path = None
+        self.fd = None
+        self.wait = wait
+        self.monotonic = monotonic
+        self.sleep = sleep
+        lock_dir = lock_dir or LOCK_DIR
+        try:
+            uuid = dom.UUIDString()
+        except Exception:  # noqa: BLE001 - a fake or vanished domain: no lock
+            return
+        self.path = os.path.join(lock_dir, '%s.lock' % uuid)
+        self.lock_dir = lock_dir
+
+    def __enter__(self):
+        if self.path is None:
+            return self
+        import fcntl
+        try:
+            os.makedirs(self.lock_dir, 0o700)
+        except OSError as exc:
+            if exc.errno != errno.EEXIST:
+                return self
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            return self
+        deadline = self.monotonic() + self.wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except (IOError, OSError) as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
+                    return self
+                if self.monotonic() >= deadline:
+                    os.close(fd)
+                    raise InstallPhaseError(
+                        "Another run has held the install lock of this guest (%s) for %ss; "
+                        "wait for it to end, then run again." % (self.path, self.wait))
+                self.sleep(0.1)
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            os.close(self.fd)  # closing releases the flock
+            self.fd = None
+        return False
+
+
+def current_record(dom):
+    """The install record of the persistent definition, read now."""
+    return read_record(dom.XMLDesc(VIR_DOMAIN_XML_INACTIVE))
+
+
 def live_is_installer(dom):
     """True if the running configuration is an install configuration (phase="install")."""
     try:
@@ -316,7 +436,7 @@ def wait_for_shutoff(dom, wait, sleep=time.sleep, monotonic=time.monotonic, inte
 
 
 def run(conn, dom, record, want_running, wait, plan_factory, final_xml, check_mode=False,
-        sleep=time.sleep, monotonic=time.monotonic, on_completed=None):
+        sleep=time.sleep, monotonic=time.monotonic, on_completed=None, lock=install_lock):
     """Drive the install phase of a defined domain; return a result dict.
 
     record: the domain's install record (read_record of its inactive XML), or None.
@@ -328,6 +448,7 @@ def run(conn, dom, record, want_running, wait, plan_factory, final_xml, check_mo
     final_xml: the domain's persistent (inactive) XML.
     on_completed(record): called once when the install phase is seen to have ended (clean-up
       such as removing an injected initrd).
+    lock(dom): the per-guest install lock (a context manager; install_lock).
 
     Returns {'install_phase', 'changed', 'started_installer', 'started_final', 'plan'}.
     """
@@ -350,22 +471,44 @@ def run(conn, dom, record, want_running, wait, plan_factory, final_xml, check_mo
         out['install_phase'] = PHASE_STARTED
         if check_mode:
             return out
-        if not is_shut_off(dom):
-            raise InstallPhaseError(
-                "Domain %s is running although its install has not started (kvmops install "
-                "record: pending); stop it or remove the record before installing." % dom.name())
-        started = dict(record, state='started', started=utc_now())
-        started.pop('completed', None)
-        install_xml = build_install_xml(final_xml, plan, started)
-        write_record(dom, started)
-        try:
-            conn.createXML(install_xml, 0)
-        except Exception as exc:
-            write_record(dom, dict(record))  # back to pending: a fixed re-run tries again
-            raise InstallPhaseError("Starting the installer of %s failed: %s"
-                                    % (dom.name(), exc))
+        with lock(dom):
+            # compare-and-set: another run may have started (or ended) the install since
+            # this run read the record
+            now = current_record(dom)
+            if now is None or now.get('state') != 'pending':
+                if now is None:
+                    raise InstallPhaseError(
+                        "The install record of %s vanished while this run planned its "
+                        "install; nothing was started. Run again." % dom.name())
+                now.pop('phase', None)
+                record = now
+                out = None
+            else:
+                if not is_shut_off(dom):
+                    raise InstallPhaseError(
+                        "Domain %s is running although its install has not started (kvmops "
+                        "install record: pending); stop it or remove the record before "
+                        "installing." % dom.name())
+                started = dict(now, state='started', started=utc_now())
+                started.update(dict((k, v) for k, v in record.items() if k not in now))
+                started.pop('completed', None)
+                install_xml = build_install_xml(final_xml, plan, started)
+                write_record(dom, started)
+                try:
+                    conn.createXML(install_xml, 0)
+                except Exception as exc:
+                    if is_shut_off(dom):
+                        # back to pending: a fixed re-run tries again (never while an
+                        # installer runs: that would install it a second time later)
+                        write_record(dom, dict(now))
+                    raise InstallPhaseError("Starting the installer of %s failed: %s"
+                                            % (dom.name(), exc))
+                record = started
+        if out is None:  # another run started it: follow it as a 'started' install
+            return run(conn, dom, record, want_running, wait, plan_factory, final_xml,
+                       check_mode=check_mode, sleep=sleep, monotonic=monotonic,
+                       on_completed=on_completed, lock=lock)
         out['started_installer'] = True
-        record = started
     elif state == 'started':
         if not is_shut_off(dom) and not live_is_installer(dom):
             # Someone started the final configuration: the install phase is over.
@@ -380,6 +523,7 @@ def run(conn, dom, record, want_running, wait, plan_factory, final_xml, check_mo
 
     if check_mode:
         if is_shut_off(dom):
+            check_installer_finished(dom)
             out['changed'] = True
             out['install_phase'] = PHASE_COMPLETED
             out['started_final'] = want_running
@@ -389,12 +533,23 @@ def run(conn, dom, record, want_running, wait, plan_factory, final_xml, check_mo
     if not ended:
         out['install_phase'] = PHASE_TIMED_OUT if wait != 0 else PHASE_STARTED
         return out
-    _complete(dom, record, on_completed)
-    out['changed'] = True
-    out['install_phase'] = PHASE_COMPLETED
-    if want_running:
-        dom.create()
-        out['started_final'] = True
+    with lock(dom):
+        now = current_record(dom)
+        if now is not None and now.get('state') == 'completed':
+            # another run saw the end first and completed it
+            out['install_phase'] = PHASE_COMPLETED
+            return out
+        if not is_shut_off(dom):
+            # another run started the final configuration (or a new installer) meanwhile
+            out['install_phase'] = PHASE_STARTED if live_is_installer(dom) else PHASE_COMPLETED
+            return out
+        check_installer_finished(dom)
+        _complete(dom, record, on_completed)
+        out['changed'] = True
+        out['install_phase'] = PHASE_COMPLETED
+        if want_running:
+            dom.create()
+            out['started_final'] = True
     return out
 
 

@@ -106,7 +106,8 @@ def test_qcow2_and_backing_store_clone(tmp_path):
     qcow = tmp_path / 'data.qcow2'
     clone = tmp_path / 'clone.qcow2'
     plans = ST.plan_disks(disks({'path': str(qcow), 'size': 3, 'format': 'qcow2'},
-                                {'path': str(clone), 'backing_store': str(base)}))
+                                {'path': str(clone), 'backing_store': str(base),
+                                 'backing_format': 'raw'}))
     assert plans[1]['format'] == 'qcow2' and plans[1]['size'] == GIB
     ST.create_missing(plans, run_command=run, qemu_img=QEMU_IMG)
     assert ST.probe_image(str(qcow)) == ('qcow2', 3 * GIB)
@@ -177,3 +178,44 @@ def test_removable_storage_keeps_shared_read_only_and_cdrom_disks():
         "<disk type='volume' device='disk'><source pool='p' volume='sv'/><shareable/></disk>"
         "</devices></domain>")
     assert ST.removable_storage(tree) == (['/i/own.img'], [('p', 'v')])
+
+
+# ---------------------------------------------------------------- issue 26: base images
+
+@pytest.mark.skipif(not QEMU_IMG, reason='qemu-img not installed')
+def test_a_base_image_format_is_the_users_never_its_headers(tmp_path):
+    secret = tmp_path / 'host-secret'
+    secret.write_text('HOST SECRET')
+    raw = tmp_path / 'raw.img'
+    with open(raw, 'wb') as f:
+        f.truncate(GIB)
+    good = tmp_path / 'good.qcow2'
+    run([QEMU_IMG, 'create', '-q', '-f', 'qcow2', str(good), '2G'])
+    chained = tmp_path / 'chained.qcow2'
+    run([QEMU_IMG, 'create', '-q', '-f', 'qcow2', '-b', str(secret), '-F', 'raw', str(chained)])
+    datafile = tmp_path / 'datafile.qcow2'
+    run([QEMU_IMG, 'create', '-q', '-f', 'qcow2', '-o', 'data_file=%s' % (tmp_path / 'data'),
+         str(datafile), '64M'])
+
+    def plan(base, fmt=None):
+        d = {'path': str(tmp_path / 'clone.qcow2'), 'backing_store': str(base)}
+        if fmt:
+            d['backing_format'] = fmt
+        return ST.plan_disks(disks(d))[0]
+    # default qcow2: a good qcow2 base; its size from the header it was checked by
+    p = plan(good)
+    assert p['backing_format'] == 'qcow2' and p['size'] == 2 * GIB
+    # a raw base must be said to be raw; then it is raw
+    with pytest.raises(ST.StorageError, match='set backing_format: raw'):
+        plan(raw)
+    assert plan(raw, 'raw')['backing_format'] == 'raw'
+    # a qcow2 header where raw was given: refused
+    with pytest.raises(ST.StorageError, match='set backing_format: qcow2'):
+        plan(good, 'raw')
+    # a qcow2 base with a backing file or an external data file of its own: refused, with
+    # the fix (flatten it)
+    for bad in (chained, datafile):
+        with pytest.raises(ST.StorageError, match='qemu-img convert') as exc:
+            plan(bad)
+        assert 'backing file of its own' in str(exc.value) or 'external data file' in \
+            str(exc.value)

@@ -151,6 +151,7 @@ class FakeDom(object):
         self.ticks = install_ticks
         self.created_final = 0
         self.meta_calls = []
+        self.reason = 1           # shutoff reason once it stopped (1: shutdown)
 
     def name(self):
         return 'g1'
@@ -161,7 +162,7 @@ class FakeDom(object):
                 self.running = False
             else:
                 self.ticks -= 1
-        return [1 if self.running else 5, 1]
+        return [1, 1] if self.running else [5, self.reason]
 
     def XMLDesc(self, flags=0):
         rec = dict(self.record or {})
@@ -330,3 +331,69 @@ def test_add_record_marks_a_final_definition_pending():
     assert [c.tag for c in root][:3] == ['name', 'uuid', 'metadata']
     with pytest.raises(ValueError):
         ph.new_record('floppy')
+
+
+# ---------------------------------------------------------------- issue 26: crashed installers
+
+@pytest.mark.parametrize('reason,word', [(2, "'destroyed'"), (3, "'crashed'"), (6, "'failed'"),
+                                         (0, "'unknown'")])
+def test_an_installer_that_did_not_power_off_is_not_finished(reason, word):
+    dom = FakeDom(record={'state': 'pending', 'source': 'location'}, install_ticks=2)
+    dom.reason = reason
+    with pytest.raises(ph.InstallNotFinishedError) as exc:
+        go(dom, wait=-1)
+    msg = str(exc.value)
+    assert word in msg and 'did not finish' in msg and 'remove_storage: true' in msg
+    assert 'virsh start g1' in msg and 'serial log' in msg
+    assert dom.record['state'] == 'started' and dom.created_final == 0
+    # a later run (also in check mode) refuses it too; the final config is never started
+    for check in (True, False):
+        with pytest.raises(ph.InstallNotFinishedError):
+            go(dom, wait=0, check=check)
+    assert dom.record['state'] == 'started' and dom.created_final == 0
+    # the fix for "it did finish": the user starts it; the next run ends the install phase
+    dom.create()
+    res = go(dom, wait=0)
+    assert res['install_phase'] == 'completed' and dom.record['state'] == 'completed'
+
+
+def test_a_pending_record_another_run_started_meanwhile_is_followed_not_restarted():
+    dom = FakeDom(record={'state': 'pending', 'source': 'location'}, install_ticks=100)
+    conn = FakeConn(dom)
+    stale = dict(dom.record)
+    ok_ = go(dom, conn, wait=0)             # run A starts the installer
+    assert ok_['started_installer'] and dom.record['state'] == 'started'
+    first_xml = conn.xml
+    conn.xml = None
+    res = ph.run(conn, dom, stale, True, 0, lambda c: PLAN, final())  # run B read 'pending'
+    assert not res['started_installer'] and res['install_phase'] == 'started'
+    assert conn.xml is None and dom.record['state'] == 'started' and first_xml
+
+
+def test_a_failed_start_never_resets_the_record_of_a_running_installer():
+    dom = FakeDom(record={'state': 'pending', 'source': 'location'})
+
+    class Racing(FakeConn):
+        def createXML(self, xml, flags):
+            # another run's installer started between this run's check and its createXML
+            self.dom.running, self.dom.installer = True, True
+            raise RuntimeError('domain is already active')
+    with pytest.raises(ph.InstallPhaseError):
+        go(dom, Racing(dom))
+    assert dom.record['state'] == 'started'
+
+
+def test_install_lock_serialises_two_holders(tmp_path):
+    class Dom(object):
+        def UUIDString(self):
+            return '3b0c1f2e-8d7a-4c55-9f7e-0123456789ab'
+    clock = Clock()
+    with ph.install_lock(Dom(), lock_dir=str(tmp_path / 'locks')) as held:
+        assert held.fd is not None
+        with pytest.raises(ph.InstallPhaseError) as exc:
+            with ph.install_lock(Dom(), lock_dir=str(tmp_path / 'locks'), wait=1,
+                                 monotonic=clock.monotonic, sleep=clock.sleep):
+                pass
+        assert 'install lock' in str(exc.value) and clock.t >= 1
+    with ph.install_lock(Dom(), lock_dir=str(tmp_path / 'locks')) as again:
+        assert again.fd is not None
