@@ -1,5 +1,6 @@
 """virt_backup's long tests (make backups): a restored guest boots with its data, and libvirtd
 killed during a backup (under the exclusive test-bed lock, briefly)."""
+import json
 import os
 import shutil
 import tempfile
@@ -93,7 +94,10 @@ def test_libvirtd_killed_during_a_backup(writer_guest, conn, image_dir, daemon_f
     daemon_fault.kill_libvirtd()
     out, err = proc.communicate(timeout=120)
     os.unlink(argfile)
-    reported = faults.short(out or err)
+    try:
+        reported = faults.short(json.loads(out).get('msg') or out)
+    except ValueError:
+        reported = faults.short(out or err)
     daemon_fault.start_libvirtd()
     print('\nafter the kill, module said: %s' % reported)
     print('left behind: %s' % leftover_state(name, g['disk']))
