@@ -434,7 +434,6 @@ class GuestBackup(object):
                 manifest['points'].append(point)
                 repo.write_manifest(chain_final, manifest)
             repo.fsync_dir(self.gdir)
-            self.clear_inflight()
         except BaseException as exc:  # also KeyboardInterrupt / SystemExit: clean up, then re-raise
             kept = self.undo(dom, state, cp_name, chain_work if new_chain else pwork,
                              chain_final, manifest if not new_chain else None)
@@ -449,6 +448,10 @@ class GuestBackup(object):
                             'before the guests start (or as a shared mount), or restart the guest.')
                 self.fail('the %s backup failed: %s.%s %s' % (level, exc, hint, kept))
             raise
+        try:  # committed: the record of the job is not needed any more (outside the undo above,
+            self.clear_inflight()  # which must never touch a committed point's checkpoint)
+        except OSError as exc:
+            self.warn('%s: could not remove %s (the next run does): %s' % (self.name, INFLIGHT, exc))
         if state['started_paused']:
             self.stop_paused(dom)
         result = {'frozen': frozen, 'quiesce_reason': qreason, 'checkpoint': cp_name,
