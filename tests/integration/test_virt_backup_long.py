@@ -4,7 +4,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 
 import pytest
 
@@ -73,6 +72,10 @@ def test_restored_guest_boots_with_its_data(writer_guest, conn, image_dir, reque
     assert res.get('failed') and 'exists' in res['msg']
 
 
+def _brief(res):
+    return {k: res.get(k) for k in ('failed', 'msg', 'level', 'level_reason', 'recovered', 'warnings')}
+
+
 def _answers(dom):
     try:
         dom.blockInfo('vda')
@@ -111,8 +114,7 @@ def test_libvirtd_killed_during_a_backup(writer_guest, conn, image_dir, daemon_f
     # status file although QEMU's job had ended): the next run identifies it as its own, cleans
     # what it can and fails saying how to end it (only the end of the guest's QEMU process does)
     res = run_direct('virt_backup', {'domain': name, 'repository': repo})
-    print('next backup: %s' % {k: res.get(k) for k in ('failed', 'msg', 'level', 'level_reason',
-                                                          'recovered', 'warnings')})
+    print('next backup: %s' % _brief(res))
     after_kill, stuck = res, None
     if res.get('failed'):
         print('left behind then: %s' % leftover_state(name, g['disk']))
@@ -132,8 +134,7 @@ def test_libvirtd_killed_during_a_backup(writer_guest, conn, image_dir, daemon_f
     try:
         copy = paused_copy(g, os.path.join(image_dir, 'after.raw'))
         res = run_direct('virt_backup', {'domain': name, 'repository': repo})
-        print('then: %s' % {k: res.get(k) for k in ('failed', 'msg', 'level', 'level_reason',
-                                                      'recovered', 'warnings')})
+        print('then: %s' % _brief(res))
         if res.get('failed'):
             print('left behind then: %s' % leftover_state(name, g['disk']))
         ok(res)

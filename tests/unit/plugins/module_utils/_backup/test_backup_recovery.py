@@ -17,7 +17,8 @@ CHAIN = '20261207T054952Z'
 
 class Err(libvirt.libvirtError):
     def __init__(self, code, msg):  # pylint: disable=super-init-not-called
-        Exception.__init__(self, msg)
+        # libvirtError's own __init__ reads libvirt's last error; these carry their own
+        self.args = (msg,)
         self.err = (code, 0, msg, 2, None, None, None, 0, 0)
 
 
