@@ -85,7 +85,8 @@ def main():
         res['ours_full_s'], r = timed(lambda: run_direct('virt_backup', {'domain': name, 'repository': ours}))
         assert not r.get('failed'), r
         res['ours_full_bytes'] = r['size']
-        write_round(g, 2, count=WRITE_MIB * 16)
+        # round r writes blocks r*64 .. r*64+count-1: a round past round 1's blocks
+        write_round(g, 2 + WRITE_MIB * 16 // 64, count=WRITE_MIB * 16)
         res['ours_inc_s'], r = timed(lambda: run_direct('virt_backup', {'domain': name, 'repository': ours}))
         assert not r.get('failed') and r['level'] == 'inc', r
         res['ours_inc_bytes'] = r['size']

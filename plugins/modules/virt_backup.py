@@ -33,6 +33,12 @@ description:
   - A failed or interrupted backup leaves the committed chains as they were and removes its partial
     files and its checkpoint (or the next run does, first thing); retention (O(keep_chains),
     O(keep_days)) runs only after a successful backup. The guest's disks change only by the bitmaps.
+  - Every run first recovers what an interrupted run left (C(recovered) in RV(backups), and a warning) - a
+    record of the run's job in the guest's directory tells that run's job, checkpoint and files from
+    anyone else's, which are left alone. After libvirtd was killed during a backup, libvirt 9.0 may
+    keep a backup job without its data that no API call ends; the run then fails at once, naming it
+    and its cure (shut the guest down, restart libvirtd while it is off, start it); the chain
+    continues afterwards.
   - Restore and verify with M(kvmops.hypervisor.virt_backup_restore).
 author:
   - kvmops team (@kvmops)
@@ -158,7 +164,8 @@ backups:
     - One entry per guest - domain, level, level_reason, chain, point, point_dir, files (per disk - file,
       size, sha256, virtual_size), size (bytes written), chain_size, estimated_size, duration
       (seconds), frozen, quiesce_reason, checkpoint, started_paused, skipped_disks, recovered (what an
-      interrupted run had left and was cleaned), removed_chains (retention), failed and msg.
+      interrupted run had left and was cleaned, or a chain that continues), removed_chains (retention),
+      failed and msg.
   returned: always
   type: list
   elements: dict

@@ -254,6 +254,7 @@ def test_module_killed_during_a_backup_next_run_recovers(guest, repo, image_dir,
     left = tree(gdir)
     # the committed chain is intact and verifies; the new checkpoint and partial point are left
     assert our_checkpoints(dom)[0] == first['checkpoint'] and partial
+    assert os.path.exists(os.path.join(gdir, '.inflight'))
     res = ok(restore(name, repo, action='verify'))
     assert res['point'] == 0 and res['verified'] is True
     # the next run cleans up (job, partial files, checkpoint) and continues the chain
@@ -263,6 +264,9 @@ def test_module_killed_during_a_backup_next_run_recovers(guest, repo, image_dir,
     assert any('delete checkpoint' in r for r in res['recovered']), res['recovered']
     assert our_checkpoints(dom) == [res['checkpoint']]
     assert not [p for p in tree(gdir) if '.partial' in p]
+    # the killed run's record of its job (what identifies it as ours) is gone too
+    assert os.path.exists(os.path.join(gdir, '.inflight')) is False
+    assert any('forget the record' in r for r in res['recovered']), res['recovered']
     out = os.path.join(image_dir, 'out-kill')
     os.mkdir(out)
     r = ok(restore(name, repo, action='images', dest_dir=out, format='raw'))

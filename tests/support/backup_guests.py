@@ -100,3 +100,36 @@ def run_direct(module, args, check=False, timeout=600):
         args['_ansible_check_mode'] = True
     proc, argfile = module_process(module, args)
     return module_result(proc, argfile, timeout=timeout)
+
+
+def leftover_state(name, disk):
+    """What libvirt, QEMU and the qcow2 file hold for a guest's backups (for the test's log):
+    libvirt's job, checkpoints, QEMU's block jobs and jobs, the disk's persistent bitmaps."""
+    def run(cmd):
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           universal_newlines=True, timeout=60, check=False)
+        return ' '.join(p.stdout.split())
+    out = {
+        'domjobinfo': run(['virsh', 'domjobinfo', name]),
+        'checkpoint-list': run(['virsh', 'checkpoint-list', name, '--name']),
+        'query-block-jobs': run(['virsh', 'qemu-monitor-command', name, '{"execute":"query-block-jobs"}']),
+        'query-jobs': run(['virsh', 'qemu-monitor-command', name, '{"execute":"query-jobs"}']),
+    }
+    try:
+        nodes = json.loads(subprocess.run(
+            ['virsh', 'qemu-monitor-command', name,
+             '{"execute":"query-named-block-nodes","arguments":{"flat":true}}'],
+            stdout=subprocess.PIPE, check=True, universal_newlines=True, timeout=60).stdout)['return']
+        out['qemu-bitmaps'] = sorted(set((n.get('node-name'), b.get('name'), b.get('recording'))
+                                         for n in nodes for b in n.get('dirty-bitmaps', [])))
+    except (subprocess.SubprocessError, ValueError, KeyError) as exc:
+        out['qemu-bitmaps'] = 'query-named-block-nodes failed: %s' % exc
+    try:
+        info = json.loads(subprocess.run(['qemu-img', 'info', '-U', '--output=json', '-f', 'qcow2', disk],
+                                         stdout=subprocess.PIPE, check=True,
+                                         universal_newlines=True, timeout=60).stdout)
+        out['bitmaps'] = [(b['name'], b.get('flags')) for b in
+                          info.get('format-specific', {}).get('data', {}).get('bitmaps', [])]
+    except (subprocess.SubprocessError, ValueError) as exc:
+        out['bitmaps'] = 'qemu-img info failed: %s' % exc
+    return out

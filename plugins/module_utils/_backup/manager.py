@@ -21,6 +21,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import fcntl
+import json
 import os
 import shutil
 import threading
@@ -38,6 +39,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._backup import r
 
 POLL = 0.2
 PAUSED_MARKER = '.started-paused'
+INFLIGHT = '.inflight'  # what a run is backing up right now: identifies its job after a crash
 LOCK_FILE = '.lock'
 BEGIN_ATTEMPTS = 4
 BEGIN_RETRY_WAIT = 5
@@ -106,9 +108,79 @@ class GuestBackup(object):
                 return True
         return False
 
-    def recover(self, dom, keep_checkpoint):
+    def read_inflight(self):
+        """The record of a backup this directory's last run began and did not finish, or None."""
+        try:
+            with open(os.path.join(self.gdir, INFLIGHT)) as f:
+                data = json.load(f)
+        except (IOError, OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def write_inflight(self, dom, chain, pname, cp_name):
+        repo.atomic_write(os.path.join(self.gdir, INFLIGHT), json.dumps(
+            {'uuid': dom.UUIDString(), 'domain_id': dom.ID(), 'chain': chain, 'point': pname,
+             'checkpoint': cp_name, 'started': time.time()}, sort_keys=True) + '\n')
+
+    def clear_inflight(self):
+        path = os.path.join(self.gdir, INFLIGHT)
+        if os.path.exists(path):
+            os.unlink(path)
+
+    def stale_job(self, dom, inflight):
+        """A backup job libvirt holds on this guest without its data: libvirt 9.0 restores the
+        async backup job from its status file when it restarts after a kill, even when QEMU's
+        job ended meanwhile; virDomainAbortJob answers 0 and leaves it, it outlives a libvirtd
+        restart and the guest's shutdown; only a libvirtd restart while the guest is off ends it
+        (measured). Returns None, or (ours, text)."""
+        if not dom.isActive():
+            return None
+        try:
+            dom.jobInfo()
+            return None
+        except LIBVIRT_ERROR as exc:
+            if exc.get_error_code() != C.VIR_ERR_INTERNAL_ERROR:
+                return None
+            what = str(exc)
+        try:
+            dom.backupGetXMLDesc(0)
+            return None  # a backup job with its data: our_job_running() decides about it
+        except LIBVIRT_ERROR as exc:
+            if exc.get_error_code() != C.VIR_ERR_NO_DOMAIN_BACKUP:
+                return None
+        # ours when our record names this very QEMU process (same UUID, same domain ID)
+        ours = bool(inflight and inflight.get('uuid') == dom.UUIDString()
+                    and inflight.get('domain_id') == dom.ID())
+        return ours, what
+
+    def unbreak(self, dom, chains):
+        """A chain marked broken only because a failed backup's checkpoint could not be deleted
+        continues once that checkpoint is gone and the last point's checkpoint is still there
+        (libvirt keeps every checkpoint's bitmap recording, so the last one saw every write)."""
+        if not chains or chains[-1][1] is None:
+            return []
+        cid, manifest = chains[-1]
+        failed_cp = manifest.get('broken_checkpoint')
+        last = plan.last_point(manifest)
+        if not manifest.get('broken') or not failed_cp or not last or not last.get('checkpoint'):
+            return []
+        try:
+            names = [c.getName() for c in dom.listAllCheckpoints(0)]
+        except LIBVIRT_ERROR:
+            return []
+        if failed_cp in names or last['checkpoint'] not in names:
+            return []
+        manifest['broken'] = None
+        manifest.pop('broken_checkpoint', None)
+        if not self.check_mode:
+            repo.write_manifest(os.path.join(self.gdir, cid), manifest)
+        return ['chain %s continues: the failed backup\'s checkpoint %s is gone and the last point\'s '
+                'checkpoint %s is intact' % (cid, failed_cp, last['checkpoint'])]
+
+    def recover(self, dom, keep_checkpoint, chains=None):
         """Clean what an interrupted run left; returns what was (or would be) cleaned."""
         done = []
+        inflight = self.read_inflight()
         if dom.isActive() and self.our_job_running(dom):
             done.append('abort the backup job an earlier run left running')
             if not self.check_mode:
@@ -132,8 +204,47 @@ class GuestBackup(object):
             if not self.check_mode:
                 repo.remove(path, self.gdir)
         done.extend(self.drop_checkpoints(dom, keep_checkpoint, 'not owned by a committed backup'))
+        done.extend(self.unbreak(dom, chains))
+        stale = self.stale_job(dom, inflight)
+        if stale and stale[0]:
+            # the only API there is (libvirt 9.0 answers 0 and keeps the job: measured); a later
+            # libvirt may end it
+            if not self.check_mode:
+                try:
+                    dom.abortJob()
+                except LIBVIRT_ERROR:
+                    pass
+                stale = self.stale_job(dom, inflight)
+        if stale is None and inflight is not None:
+            done.append('forget the record of the interrupted %s backup %s/%s' % (
+                self.name, inflight.get('chain'), inflight.get('point')))
+            if not self.check_mode:
+                self.clear_inflight()
         for what in done:
             self.act(what)
+        self.out['recovered'] = done
+        if done:
+            self.warn('%s: recovered from an interrupted backup: %s.' % (self.name, '; '.join(done)))
+        if stale is not None:
+            ours, what = stale
+            kept = ' '.join(['Cleaned up first: %s.' % '; '.join(done) if done else '',
+                             'The committed backups are unchanged.']).strip()
+            if ours:
+                self.fail('libvirt still holds the backup job that an interrupted virt_backup run '
+                          'began (%s/%s, checkpoint %s) and has lost its data ("%s"): libvirt 9.0 '
+                          'restores it after libvirtd was killed during the backup when QEMU\'s '
+                          'job ended meanwhile, and neither virsh domjobabort, nor a libvirtd '
+                          'restart while the guest runs, nor the guest\'s shutdown ends it (the '
+                          'guest could not even start again). Shut the guest down (virsh shutdown '
+                          '%s), restart libvirtd while it is off (service libvirtd restart: running '
+                          'guests keep running), start it (virsh start %s), then run the backup '
+                          'again: its chain continues. %s' % (
+                              inflight.get('chain'), inflight.get('point'), inflight.get('checkpoint'),
+                              what, self.name, self.name, kept))
+            self.fail('libvirt holds a backup job on this guest that kvmops did not start (or cannot '
+                      'tell as its own: "%s"); it was left alone. Find who started it (virsh '
+                      'domjobinfo %s), end it (virsh domjobabort %s, or stop and start the guest), '
+                      'then run the backup again. %s' % (what, self.name, self.name, kept))
         return done
 
     def drop_checkpoints(self, dom, keep, why):
@@ -195,7 +306,7 @@ class GuestBackup(object):
         if os.path.isdir(self.gdir):
             if not self.check_mode:
                 self.lock()
-            self.out['recovered'] = self.recover(dom, keep_cp)
+            self.out['recovered'] = self.recover(dom, keep_cp, chains)
         checkpoints = [c.getName() for c in dom.listAllCheckpoints(0)]
         uuid = dom.UUIDString()
         problem = plan.chain_problem(manifest, uuid, self.host, disks, checkpoints)
@@ -280,6 +391,7 @@ class GuestBackup(object):
                                   incremental=prev['checkpoint'] if prev else None)
             cpxml = plan.checkpoint_xml(cp_name, disks, all_targets,
                                         'kvmops virt_backup %s %s' % (chain, pname)) if cp_name else None
+            self.write_inflight(dom, chain, pname, cp_name)
             for attempt in range(BEGIN_ATTEMPTS):
                 frozen, qreason = self.freeze(dom, active)
                 try:
@@ -336,6 +448,10 @@ class GuestBackup(object):
                             'before the guests start (or as a shared mount), or restart the guest.')
                 self.fail('the %s backup failed: %s.%s %s' % (level, exc, hint, kept))
             raise
+        try:  # committed: the record of the job is not needed any more (outside the undo above,
+            self.clear_inflight()  # which must never touch a committed point's checkpoint)
+        except OSError as exc:
+            self.warn('%s: could not remove %s (the next run does): %s' % (self.name, INFLIGHT, exc))
         if state['started_paused']:
             self.stop_paused(dom)
         result = {'frozen': frozen, 'quiesce_reason': qreason, 'checkpoint': cp_name,
@@ -352,10 +468,12 @@ class GuestBackup(object):
         """After a failure: no job, no checkpoint of ours, no partial files. Returns a sentence
         saying what is kept."""
         notes = []
+        job_gone = False
         try:
-            if dom.jobInfo()[0] != C.VIR_DOMAIN_JOB_NONE and self.our_job_running(dom):
+            job_gone = dom.jobInfo()[0] == C.VIR_DOMAIN_JOB_NONE
+            if not job_gone and self.our_job_running(dom):
                 dom.abortJob()
-                self.wait_no_job(dom, 60)
+                job_gone = self.wait_no_job(dom, 60)
         except LIBVIRT_ERROR:
             pass
         if cp_name:
@@ -367,6 +485,7 @@ class GuestBackup(object):
                 notes.append('its checkpoint %s could not be deleted now (the next run does)' % cp_name)
                 if manifest is not None:
                     manifest['broken'] = 'checkpoint %s of a failed backup could not be deleted' % cp_name
+                    manifest['broken_checkpoint'] = cp_name
                     try:
                         repo.write_manifest(chain_final, manifest)
                     except OSError:
@@ -378,6 +497,11 @@ class GuestBackup(object):
                 repo.remove(work, self.gdir)
         except (OSError, KvmopsError):
             notes.append('its partial files in %s could not be removed (the next run does)' % work)
+        if job_gone and not notes:  # nothing left that the next run must recognise as ours
+            try:
+                self.clear_inflight()
+            except OSError:
+                pass
         kept = 'The earlier backups are unchanged.'
         return kept + (' Note: %s.' % '; '.join(notes) if notes else ' Its partial files were removed.')
 

@@ -97,6 +97,8 @@ VIR_DOMAIN_JOB_CANCELLED = 5
 VIR_DOMAIN_JOB_STATS_COMPLETED = 1
 # virDomainJobOperation
 VIR_DOMAIN_JOB_OPERATION_BACKUP = 9
-# virErrorNumber: a job lock not acquired in time; no such checkpoint
+# virErrorNumber: internal; a job lock not acquired in time; no such checkpoint; no backup job
+VIR_ERR_INTERNAL_ERROR = 1
 VIR_ERR_OPERATION_TIMEOUT = 68
 VIR_ERR_NO_DOMAIN_CHECKPOINT = 103
+VIR_ERR_NO_DOMAIN_BACKUP = 104
