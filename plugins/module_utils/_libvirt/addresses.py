@@ -26,6 +26,7 @@ __metaclass__ = type
 
 import ipaddress
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import agent as _agent
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 
 # virDomainInterfaceAddressesSource
@@ -170,9 +171,17 @@ def check_address(address, ranges):
 
 
 def _query(dom, source):
-    """(answer, error): libvirt's interfaceAddresses dict for one source, or why it failed."""
+    """(answer, error): libvirt's interfaceAddresses dict for one source, or why it failed.
+    The agent's answer is waited for at most _agent.AGENT_TIMEOUT seconds (a guest's agent
+    that never answers would hold libvirt's call for ever)."""
     try:
+        if source == 'agent':
+            answer = _agent.bounded(dom.interfaceAddresses, (SOURCES[source], 0),
+                                    what='guest-network-get-interfaces')
+            return answer or {}, None
         return dom.interfaceAddresses(SOURCES[source], 0) or {}, None
+    except _agent.AgentTimeout as exc:
+        return None, '%s; not asked again in this run' % exc
     # libvirtError (agent not connected, no ARP support): the source is skipped
     except Exception as exc:  # pylint: disable=broad-except
         return None, str(exc).strip() or exc.__class__.__name__
