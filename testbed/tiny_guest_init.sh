@@ -100,7 +100,7 @@ fi
 #   kvmops.agent_hang=C,...   never answer these commands (e.g. guest-fsfreeze-freeze)
 #   kvmops.agent_garbage=C,.. answer these with a line that is not JSON
 #   kvmops.agent_fail=C,...   answer these with an error object
-# Every command is logged on the console as "KVMOPS-AGENT <command>".
+# Every command is logged on the console as "KVMOPS-AGENT <command> uptime=<seconds>".
 case " $(cat /proc/cmdline) " in
   *" kvmops.agent=1 "*)
     [ -f /lib/modules/virtio_console.ko ] && insmod /lib/modules/virtio_console.ko 2>/dev/null
@@ -140,7 +140,8 @@ if [ "$long" -gt 0 ]; then
   ifaces=",{\"name\":\"$big\",\"hardware-address\":\"$mac\",\"ip-addresses\":[]}"
 fi
 ifaces="[{\"name\":\"lo\",\"hardware-address\":\"00:00:00:00:00:00\",\"ip-addresses\":[{\"ip-address-type\":\"ipv4\",\"ip-address\":\"127.0.0.1\",\"prefix\":8}]},{\"name\":\"$ifname\",\"hardware-address\":\"$mac\",\"ip-addresses\":[$addrs]}$ifaces]"
-echo "KVMOPS-AGENT-PORT $port" > /dev/console
+read -r up _ < /proc/uptime
+echo "KVMOPS-AGENT-PORT $port uptime=$up" > /dev/console
 # The port stays open for good (its state is what tells libvirt an agent runs); a read that
 # finds the host side unconnected returns at once: wait a little and read again.
 exec 3<>"$port"
@@ -150,7 +151,8 @@ while true; do
     cmd=$(printf '%s' "$line" | sed -n 's/.*"execute"[ ]*:[ ]*"\([A-Za-z0-9_-]*\)".*/\1/p')
     id=$(printf '%s' "$line" | sed -n 's/.*"id"[ ]*:[ ]*\([0-9]*\).*/\1/p')
     [ -n "$cmd" ] || continue
-    echo "KVMOPS-AGENT $cmd" > /dev/console
+    read -r up _ < /proc/uptime
+    echo "KVMOPS-AGENT $cmd uptime=$up" > /dev/console
     case "$hang" in *",$cmd,"*) continue ;; esac
     case "$garbage" in *",$cmd,"*) printf '%s\n' '{"return": [{"name": "eth0", "ip-addresses": [{{' >&3; continue ;; esac
     case "$fail" in *",$cmd,"*) printf '%s\n' "{\"error\":{\"class\":\"GenericError\",\"desc\":\"kvmops fake agent: $cmd refused\"}}" >&3; continue ;; esac

@@ -258,11 +258,15 @@ def rejected_messages(entries):
             for e in entries for r in e.get('rejected', [])]
 
 
-def domain_addresses_report(conn, dom, sources=('lease', 'agent', 'arp'), ranges_cache=None):
+def domain_addresses_report(conn, dom, sources=('lease', 'agent', 'arp'), ranges_cache=None,
+                            agent_dom=None):
     """(entries, errors): the per-NIC entries of domain_addresses() and {source: why it was
     skipped} for each source that failed. conn is the domain's connection: the networks' and
     host interfaces' ranges that guest-reported addresses are checked against come from it
-    (without it, no agent or ARP address is accepted). ranges_cache: see network_ranges()."""
+    (without it, no agent or ARP address is accepted). ranges_cache: see network_ranges().
+    agent_dom: the same domain on another connection, to ask its agent through (a call the
+    agent never answers stays in flight in libvirtd, and libvirtd serves few calls of one
+    connection at once: the inventory keeps those off its main connection)."""
     unknown = [s for s in sources if s not in SOURCES]
     if unknown:
         raise ValueError('unknown address source(s) %s; use %s'
@@ -272,7 +276,7 @@ def domain_addresses_report(conn, dom, sources=('lease', 'agent', 'arp'), ranges
     errors = {}
     if dom.isActive():
         for source in sources:
-            answer, error = _query(dom, source)
+            answer, error = _query(agent_dom if source == 'agent' and agent_dom is not None else dom, source)
             if error is not None:
                 errors[source] = error
             else:
@@ -289,7 +293,7 @@ def domain_addresses_report(conn, dom, sources=('lease', 'agent', 'arp'), ranges
     return entries, errors
 
 
-def domain_addresses(conn, dom, sources=('lease', 'agent', 'arp'), ranges_cache=None):
+def domain_addresses(conn, dom, sources=('lease', 'agent', 'arp'), ranges_cache=None, agent_dom=None):
     """One entry per NIC of the domain, in XML order:
 
     {'mac', 'network' (libvirt network name or None), 'type', 'target' (host-side device),
@@ -298,7 +302,7 @@ def domain_addresses(conn, dom, sources=('lease', 'agent', 'arp'), ranges_cache=
      'addresses': [{'address', 'prefix', 'family': 'ipv4'|'ipv6', 'source'}],
      'rejected': [{'address', 'source', 'reason'}] (guest answers that were dropped)}
     """
-    return domain_addresses_report(conn, dom, sources, ranges_cache)[0]
+    return domain_addresses_report(conn, dom, sources, ranges_cache, agent_dom)[0]
 
 
 def _usable(addr):
