@@ -211,8 +211,8 @@ def test_a_hostile_agent_never_steers_the_address_nor_holds_anything(conn, prefi
     with open(os.path.join(home, 'play.yml'), 'w') as f:
         f.write(PLAYBOOK)
     start = time.monotonic()
-    procs = {v: inventory(b, config, home) for v, b in (('2.19', os.path.join(paths.VENV, 'bin')),
-                                                         ('2.17', controller_217))}
+    controllers = (('2.19', os.path.join(paths.VENV, 'bin')), ('2.17', controller_217))
+    procs = {v: inventory(b, config, home) for v, b in controllers}
     for version, proc in procs.items():
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err[-3000:]
@@ -273,7 +273,7 @@ def test_a_hostile_agent_never_steers_the_address_nor_holds_anything(conn, prefi
                   'domifaddr --source agent still waiting after 70 s)', 1,
                   'wait_for ip failed after %.0f s (wait_timeout 15): %s; inventory listed both guests in '
                   '%.0f s (mute without address); virt_backup finished crash-consistent in %.0f s with '
-                  'a warning naming virsh domfsthaw' % (mute_took, faults.short(mute_msg, 160),
-                                                      inventory_took, took),
+                  'a warning naming virsh domfsthaw'
+                  % (mute_took, faults.short(mute_msg, 160), inventory_took, took),
                   'libvirtd keeps one call per mute guest waiting (its agent job) until the guest answers '
                   'or stops; no process of ours hangs', 'make test', request.node.nodeid + '[mute]')
