@@ -37,7 +37,8 @@ from support.backup_guests import module_process
 from support.domain_guests import tiny_args
 from support.libvirt_helpers import wait_for_text
 
-from test_hostile_inventory import controller_217  # noqa: F401  pylint: disable=unused-import  (the cached 2.17 controller, a fixture)
+# The cached ansible-core 2.17 controller (a fixture, used by name)
+from test_hostile_inventory import controller_217  # noqa: F401 pylint: disable=unused-import
 
 BOOT_TIMEOUT = 300
 AGENT_TIMEOUT = 10      # plugins/module_utils/_libvirt/agent.py AGENT_TIMEOUT
