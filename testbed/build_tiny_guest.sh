@@ -31,7 +31,7 @@ ln -s busybox "$rootfs/bin/sh"
 install -m 0755 "$here/tiny_guest_init.sh" "$rootfs/init"
 install -m 0755 "$here/tiny_guest_udhcpc.sh" "$rootfs/etc/udhcpc.script"
 for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci \
-         virtio_blk failover net_failover virtio_net evdev button; do
+         virtio_blk failover net_failover virtio_net evdev button virtio_console; do
   f=$(find "$work/k/lib/modules/$kver" -name "$m.ko*" | head -n 1)
   [ -n "$f" ] || continue
   case "$f" in

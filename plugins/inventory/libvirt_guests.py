@@ -197,6 +197,7 @@ from ansible.release import __version__ as ANSIBLE_CORE_VERSION
 from ansible.utils.unsafe_proxy import wrap_var
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import addresses as _addresses
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import agent as _agent
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.tags import domain_tags
 
@@ -349,30 +350,61 @@ def network_forward_modes(conn, names):
 
 
 def collect_hypervisor(uri, sources, namespace):
-    """Everything the inventory needs from one hypervisor, as plain data (cacheable)."""
-    conn = None
+    """Everything the inventory needs from one hypervisor, as plain data (cacheable).
+
+    The guests' addresses are asked for all at once (at most WORKERS at a time), and their
+    agents on a connection of their own, each for at most AGENT_TIMEOUT seconds: a guest runs
+    its agent, and one that never answers costs the listing that wait once, not once per such
+    guest, while its call, stuck in libvirtd, never holds up the main connection."""
+    conn = agent_conn = None
     if 'agent' in sources:
         # libvirt answers guest-agent queries only on a read-write connection.
         try:
             conn = libvirt.open(uri)
+            agent_conn = libvirt.open(uri)
         except libvirt.libvirtError:
-            conn = None
+            if conn is not None:
+                conn.close()
+            conn = agent_conn = None
     if conn is None:
         conn = libvirt.openReadOnly(uri)
     try:
         guests = []
+        doms = []
         ranges = {}
         for dom in conn.listAllDomains(0):
             try:
                 state, _reason = dom.state()
                 state = STATES.get(state, 'unknown')
                 info = dom.info()
-                nics = _addresses.domain_addresses(conn, dom, tuple(sources), ranges)
                 guests.append({'name': dom.name(), 'uuid': dom.UUIDString(), 'state': state,
                                'vcpus': info[3], 'memory_mib': info[1] // 1024,
-                               'tags': domain_tags(dom, namespace), 'interfaces': nics})
+                               'tags': domain_tags(dom, namespace), 'interfaces': []})
+                doms.append(dom)
             except libvirt.libvirtError:
                 continue  # undefined while we listed: it is no longer a guest of this host
+
+        def addresses(dom):
+            agent_dom = None
+            if agent_conn is not None:
+                try:
+                    agent_dom = agent_conn.lookupByUUIDString(dom.UUIDString())
+                except libvirt.libvirtError:
+                    agent_dom = None
+            return _addresses.domain_addresses(conn, dom, tuple(sources), ranges, agent_dom=agent_dom)
+
+        outcomes = run_all([(lambda dom=dom: addresses(dom)) for dom in doms],
+                           _agent.AGENT_TIMEOUT + 20) if doms else {}
+        listed = []
+        for index, guest in enumerate(guests):
+            kind, value = outcomes[index]
+            if kind == 'ok':
+                guest['interfaces'] = value
+                listed.append(guest)
+            elif isinstance(value, TimeoutError):
+                listed.append(guest)    # no addresses: libvirt did not answer for this guest
+            # a libvirtError: undefined while we listed
+        guests = listed
         modes = network_forward_modes(conn, [n['network'] for g in guests for n in g['interfaces']])
         for guest in guests:
             for nic in guest['interfaces']:
@@ -380,6 +412,8 @@ def collect_hypervisor(uri, sources, namespace):
         return guests
     finally:
         conn.close()
+        if agent_conn is not None:
+            agent_conn.close()
 
 
 def run_all(jobs, timeout, workers=WORKERS, clock=time.monotonic):

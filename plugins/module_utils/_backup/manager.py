@@ -29,6 +29,7 @@ import time
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.manager import ManagerBase
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import agent as _agent
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import constants as C
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import domain_disks
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
@@ -66,6 +67,7 @@ class GuestBackup(object):
         self.actions = []
         self.out = {'domain': name, 'changed': False}
         self.gdir = repo.guest_dir(spec['repository'], name)
+        self.maybe_frozen = False   # a freeze the guest agent did not answer in time
 
     def act(self, what):
         self.actions.append('%s: %s' % (self.name, what))
@@ -405,7 +407,7 @@ class GuestBackup(object):
                         raise
                     self.warn('%s: libvirt was busy with the guest (%s); trying again.' % (self.name, exc))
                 finally:
-                    if frozen:
+                    if frozen or self.maybe_frozen:
                         self.thaw(dom)
                 time.sleep(BEGIN_RETRY_WAIT)
             self.wait_job(dom)
@@ -517,6 +519,7 @@ class GuestBackup(object):
 
     def freeze(self, dom, active):
         mode = self.spec['quiesce']
+        self.maybe_frozen = False
         if mode == 'skip':
             return False, 'quiesce=skip'
         if not active:
@@ -530,8 +533,20 @@ class GuestBackup(object):
                 raise BackupError('quiesce=required, but %s: run qemu-guest-agent in the guest.' % why)
             return False, '%s: the backup is crash-consistent, as if the guest had lost power' % why
         try:
-            dom.fsFreeze(None, 0)
+            _agent.bounded(dom.fsFreeze, (None, 0), what='guest-fsfreeze-freeze')
             return True, 'the guest agent froze the file systems while the backup began'
+        except _agent.AgentTimeout as exc:
+            # The freeze may still happen when the guest answers: thawed after the backup began
+            # (or now, when quiesce=required stops here).
+            self.maybe_frozen = True
+            if mode == 'required':
+                self.thaw(dom)
+                raise BackupError('quiesce=required, but %s to the freeze (a guest agent that never '
+                                  'answers holds libvirt for ever; kvmops stops waiting). Check '
+                                  'qemu-guest-agent in the guest, or use quiesce: auto.' % exc)
+            self.warn('%s: the backup is not quiesced: %s to the freeze. If the guest froze its '
+                      'file systems after all, run `virsh domfsthaw %s`.' % (self.name, exc, self.name))
+            return False, '%s to the freeze: the backup is crash-consistent' % exc
         except LIBVIRT_ERROR as exc:
             if mode == 'required':
                 raise BackupError('quiesce=required, but the guest agent did not freeze the guest: %s' % exc)
@@ -541,8 +556,10 @@ class GuestBackup(object):
     def thaw(self, dom):
         for dummy in range(5):
             try:
-                dom.fsThaw(None, 0)
+                _agent.bounded(dom.fsThaw, (None, 0), what='guest-fsfreeze-thaw')
                 return
+            except _agent.AgentTimeout:
+                break       # libvirt's agent job is still taken: asking again only waits again
             except LIBVIRT_ERROR:
                 time.sleep(0.5)
         self.warn('%s: the guest agent did not thaw the file systems: run `virsh domfsthaw %s`.'

@@ -19,6 +19,7 @@ import time
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import addresses as _addr
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import agent as _agent
 
 
 class WaitError(KvmopsError):
@@ -74,18 +75,25 @@ def wait(conn, dom, cloud, clock=time.monotonic, sleep=time.sleep, banner=ssh_ba
     'waited'}; raises WaitError naming what was seen when the time runs out."""
     start = clock()
     deadline = start + cloud['wait_timeout']
-    sources = cloud['address_sources']
+    sources = list(cloud['address_sources'])
+    # An agent that did not answer in time holds libvirt's agent job on the guest: asking it
+    # again every poll would only pile up calls inside libvirtd. It is asked once.
+    silent = {}
     want_ssh = cloud['wait_for'] == 'ssh'
     entries, errors, address = [], {}, None
     host = port = line = None
     while True:
         try:
-            entries, errors = _addr.domain_addresses_report(conn, dom, sources)
+            entries, errors = _addr.domain_addresses_report(conn, dom, tuple(sources))
         except Exception as exc:  # pylint: disable=broad-except
             # libvirtError: the daemon went away (restarted) or the domain was removed
             raise WaitError("Lost libvirt while waiting for %s of %s: %s. Is libvirtd running "
                             "(a restart drops every client), and does the domain still exist? "
                             "Run the task again." % (cloud['wait_for'], dom.name(), exc))
+        if _agent.timed_out(errors.get('agent')):
+            silent['agent'] = errors['agent']
+            sources.remove('agent')
+        errors = dict(silent, **errors)
         address = _addr.best_address(entries) or _addr.best_address(entries, 'ipv6')
         if want_ssh:
             host, port = ssh_endpoint(cloud['port_forwards'], address, cloud.get('ssh_host'),

@@ -26,6 +26,7 @@ __metaclass__ = type
 
 import ipaddress
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import agent as _agent
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 
 # virDomainInterfaceAddressesSource
@@ -170,9 +171,17 @@ def check_address(address, ranges):
 
 
 def _query(dom, source):
-    """(answer, error): libvirt's interfaceAddresses dict for one source, or why it failed."""
+    """(answer, error): libvirt's interfaceAddresses dict for one source, or why it failed.
+    The agent's answer is waited for at most _agent.AGENT_TIMEOUT seconds (a guest's agent
+    that never answers would hold libvirt's call for ever)."""
     try:
+        if source == 'agent':
+            answer = _agent.bounded(dom.interfaceAddresses, (SOURCES[source], 0),
+                                    what='guest-network-get-interfaces')
+            return answer or {}, None
         return dom.interfaceAddresses(SOURCES[source], 0) or {}, None
+    except _agent.AgentTimeout as exc:
+        return None, '%s; not asked again in this run' % exc
     # libvirtError (agent not connected, no ARP support): the source is skipped
     except Exception as exc:  # pylint: disable=broad-except
         return None, str(exc).strip() or exc.__class__.__name__
@@ -249,11 +258,15 @@ def rejected_messages(entries):
             for e in entries for r in e.get('rejected', [])]
 
 
-def domain_addresses_report(conn, dom, sources=('lease', 'agent', 'arp'), ranges_cache=None):
+def domain_addresses_report(conn, dom, sources=('lease', 'agent', 'arp'), ranges_cache=None,
+                            agent_dom=None):
     """(entries, errors): the per-NIC entries of domain_addresses() and {source: why it was
     skipped} for each source that failed. conn is the domain's connection: the networks' and
     host interfaces' ranges that guest-reported addresses are checked against come from it
-    (without it, no agent or ARP address is accepted). ranges_cache: see network_ranges()."""
+    (without it, no agent or ARP address is accepted). ranges_cache: see network_ranges().
+    agent_dom: the same domain on another connection, to ask its agent through (a call the
+    agent never answers stays in flight in libvirtd, and libvirtd serves few calls of one
+    connection at once: the inventory keeps those off its main connection)."""
     unknown = [s for s in sources if s not in SOURCES]
     if unknown:
         raise ValueError('unknown address source(s) %s; use %s'
@@ -263,7 +276,7 @@ def domain_addresses_report(conn, dom, sources=('lease', 'agent', 'arp'), ranges
     errors = {}
     if dom.isActive():
         for source in sources:
-            answer, error = _query(dom, source)
+            answer, error = _query(agent_dom if source == 'agent' and agent_dom is not None else dom, source)
             if error is not None:
                 errors[source] = error
             else:
@@ -280,7 +293,7 @@ def domain_addresses_report(conn, dom, sources=('lease', 'agent', 'arp'), ranges
     return entries, errors
 
 
-def domain_addresses(conn, dom, sources=('lease', 'agent', 'arp'), ranges_cache=None):
+def domain_addresses(conn, dom, sources=('lease', 'agent', 'arp'), ranges_cache=None, agent_dom=None):
     """One entry per NIC of the domain, in XML order:
 
     {'mac', 'network' (libvirt network name or None), 'type', 'target' (host-side device),
@@ -289,7 +302,7 @@ def domain_addresses(conn, dom, sources=('lease', 'agent', 'arp'), ranges_cache=
      'addresses': [{'address', 'prefix', 'family': 'ipv4'|'ipv6', 'source'}],
      'rejected': [{'address', 'source', 'reason'}] (guest answers that were dropped)}
     """
-    return domain_addresses_report(conn, dom, sources, ranges_cache)[0]
+    return domain_addresses_report(conn, dom, sources, ranges_cache, agent_dom)[0]
 
 
 def _usable(addr):

@@ -34,6 +34,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import se
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.features import Feature
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.manager import DomainError
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import addresses as _addr
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connection import libvirt  # None without libvirt-python
 
@@ -261,7 +262,16 @@ class CloudFeature(Feature):
             try:
                 self.reach = _reach.wait(m.conn, m.dom, self.cloud)
             except _reach.WaitError as exc:
+                self.warn_rejected(m, exc.result.get('interfaces') or [])
                 raise DomainError.rewrap(exc)
+            self.warn_rejected(m, self.reach['interfaces'])
+
+    @staticmethod
+    def warn_rejected(m, entries):
+        """A warning per address the guest (agent, ARP) gave that is not used (see
+        _libvirt/addresses.py): a guest pointing the next play elsewhere is worth seeing."""
+        for line in _addr.rejected_messages(entries):
+            m.warn('%s: address %s dropped; it is not used as ansible_host.' % (m.spec['name'], line))
 
     def removed(self, m, had):
         ci = self.cloud.get('cloud_init')

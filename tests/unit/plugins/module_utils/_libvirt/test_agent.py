@@ -1,0 +1,73 @@
+"""Unit tests of the bounded agent call (plugins/module_utils/_libvirt/agent.py) and of the
+rule that an agent which did not answer is asked once per wait. The real hang (a guest agent
+that reads a command and never answers) is tests/integration/test_hostile_agent.py."""
+import threading
+import time
+
+import pytest
+
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import reach
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import addresses
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import agent
+
+
+def test_an_answer_and_an_error_come_back_as_they_are():
+    assert agent.bounded(lambda a, b: a + b, (1, 2), timeout=5) == 3
+    with pytest.raises(KeyError):
+        agent.bounded({}.__getitem__, ('x',), timeout=5)
+
+
+def test_a_call_that_never_returns_is_given_up_after_the_timeout():
+    never = threading.Event()
+    start = time.monotonic()
+    with pytest.raises(agent.AgentTimeout) as exc:
+        agent.bounded(never.wait, (), timeout=0.2, what='guest-fsfreeze-freeze')
+    assert time.monotonic() - start < 2
+    assert str(exc.value) == 'the guest agent did not answer within 0.2s (guest-fsfreeze-freeze)'
+    assert agent.timed_out(str(exc.value)) and not agent.timed_out('Guest agent is not responding')
+    never.set()
+
+
+class MuteAgentDomain(object):
+    """A running domain on a libvirt network whose agent never answers; no lease yet."""
+    XML = ("<domain><name>mute</name><devices><interface type='network'><mac address='52:54:00:00:00:01'/>"
+           "<source network='n'/></interface></devices></domain>")
+
+    def __init__(self):
+        self.asked = []
+        self.release = threading.Event()
+
+    def name(self):
+        return 'mute'
+
+    def XMLDesc(self, flags):
+        return self.XML
+
+    def isActive(self):
+        return True
+
+    def interfaceAddresses(self, source, flags):
+        self.asked.append(source)
+        if source == addresses.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT:
+            self.release.wait()
+        return {}
+
+
+def test_wait_asks_a_mute_agent_once_and_says_so(monkeypatch):
+    monkeypatch.setattr(agent, 'AGENT_TIMEOUT', 0.2)
+    monkeypatch.setattr(agent.bounded, '__defaults__', ((), 0.2, None))
+    dom = MuteAgentDomain()
+    now = [0.0]
+
+    def sleep(s):
+        now[0] += s
+    cloud = {'wait_for': 'ip', 'wait_timeout': 20, 'address_sources': ['lease', 'agent'], 'port_forwards': []}
+    try:
+        with pytest.raises(reach.WaitError) as exc:
+            reach.wait(None, dom, cloud, clock=lambda: now[0], sleep=sleep)
+    finally:
+        dom.release.set()
+    assert dom.asked.count(addresses.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT) == 1
+    assert dom.asked.count(addresses.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE) > 1   # still polled
+    assert 'agent: the guest agent did not answer within 0.2s' in str(exc.value)
+    assert 'not asked again' in str(exc.value)
