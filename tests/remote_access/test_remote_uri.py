@@ -23,9 +23,10 @@ import uuid
 
 import pytest
 
-from support import ansible_run, containers
+from support import ansible_run, containers, faults
 
 pytestmark = pytest.mark.remote_access
+SUITE = 'make remote-access'
 
 SENTINEL = b'KVMOPS-SENTINEL: this host\'s file, not the remote guest\'s disk\n' * 64
 
@@ -88,7 +89,7 @@ def _remote_files(r, path):
     return sorted(_sh(r['name'], 'ls -A %s' % path).stdout.split())
 
 
-def test_remove_storage_through_a_remote_uri_keeps_the_local_sentinel(remote):
+def test_remove_storage_through_a_remote_uri_keeps_the_local_sentinel(remote, request):
     r = remote
     guest = r['prefix'] + 'made-there'
     disk = os.path.join(r['shared'], 'disk.img')
@@ -118,9 +119,17 @@ def test_remove_storage_through_a_remote_uri_keeps_the_local_sentinel(remote):
     assert _remote_domains(r) == [] and _remote_files(r, r['shared']) == ['disk.img']
     assert _sha(disk) == before
     _sh(r['name'], 'rm -f %s' % disk)
+    faults.record('remote URI: remove_storage of a kvmops-made file disk through qemu+tcp',
+                  'a guest made by kvmops on a podman hypervisor; a SENTINEL file at its disk '
+                  'path on this host; state: absent, remove_storage: true, uri: qemu+tcp://'
+                  '<container>/system, check mode then real (main: the local sentinel was '
+                  'unlinked, the remote disk orphaned)', 2,
+                  faults.short(results[1]['msg']), 'the local sentinel byte for byte; the '
+                  'remote guest and its disk; remove_storage: false then removed the domain only',
+                  SUITE, request.node.nodeid)
 
 
-def test_file_work_through_a_remote_uri_is_refused_on_both_sides(remote):
+def test_file_work_through_a_remote_uri_is_refused_on_both_sides(remote, request):
     r = remote
     pool_disk = {'pool': r['pool'], 'volume': r['prefix'] + 'x.img', 'size': 1}
     here = os.path.join(r['shared'], 'refused')               # exists on both hosts, empty
@@ -154,9 +163,14 @@ def test_file_work_through_a_remote_uri_is_refused_on_both_sides(remote):
     assert _remote_files(r, here) == []
     assert _sh(r['name'], 'test -e %s' % log, check=False).returncode != 0
     assert _virsh(r['uri'], 'vol-list', r['pool']).stdout.count('.img') == 0
+    faults.record('remote URI: new guest with a file disk, a cloud-init seed or a serial log',
+                  'virt_install_domain (check mode and real) and virt_install_domains through '
+                  'qemu+tcp://<container>/system with disks[].path, cloud_init, serial', 7,
+                  faults.short(results[1]['msg']), 'nothing on either host: no domain, no '
+                  'image, no seed, no log, no volume', SUITE, request.node.nodeid)
 
 
-def test_pool_volume_guest_through_a_remote_uri_works(remote):
+def test_pool_volume_guest_through_a_remote_uri_works(remote, request):
     r = remote
     guest = r['prefix'] + 'vol'
     volume = guest + '.img'
@@ -166,6 +180,12 @@ def test_pool_volume_guest_through_a_remote_uri_works(remote):
     ])
     assert results[0]['changed'] and _remote_domains(r) == []
     assert volume not in _virsh(r['uri'], 'vol-list', r['pool']).stdout
+    faults.record('remote URI: a guest whose disks are pool volumes',
+                  'check mode, real, re-run, absent with remove_storage through '
+                  'qemu+tcp://<container>/system', 6, 'changed: check True, real True, re-run '
+                  'False; absent True/True/False; removed_storage the pool volume',
+                  'nothing (the volume deleted there by libvirt); nothing made here', SUITE,
+                  request.node.nodeid)
     results = ansible_run.run_tasks([
         {'kvmops.hypervisor.virt_install_domain': args},
         {'kvmops.hypervisor.virt_install_domain': args},
@@ -184,3 +204,9 @@ def test_pool_volume_guest_through_a_remote_uri_works(remote):
     assert results[1]['removed_storage'] == ['%s/%s' % (r['pool'], volume)]
     assert _remote_domains(r) == []
     assert volume not in _virsh(r['uri'], 'vol-list', r['pool']).stdout
+    faults.record('remote URI: a guest whose disks are pool volumes',
+                  'check mode, real, re-run, absent with remove_storage through '
+                  'qemu+tcp://<container>/system', 6, 'changed: check True, real True, re-run '
+                  'False; absent True/True/False; removed_storage the pool volume',
+                  'nothing (the volume deleted there by libvirt); nothing made here', SUITE,
+                  request.node.nodeid)
