@@ -122,7 +122,7 @@ def test_remove_storage_through_a_remote_uri_keeps_the_local_sentinel(remote, re
     faults.record('remote URI: remove_storage of a kvmops-made file disk through qemu+tcp',
                   'a guest made by kvmops on a podman hypervisor; a SENTINEL file at its disk '
                   'path on this host; state: absent, remove_storage: true, uri: qemu+tcp://'
-                  '<container>/system, check mode then real (main: the local sentinel was '
+                  'CONTAINER/system, check mode then real (main: the local sentinel was '
                   'unlinked, the remote disk orphaned)', 2,
                   faults.short(results[1]['msg']), 'the local sentinel byte for byte; the '
                   'remote guest and its disk; remove_storage: false then removed the domain only',
@@ -165,7 +165,7 @@ def test_file_work_through_a_remote_uri_is_refused_on_both_sides(remote, request
     assert _virsh(r['uri'], 'vol-list', r['pool']).stdout.count('.img') == 0
     faults.record('remote URI: new guest with a file disk, a cloud-init seed or a serial log',
                   'virt_install_domain (check mode and real) and virt_install_domains through '
-                  'qemu+tcp://<container>/system with disks[].path, cloud_init, serial', 7,
+                  'qemu+tcp://CONTAINER/system with disks[].path, cloud_init, serial', 7,
                   faults.short(results[1]['msg']), 'nothing on either host: no domain, no '
                   'image, no seed, no log, no volume', SUITE, request.node.nodeid)
 
@@ -182,7 +182,7 @@ def test_pool_volume_guest_through_a_remote_uri_works(remote, request):
     assert volume not in _virsh(r['uri'], 'vol-list', r['pool']).stdout
     faults.record('remote URI: a guest whose disks are pool volumes',
                   'check mode, real, re-run, absent with remove_storage through '
-                  'qemu+tcp://<container>/system', 6, 'changed: check True, real True, re-run '
+                  'qemu+tcp://CONTAINER/system', 6, 'changed: check True, real True, re-run '
                   'False; absent True/True/False; removed_storage the pool volume',
                   'nothing (the volume deleted there by libvirt); nothing made here', SUITE,
                   request.node.nodeid)
@@ -206,7 +206,7 @@ def test_pool_volume_guest_through_a_remote_uri_works(remote, request):
     assert volume not in _virsh(r['uri'], 'vol-list', r['pool']).stdout
     faults.record('remote URI: a guest whose disks are pool volumes',
                   'check mode, real, re-run, absent with remove_storage through '
-                  'qemu+tcp://<container>/system', 6, 'changed: check True, real True, re-run '
+                  'qemu+tcp://CONTAINER/system', 6, 'changed: check True, real True, re-run '
                   'False; absent True/True/False; removed_storage the pool volume',
                   'nothing (the volume deleted there by libvirt); nothing made here', SUITE,
                   request.node.nodeid)
