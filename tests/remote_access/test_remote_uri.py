@@ -101,6 +101,16 @@ def test_remove_storage_through_a_remote_uri_keeps_the_local_sentinel(remote, re
     with open(disk, 'wb') as f:                       # this host's file at the same path
         f.write(SENTINEL)
     before = _sha(disk)
+    # An external snapshot's overlay paths are checked (and removed after a merge) here: refused.
+    external = {'uri': r['uri'], 'domain': guest, 'name': 's1', 'kind': 'external'}
+    snaps = ansible_run.run_tasks([
+        {'kvmops.hypervisor.virt_snapshot': external, 'check_mode': True},
+        {'kvmops.hypervisor.virt_snapshot': external},
+    ], ignore_errors=True)
+    for res in snaps:
+        assert res.get('failed') and not res.get('changed'), res
+        assert 'kind=external' in res['msg'] and 'kind: internal' in res['msg'], res['msg']
+    assert _virsh(r['uri'], 'snapshot-list', guest, '--name').stdout.strip() == ''
     absent = dict(name=guest, state='absent', remove_storage=True, uri=r['uri'])
     results = ansible_run.run_tasks([
         {'kvmops.hypervisor.virt_install_domain': absent, 'check_mode': True},
@@ -210,3 +220,44 @@ def test_pool_volume_guest_through_a_remote_uri_works(remote, request):
                   'False; absent True/True/False; removed_storage the pool volume',
                   'nothing (the volume deleted there by libvirt); nothing made here', SUITE,
                   request.node.nodeid)
+
+
+def test_network_and_internal_snapshot_through_a_remote_uri_work(remote, request):
+    """virt_network (its route check reads no local /proc for another host: a warning) and an
+    internal snapshot of a pool-volume guest."""
+    r = remote
+    net = r['prefix'] + 'net'
+    bridge = 'kv' + r['prefix'][-7:-1]
+    net_args = {'uri': r['uri'], 'name': net, 'forward': 'nat', 'bridge': bridge,
+                'autostart': False, 'ipv4': {'address': '10.251.77.1', 'prefix': 24}}
+    guest = r['prefix'] + 'snap'
+    guest_args = dict(_guest(guest, [{'pool': r['pool'], 'volume': guest + '.qcow2', 'size': 1,
+                                      'format': 'qcow2'}]), uri=r['uri'])
+    snap = {'uri': r['uri'], 'domain': guest, 'name': 's1', 'kind': 'internal'}
+    results = ansible_run.run_tasks([
+        {'kvmops.hypervisor.virt_network': net_args, 'check_mode': True},
+        {'kvmops.hypervisor.virt_network': net_args},
+        {'kvmops.hypervisor.virt_network': net_args},
+        {'kvmops.hypervisor.virt_install_domain': guest_args},
+        {'kvmops.hypervisor.virt_snapshot': snap, 'check_mode': True},
+        {'kvmops.hypervisor.virt_snapshot': snap},
+        {'kvmops.hypervisor.virt_snapshot': snap},
+        {'kvmops.hypervisor.virt_snapshot': dict(snap, state='absent')},
+        {'kvmops.hypervisor.virt_install_domain': {'uri': r['uri'], 'name': guest,
+                                                   'state': 'absent', 'remove_storage': True}},
+        {'kvmops.hypervisor.virt_network': dict(net_args, state='absent')},
+    ], ignore_errors=True)
+    changed = [res.get('changed') for res in results]
+    failed = [bool(res.get('failed')) for res in results]
+    assert failed == [False] * 10, results
+    assert changed == [True, True, False, True, True, True, False, True, True, True], changed
+    assert any('another host' in w for w in results[1].get('warnings', [])), results[1]
+    assert net not in _virsh(r['uri'], 'net-list', '--all', '--name').stdout
+    assert _remote_domains(r) == []
+    faults.record('remote URI: virt_network and snapshots',
+                  'virt_network (check, real, re-run, absent); virt_snapshot internal (check, '
+                  'real, re-run, absent) on a pool-volume guest, through '
+                  'qemu+tcp://CONTAINER/system', 10,
+                  'worked, re-runs unchanged; the route check warned that it could not read '
+                  'that host\'s routes',
+                  'nothing on either host', SUITE, request.node.nodeid)

@@ -109,3 +109,19 @@ def test_virt_migrate_reads_no_local_log_for_a_remote_source():
                                    None, run_command=run_command)
     local._source_log(0, None)                                # pylint: disable=protected-access
     assert calls
+
+
+def test_virt_network_reads_this_hosts_routes_only_for_a_local_uri():
+    from ansible_collections.kvmops.hypervisor.plugins.module_utils._network.manager import NetworkManager
+    read, warnings = [], []
+
+    def read_file(path):
+        read.append(path)
+        return ''
+    remote = NetworkManager(Conn(REMOTE), {'name': 'n1'}, read_file=read_file, warn=warnings.append)
+    assert remote.host_routes() == [] and read == []
+    assert 'another host' in warnings[0]
+    local = NetworkManager(Conn('qemu:///system'), {'name': 'n1'}, read_file=read_file,
+                           warn=warnings.append)
+    local.host_routes()
+    assert '/proc/net/route' in read and len(warnings) == 1
