@@ -191,8 +191,8 @@ def test_pool_volume_guest_through_remote_uri_works(conn, name):
 
 
 @pytest.mark.parametrize('check', [True, False])
-def test_remove_storage_of_a_file_disk_through_remote_uri_keeps_the_local_file(conn, name, workdir,
-                                                                                check):
+def test_remove_storage_of_a_file_disk_through_remote_uri_keeps_the_local_file(
+        conn, name, workdir, check):
     """The local file with the remote disk's path (here: the same test driver, so the same
     path) stays byte for byte, and the domain stays defined."""
     path = os.path.join(workdir, 'disk.img')
