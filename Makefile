@@ -99,6 +99,8 @@ matrix: setup collection-link
 # and between the hypervisors, refusals (another CA, a DN not admitted), virt-pki-validate,
 # renewal of 1-day certificates without a restart, idempotence. Minutes: not in `make test`
 # (the role's controller half and the console guards are, in seconds).
+# Also what a remote URI may do (issue 26, tests/remote_access/test_remote_uri.py, ~1 min):
+# one hypervisor container reached over qemu+tcp://, a sentinel file here at its disk's path.
 remote-access: setup collection-link
 	@testbed/setup_podman.sh
 	$(PYTEST) tests/remote_access -q -m remote_access --durations=10 \

@@ -248,6 +248,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.argspec 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._module.runner import hide_url_credentials
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.masking import mask_url_credentials
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import connection as _libvirt_conn
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.locality import is_local_uri, refusal
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._host.kvm_capability import gather_kvm_capability
 
 
@@ -281,6 +282,10 @@ def main():
                              'proc, sys, dev and etc trees to inspect (default /).' % root)
     conn = error = None
     live = os.path.realpath(root) == '/'
+    if live and not is_local_uri(module.params['uri']):
+        # /proc, /sys and /dev are read here: another host's libvirt would mix two hosts' facts.
+        module.fail_json(msg=refusal(module.params['uri'], [
+            ('uri', 'is asked for libvirt\'s view while /proc, /sys and /dev are read')]))
     if live:
         conn, error = _connect(module.params['uri'])
     try:

@@ -133,6 +133,8 @@ options:
       - When a move fails, read the source daemon's errors since the move started (journalctl for
         libvirtd / virtqemud) and QEMU's log of the guest, and put them in the message. libvirt often
         reports only "End of file while reading data" while the real cause is in that log.
+      - Read only when O(uri) is this host's libvirt (such as C(qemu:///system)); those logs are on the
+        source host, which a remote O(uri) is not.
     type: bool
     default: true
 notes:

@@ -29,6 +29,8 @@ import os
 import re
 import time
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.argspec import DEFAULT_URI
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import locality
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 
@@ -66,6 +68,8 @@ def check_repository(path, option='repository'):
 
 def normalize(params):
     """The spec of a virt_backup run from the module's parameters."""
+    locality.require_local(params.get('uri', DEFAULT_URI), [
+        ('repository', 'and the backup jobs\' target files are written')])
     names = []
     if params.get('domain'):
         names.append(params['domain'])

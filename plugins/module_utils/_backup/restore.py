@@ -16,6 +16,8 @@ import os
 import shutil
 import tempfile
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.argspec import DEFAULT_URI
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import locality
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.manager import ManagerBase
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import constants as C
@@ -51,6 +53,9 @@ def normalize(params):
     }
     if spec['action'] not in ACTIONS:
         raise RestoreError('action=%r: choose one of %s.' % (spec['action'], ', '.join(ACTIONS)))
+    if spec['action'] != 'verify':
+        locality.require_local(params.get('uri', DEFAULT_URI), [
+            ('action=%s' % spec['action'], 'reads the repository and writes the restored images')])
     if spec['format'] not in FORMATS:
         raise RestoreError('format=%r: choose qcow2 or raw.' % spec['format'])
     if spec['chain'] is not None and not plan.is_chain_dir(spec['chain']):

@@ -28,6 +28,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import bu
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import drift as ddrift
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import preflight as _preflight
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import record as _record
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import remote as _remote
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import qemu_access as _access
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import shared as _shared
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import space as _space
@@ -83,6 +84,7 @@ class GuestManager(ManagerBase):
     # ================================================================ the run
     def run(self):
         self.dom = self.lookup()                           # look up
+        _remote.refuse_remote_file_work(self, libvirt)     # another host: no local file work
         if self.spec['state'] == 'absent':
             self.remove()
             return self.result()

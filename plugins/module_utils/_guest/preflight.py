@@ -13,6 +13,8 @@ __metaclass__ = type
 
 import os
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.locality import connection_is_local
+
 
 def paths_of(spec, plans=None):
     """The (path, what, exists) items QEMU must reach for this spec."""
@@ -38,16 +40,6 @@ def paths_of(spec, plans=None):
 SYS_NET = '/sys/class/net'
 
 
-def _uri_is_local(conn):
-    """Whether the connection's host is this one (host checks under /sys only hold there)."""
-    try:
-        uri = conn.getURI() or ''
-    except Exception:  # pylint: disable=broad-except
-        return False
-    rest = uri.split('://', 1)[1] if '://' in uri else ''
-    return rest.startswith('/')
-
-
 def network_problems(spec, conn, lookup_error=Exception, sys_net=SYS_NET):
     """Why each of the guest's NICs cannot be attached, one sentence each with the fix: a
     libvirt network that does not exist (or, for a guest to be started, is not active), a
@@ -71,7 +63,7 @@ def network_problems(spec, conn, lookup_error=Exception, sys_net=SYS_NET):
                            'net-start %s).' % (opt, n['source'], n['source']))
             continue
         if local is None:
-            local = _uri_is_local(conn)
+            local = connection_is_local(conn)
         if not local:
             continue  # another host's interfaces cannot be seen from here
         dev = os.path.join(sys_net, n['source'])

@@ -19,6 +19,7 @@ __metaclass__ = type
 import os
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.locality import connection_is_local
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.xml import etree
 
 _GIB = 1024.0 ** 3
@@ -56,7 +57,8 @@ def _group_key_and_free(p, conn, statvfs):
     """(key, where, free bytes) for a planned image."""
     if p['kind'] == 'volume':
         pool = conn.storagePoolLookupByName(p['pool'])
-        target = _pool_target(pool)
+        # Another host's pool: its target path here would be this host's directory.
+        target = _pool_target(pool) if connection_is_local(conn) else None
         if target is None:
             return ('pool', p['pool']), 'storage pool %s' % p['pool'], pool.info()[3]
         directory = target

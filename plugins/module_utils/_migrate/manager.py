@@ -20,6 +20,7 @@ import os
 import threading
 import time
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.locality import connection_is_local
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.manager import ManagerBase
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import constants as C
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import domain_devices
@@ -455,6 +456,8 @@ class MigrateManager(ManagerBase):
         return '/var/log/libvirt/qemu/%s.log' % name
 
     def _qemu_log_size(self, name):
+        if not connection_is_local(self.conn):
+            return None  # that log is on the source host, not here (issue 26)
         try:
             return os.path.getsize(self._qemu_log_path(name))
         except OSError:
@@ -463,8 +466,8 @@ class MigrateManager(ManagerBase):
     def _source_log(self, started, log_offset):
         """The source daemon's errors since the move started (libvirt's "End of file while reading
         data" hides them), and what QEMU wrote to the guest's log meanwhile."""
-        if not self.spec['source_log']:
-            return []
+        if not self.spec['source_log'] or not connection_is_local(self.conn):
+            return []  # journal and QEMU log are the source host's: not readable from here
         lines = []
         if self.run_command is not None:
             rc, out, dummy = self.run_command(['journalctl', '--no-pager', '-o', 'cat', '-u', 'libvirtd', '-u',

@@ -20,6 +20,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors i
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.manager import ManagerBase
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import constants as C
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.locality import connection_is_local
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._network import builder as nxml
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._network import drift as ndrift
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._network import overlap as noverlap
@@ -198,13 +199,23 @@ class NetworkManager(ManagerBase):
         if live_root is not None and live_root.find('bridge') is not None:
             own_bridge = live_root.find('bridge').get('name')
         problems = noverlap.find_overlaps(_subnets(after_root), self.other_active_networks(),
-                                          noverlap.host_routes(self._read_file), own_bridge)
+                                          self.host_routes(), own_bridge)
         if problems:
             raise NetworkError(
                 'Nothing was changed on the network %s: %s. Pick a subnet that no active network and no '
                 'route of this host uses (ipv4.address / ipv6.address with their prefix).'
                 % (self.name, '; '.join(problems)), name=self.name, changed=False, actions=[],
                 overlaps=problems)
+
+    def host_routes(self):
+        """The routes of libvirt's host: this host's, or none for another host's libvirt
+        (its /proc cannot be read from here; issue 26), with a warning."""
+        if connection_is_local(self.conn):
+            return noverlap.host_routes(self._read_file)
+        self.warn('The network %s was checked against the other libvirt networks only: uri is '
+                  'another host, whose routes cannot be read from here. Run the task on the '
+                  'hypervisor (uri: qemu:///system) to check them too.' % self.name)
+        return []
 
     def _call(self, fn, what, *args):
         try:

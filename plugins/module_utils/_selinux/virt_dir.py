@@ -25,6 +25,8 @@ import re
 
 from ansible.module_utils.parsing.convert_bool import boolean
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.argspec import DEFAULT_URI
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import locality as _locality
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.manager import ManagerBase
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import capabilities as _capabilities
@@ -131,6 +133,10 @@ _SYMBOLIC_MODE = re.compile(r'^[ugoa]*[-+=]([rwxXst]*|[ugo])(,[ugoa]*[-+=]([rwxX
 def normalize_params(p):
     """The manager's params from the module's options; SELinuxError for bad input, before
     anything is read or changed."""
+    # The labels, rules and directory are this host's; the security drivers reported must be
+    # this host's libvirt's too (issue 26).
+    _locality.require_local(p.get('uri', DEFAULT_URI), [
+        ('path=%s' % p.get('path'), 'is labelled (and created) with SELinux rules')])
     try:
         path = validate_path(p['path'])
         equivalent_to = None

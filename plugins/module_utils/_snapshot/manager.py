@@ -20,6 +20,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors i
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.manager import ManagerBase
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import constants as C
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.locality import connection_is_local, refusal
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._snapshot import plan
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connection import libvirt  # None without libvirt-python
 
@@ -138,6 +139,9 @@ class SnapshotManager(ManagerBase):
         except KvmopsError as exc:
             self._fail(exc.msg)
         xml, overlays = plan.snapshot_xml(self.spec, kind, root)
+        self.require_local_files([('kind=external', 'checks the overlay paths %s'
+                                   % ', '.join(overlays))] if overlays else [],
+                                 'use kind: internal')
         for path in overlays:
             if os.path.exists(path):
                 self._fail('The external snapshot %s would write its overlay to %s, which exists: '
@@ -232,6 +236,10 @@ class SnapshotManager(ManagerBase):
         blockcommit = self.merge_with_blockcommit
         if blockcommit is None:
             blockcommit = info['kind'] == 'external' and self.conn.getLibVersion() < LIBVIRT_DELETES_EXTERNAL
+        if blockcommit:
+            self.require_local_files([('state=absent', 'removes the overlays of the external '
+                                       'snapshot %s after the merge' % info['name'])],
+                                     'use libvirt 9.0 or newer there (it merges them itself)')
         if info['kind'] == 'external':
             self.act('delete external snapshot %s, merging its overlays back into their base images%s'
                      % (info['name'], ' (blockcommit)' if blockcommit else ''))
@@ -246,6 +254,12 @@ class SnapshotManager(ManagerBase):
         flags = C.VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN if self.spec['children'] else 0
         self._call('delete the snapshot %s of %s' % (info['name'], dom.name()), snap.delete, flags)
         self.fields['merged'] = [d['name'] for d in info['disks'] if d['snapshot'] == 'external']
+
+    def require_local_files(self, needs, fix):
+        """Fail before anything is done when this host's files are needed through another
+        host's libvirt (issue 26); internal snapshots need none."""
+        if needs and not connection_is_local(self.conn):
+            self._fail(refusal(self.conn.getURI(), needs, fix))
 
     def merge_back(self, dom, snap, info):
         """Delete an external snapshot where libvirt cannot: commit each overlay into its base

@@ -20,6 +20,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.manager 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import connection as _conn
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import constants as _const
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import graphics as _graphics
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import locality as _locality
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import qemu_conf as _qemu_conf
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import (
     qemu_identity as _qemu_identity)
@@ -86,6 +87,7 @@ class VncListenManager(ManagerBase):
             if p['domains'] is not None:
                 self.fail('domains only applies with scope: domains (scope is host, which '
                           'edits qemu.conf for every guest)')
+            self.require_local_uri([('scope=host', 'edits %s' % p['config'])])
             return
         wrong = [k for k in HOST_ONLY if p[k] is not None]
         if wrong:
@@ -97,6 +99,8 @@ class VncListenManager(ManagerBase):
             self.fail('domains: all selects every guest; do not mix it with names')
         p['listen'] = p['listen'].strip()
         if not _vnc.is_loopback(p['listen']) and not p['allow_insecure']:
+            self.require_local_uri([('listen=%s' % p['listen'], 'is guarded by a check of %s and '
+                                     'the TLS certificates' % p['config'])])
             refusal = self.public_listen_refusal()
             if refusal:
                 self.fail(refusal)
@@ -121,6 +125,14 @@ class VncListenManager(ManagerBase):
         if not problems:
             return None
         return _graphics.public_console_message('vnc', p['listen'], where, problems)
+
+    def require_local_uri(self, needs):
+        """Fail when uri is another host's libvirt: qemu.conf and the certificates read here
+        are this host's (issue 26)."""
+        try:
+            _locality.require_local(self.params['uri'], needs)
+        except _locality.RemoteUriError as exc:
+            self.fail(str(exc))
 
     # ---------------------------------------------------------------- run
     def run(self):
