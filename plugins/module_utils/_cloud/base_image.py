@@ -40,29 +40,25 @@ _HEX = {'sha256': 64, 'sha512': 128}
 _CHUNK = 1024 * 1024
 
 
-class BaseImageError(KvmopsError):
-    """A base image cannot be fetched or verified; the message says why and how to fix it."""
-
-
 def parse_checksum(value, option='base_image.checksum'):
     """('sha256'|'sha512', hex digest or None, sums URL or None) from 'ALG:HEX' / 'ALG:URL'
     (ansible.builtin.get_url's checksum format)."""
     if not value or ':' not in str(value):
-        raise BaseImageError("%s=%r must be ALGORITHM:DIGEST or ALGORITHM:URL of a checksum file "
-                             "(like get_url), e.g. sha256:9f86d08... or "
-                             "sha512:https://cloud.debian.org/images/cloud/bookworm/latest/"
-                             "SHA512SUMS; algorithms: %s." % (option, value, ', '.join(ALGORITHMS)))
+        raise KvmopsError("%s=%r must be ALGORITHM:DIGEST or ALGORITHM:URL of a checksum file "
+                          "(like get_url), e.g. sha256:9f86d08... or "
+                          "sha512:https://cloud.debian.org/images/cloud/bookworm/latest/"
+                          "SHA512SUMS; algorithms: %s." % (option, value, ', '.join(ALGORITHMS)))
     alg, rest = str(value).split(':', 1)
     alg = alg.strip().lower()
     rest = rest.strip()
     if alg not in ALGORITHMS:
-        raise BaseImageError("%s uses %r; use one of %s (weaker digests do not protect an image "
-                             "a guest boots from)." % (option, alg, ', '.join(ALGORITHMS)))
+        raise KvmopsError("%s uses %r; use one of %s (weaker digests do not protect an image "
+                          "a guest boots from)." % (option, alg, ', '.join(ALGORITHMS)))
     if re.match(r'^(https?|ftp|file)://', rest, re.I):
         return alg, None, rest
     if not re.match(r'^[0-9a-fA-F]{%d}$' % _HEX[alg], rest):
-        raise BaseImageError("%s: %r is not a %s digest (%d hex digits) nor a URL of a checksum "
-                             "file." % (option, rest, alg, _HEX[alg]))
+        raise KvmopsError("%s: %r is not a %s digest (%d hex digits) nor a URL of a checksum "
+                          "file." % (option, rest, alg, _HEX[alg]))
     return alg, rest.lower(), None
 
 
@@ -197,14 +193,11 @@ class _Source(object):
                 with open(path, 'rb') as f:
                     return f.read(1024 * 1024)
             except (IOError, OSError) as exc:
-                raise BaseImageError("Cannot read the checksum file %s: %s." % (url, exc))
-        try:
-            data = self.tree.read_small(url)
-        except media.InstallMediaError as exc:
-            raise BaseImageError(str(exc))
+                raise KvmopsError("Cannot read the checksum file %s: %s." % (url, exc))
+        data = self.tree.read_small(url)
         if data is None:
-            raise BaseImageError("The checksum file %s does not exist (HTTP 404); fix the "
-                                 "checksum URL." % url)
+            raise KvmopsError("The checksum file %s does not exist (HTTP 404); fix the "
+                              "checksum URL." % url)
         return data
 
     def copy_to(self, fileobj):
@@ -217,16 +210,14 @@ class _Source(object):
                             break
                         fileobj.write(chunk)
             except (IOError, OSError) as exc:
-                raise BaseImageError("Cannot read the base image %s: %s. Fix base_image.url."
-                                     % (self.local, exc))
+                raise KvmopsError("Cannot read the base image %s: %s. Fix base_image.url."
+                                  % (self.local, exc))
             return
         try:
             self.tree.copy_to(self.url, fileobj)
         except media.NotFound:
-            raise BaseImageError("The base image %s does not exist (HTTP 404); fix "
-                                 "base_image.url." % self.url)
-        except media.InstallMediaError as exc:
-            raise BaseImageError(str(exc))
+            raise KvmopsError("The base image %s does not exist (HTTP 404); fix "
+                              "base_image.url." % self.url)
 
 
 def expected_digest(url, checksum, source):
@@ -235,9 +226,9 @@ def expected_digest(url, checksum, source):
         return alg, digest
     found = parse_sums(source.read_small(sums_url), _file_name(url))
     if not found or len(found) != _HEX[alg]:
-        raise BaseImageError("The checksum file %s lists no %s digest for %s; check that it "
-                             "belongs to this image (and the algorithm prefix)."
-                             % (sums_url, alg, _file_name(url)))
+        raise KvmopsError("The checksum file %s lists no %s digest for %s; check that it "
+                          "belongs to this image (and the algorithm prefix)."
+                          % (sums_url, alg, _file_name(url)))
     return alg, found
 
 
@@ -286,7 +277,7 @@ def ensure(url, checksum, cache_dir=None, check_mode=False, validate_certs=True,
             _remember_checksum(directory, manifest, checksum)
             return result
         if os.path.exists(path):
-            raise BaseImageError(
+            raise KvmopsError(
                 "%s exists but does not match its manifest (changed on disk, or left by an "
                 "older tool). The module never replaces a base image that clones may use: "
                 "check the clones, then remove %s yourself so it is fetched again."
@@ -300,7 +291,7 @@ def ensure(url, checksum, cache_dir=None, check_mode=False, validate_certs=True,
                 os.fsync(f.fileno())
             got = writer.hash.hexdigest()
             if got != digest:
-                raise BaseImageError(
+                raise KvmopsError(
                     "The base image from %s does not match its checksum (%s %s expected, got "
                     "%s); nothing was cached. Fix base_image.checksum, or the mirror serves a "
                     "different image than you expect." % (url, alg, digest, got))

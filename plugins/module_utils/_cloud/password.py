@@ -36,7 +36,8 @@ _SALT_CHARS = string.ascii_letters + string.digits + './'
 
 
 class PasswordError(KvmopsError):
-    pass
+    """openssl or crypt cannot hash the password. Caught by hash_password (here), which
+    then makes a new hash instead of reusing the existing one."""
 
 
 def is_hashed(value):

@@ -23,7 +23,8 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import 
 
 
 class WaitError(KvmopsError):
-    pass
+    """The guest did not become reachable in time. Caught by _guest/features/cloud.py, which
+    re-wraps it as the guest's DomainError."""
 
 
 def ssh_banner(host, port, timeout=30.0, connect_timeout=5.0):
@@ -87,9 +88,10 @@ def wait(conn, dom, cloud, clock=time.monotonic, sleep=time.sleep, banner=ssh_ba
             entries, errors = _addr.domain_addresses_report(conn, dom, tuple(sources))
         except Exception as exc:  # pylint: disable=broad-except
             # libvirtError: the daemon went away (restarted) or the domain was removed
-            raise WaitError("Lost libvirt while waiting for %s of %s: %s. Is libvirtd running "
-                            "(a restart drops every client), and does the domain still exist? "
-                            "Run the task again." % (cloud['wait_for'], dom.name(), exc))
+            raise WaitError.rewrap(exc, "Lost libvirt while waiting for %s of %s: %s. Is libvirtd "
+                                   "running (a restart drops every client), and does the domain "
+                                   "still exist? Run the task again."
+                                   % (cloud['wait_for'], dom.name(), exc))
         if _agent.timed_out(errors.get('agent')):
             silent['agent'] = errors['agent']
             sources.remove('agent')

@@ -39,24 +39,20 @@ _KEY_RE = re.compile(r'^(ssh-(rsa|dss|ed25519)|ecdsa-sha2-nistp(256|384|521)|'
                      r'sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com)\s+[A-Za-z0-9+/=]+(\s.*)?$')
 
 
-class SeedError(KvmopsError):
-    """Bad cloud_init input: the message names the option, the problem and the fix."""
-
-
 def _load_yaml(text, option):
     if not HAS_YAML:
-        raise SeedError("%s is given as text, which must be parsed as YAML, but PyYAML is not "
-                        "installed for the Python running the module (Debian/Ubuntu: "
-                        "python3-yaml, RHEL: python3-pyyaml). Give it as a dictionary instead."
-                        % option)
+        raise KvmopsError("%s is given as text, which must be parsed as YAML, but PyYAML is not "
+                          "installed for the Python running the module (Debian/Ubuntu: "
+                          "python3-yaml, RHEL: python3-pyyaml). Give it as a dictionary instead."
+                          % option)
     try:
         return yaml_load(text)
     # yaml.YAMLError and whatever else a broken document raises
     except Exception as exc:  # pylint: disable=broad-except
         mark = getattr(exc, 'problem_mark', None)
         where = ' (line %d, column %d)' % (mark.line + 1, mark.column + 1) if mark else ''
-        raise SeedError("%s is not valid YAML%s: %s. Fix the text, or give a dictionary."
-                        % (option, where, getattr(exc, 'problem', None) or exc))
+        raise KvmopsError.rewrap(exc, "%s is not valid YAML%s: %s. Fix the text, or give a "
+                                 "dictionary." % (option, where, getattr(exc, 'problem', None) or exc))
 
 
 def _dump(data):
@@ -102,24 +98,24 @@ def _user_data(ci):
     if isinstance(ud, dict):
         return dict(ud), None
     if not isinstance(ud, str):
-        raise SeedError("cloud_init.user_data must be a dictionary (cloud-config) or a string "
-                        "(cloud-config YAML starting with #cloud-config, a #! script, or a MIME "
-                        "multi-part); got %s." % type(ud).__name__)
+        raise KvmopsError("cloud_init.user_data must be a dictionary (cloud-config) or a string "
+                          "(cloud-config YAML starting with #cloud-config, a #! script, or a MIME "
+                          "multi-part); got %s." % type(ud).__name__)
     first = ud.lstrip().split('\n', 1)[0].strip()
     if first == CLOUD_CONFIG:
         cfg = _load_yaml(ud, 'cloud_init.user_data')
         if cfg is None:
             cfg = {}
         if not isinstance(cfg, dict):
-            raise SeedError("cloud_init.user_data is #cloud-config but its YAML is a %s, not a "
-                            "mapping of cloud-config keys." % type(cfg).__name__)
+            raise KvmopsError("cloud_init.user_data is #cloud-config but its YAML is a %s, not a "
+                              "mapping of cloud-config keys." % type(cfg).__name__)
         return cfg, None
     if first.startswith('#!') or first.lower().startswith('content-type:') or \
             first.startswith('#include') or first.startswith('## template'):
         return None, ud
-    raise SeedError("cloud_init.user_data is text that cloud-init would ignore: it must start "
-                    "with '#cloud-config' (cloud-config YAML), '#!' (a script) or be MIME "
-                    "multi-part. Add the '#cloud-config' line, or give a dictionary.")
+    raise KvmopsError("cloud_init.user_data is text that cloud-init would ignore: it must start "
+                      "with '#cloud-config' (cloud-config YAML), '#!' (a script) or be MIME "
+                      "multi-part. Add the '#cloud-config' line, or give a dictionary.")
 
 
 def build(ci, domain_name, existing=None, openssl=None):
@@ -132,21 +128,21 @@ def build(ci, domain_name, existing=None, openssl=None):
     cfg, raw = _user_data(ci)
     hostname = ci.get('hostname') or domain_name
     if not _HOSTNAME_RE.match(hostname):
-        raise SeedError("cloud_init.hostname=%r is not a valid host name (letters, digits and "
-                        "'-', dot-separated labels); set cloud_init.hostname." % hostname)
+        raise KvmopsError("cloud_init.hostname=%r is not a valid host name (letters, digits and "
+                          "'-', dot-separated labels); set cloud_init.hostname." % hostname)
     keys = ci.get('ssh_authorized_keys') or []
     for i, key in enumerate(keys):
         if not isinstance(key, str) or not _KEY_RE.match(key.strip()):
-            raise SeedError("cloud_init.ssh_authorized_keys[%d] is not an OpenSSH public key "
-                            "(ssh-ed25519 AAAA... comment); give the content of a .pub file, "
-                            "not a path or a private key." % i)
+            raise KvmopsError("cloud_init.ssh_authorized_keys[%d] is not an OpenSSH public key "
+                              "(ssh-ed25519 AAAA... comment); give the content of a .pub file, "
+                              "not a path or a private key." % i)
     pw_hash = ci.get('password_hash')
     if pw_hash is not None and not _pw.is_hashed(pw_hash):
-        raise SeedError("cloud_init.password_hash is not a crypt hash ($6$salt$hash); give "
-                        "cloud_init.password for a clear-text password (the module hashes it).")
+        raise KvmopsError("cloud_init.password_hash is not a crypt hash ($6$salt$hash); give "
+                          "cloud_init.password for a clear-text password (the module hashes it).")
     if ci.get('password') is not None:
         if pw_hash is not None:
-            raise SeedError("give cloud_init.password or cloud_init.password_hash, not both.")
+            raise KvmopsError("give cloud_init.password or cloud_init.password_hash, not both.")
         old = None
         if existing and existing.get('user-data', '').startswith(CLOUD_CONFIG):
             try:
@@ -156,8 +152,8 @@ def build(ci, domain_name, existing=None, openssl=None):
         pw_hash = _pw.hash_password(ci['password'], existing=old, openssl=openssl)
     if cfg is None:  # a script or multi-part: only meta-data can carry our additions
         if pw_hash:
-            raise SeedError("cloud_init.password/password_hash need cloud-config user-data "
-                            "(a dictionary or #cloud-config text), not a script or multi-part.")
+            raise KvmopsError("cloud_init.password/password_hash need cloud-config user-data "
+                              "(a dictionary or #cloud-config text), not a script or multi-part.")
     else:
         clear = clear_text_passwords(cfg)
         if clear:
@@ -189,16 +185,16 @@ def build(ci, domain_name, existing=None, openssl=None):
         if isinstance(nc, str):
             parsed = _load_yaml(nc, 'cloud_init.network_config')
             if not isinstance(parsed, dict):
-                raise SeedError("cloud_init.network_config must be a mapping (network: "
-                                "{version: 2, ethernets: ...}).")
+                raise KvmopsError("cloud_init.network_config must be a mapping (network: "
+                                  "{version: 2, ethernets: ...}).")
             nc = parsed
         if not isinstance(nc, dict):
-            raise SeedError("cloud_init.network_config must be a dictionary or YAML text.")
+            raise KvmopsError("cloud_init.network_config must be a dictionary or YAML text.")
         if isinstance(nc.get('network'), dict):
             nc = nc['network']  # cloud-init 22.x's NoCloud wants version: at the top
         if nc.get('version') not in (1, 2):
-            raise SeedError("cloud_init.network_config needs version: 1 or version: 2 "
-                            "(netplan-style ethernets:).")
+            raise KvmopsError("cloud_init.network_config needs version: 1 or version: 2 "
+                              "(netplan-style ethernets:).")
         files['network-config'] = _dump(nc)
     return files, warnings
 

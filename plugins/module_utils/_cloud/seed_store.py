@@ -37,10 +37,6 @@ LABEL = 'cidata'
 SOURCE_FILES = ('user-data', 'meta-data', 'network-config')
 
 
-class SeedStoreError(KvmopsError):
-    pass
-
-
 def _which(name):
     for d in os.environ.get('PATH', '/usr/bin:/bin').split(os.pathsep) + ['/usr/bin', '/usr/sbin']:
         p = os.path.join(d, name)
@@ -110,8 +106,8 @@ def write(directory, iso, files, runner=None):
     """Write the source files and rebuild the ISO atomically (temp file, rename)."""
     tool, path = iso_tool()
     if tool is None:
-        raise SeedStoreError("No ISO writer on the hypervisor to build the cloud-init seed: "
-                             "install xorriso (Debian/Ubuntu/RHEL/Fedora package xorriso).")
+        raise KvmopsError("No ISO writer on the hypervisor to build the cloud-init seed: "
+                          "install xorriso (Debian/Ubuntu/RHEL/Fedora package xorriso).")
     gid = _qemu_gid()
     parent = os.path.dirname(directory)
     try:
@@ -123,8 +119,8 @@ def write(directory, iso, files, runner=None):
             os.chown(directory, 0 if os.geteuid() == 0 else -1, gid)
         os.chmod(directory, 0o750)
     except OSError as exc:
-        raise SeedStoreError("Cannot create the seed directory %s: %s. Give cloud_init.seed_dir "
-                             "a directory the module may write to." % (directory, exc))
+        raise KvmopsError("Cannot create the seed directory %s: %s. Give cloud_init.seed_dir "
+                          "a directory the module may write to." % (directory, exc))
     work = tempfile.mkdtemp(prefix='.seed.', dir=directory)
     try:
         src = os.path.join(work, 'cidata')
@@ -137,8 +133,8 @@ def write(directory, iso, files, runner=None):
         run = runner or _run
         rc, out, err = run(cmd)
         if rc != 0:
-            raise SeedStoreError("Building the cloud-init seed with %s failed (rc %s): %s"
-                                 % (tool, rc, (err or out).strip()[-800:]))
+            raise KvmopsError("Building the cloud-init seed with %s failed (rc %s): %s"
+                              % (tool, rc, (err or out).strip()[-800:]))
         _finish(tmp_iso, gid)
         for name, text in sorted(files.items()):
             _finish(os.path.join(src, name), gid)
@@ -152,7 +148,7 @@ def write(directory, iso, files, runner=None):
                 os.unlink(target)
         _selinux_label(iso)
     except (IOError, OSError) as exc:
-        raise SeedStoreError("Writing the cloud-init seed in %s failed: %s" % (directory, exc))
+        raise KvmopsError("Writing the cloud-init seed in %s failed: %s" % (directory, exc))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return tool

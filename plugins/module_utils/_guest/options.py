@@ -116,10 +116,7 @@ def normalize(params):
         if not re.match(r'^(https?|ftp|file)://', url, re.I) and not url.startswith('/'):
             raise CloudOptionError("%s.url=%r must be an http(s)/ftp/file URL or an absolute "
                                    "path on the hypervisor." % (opt, url))
-        try:
-            _base.parse_checksum(b.get('checksum'), opt + '.checksum')
-        except _base.BaseImageError as exc:
-            raise CloudOptionError.rewrap(exc)
+        _base.parse_checksum(b.get('checksum'), opt + '.checksum')
         if d.get('backing_store'):
             raise CloudOptionError("%s and disks[%d].backing_store both name the base; give "
                                    "one." % (opt, i))

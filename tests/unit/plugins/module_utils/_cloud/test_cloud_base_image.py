@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import base_image as bi
 from support.http_server import TreeServer
 
@@ -29,7 +30,7 @@ def test_parse_checksum():
     assert bi.parse_checksum('sha512:https://x/SHA512SUMS') == ('sha512', None,
                                                                 'https://x/SHA512SUMS')
     for bad in ('md5:' + '0' * 32, 'sha256:abc', 'deadbeef', None):
-        with pytest.raises(bi.BaseImageError):
+        with pytest.raises(KvmopsError):
             bi.parse_checksum(bad)
 
 
@@ -59,7 +60,7 @@ def test_sha512_bsd_sums_file(server, tmp_path):
 
 def test_wrong_checksum_caches_nothing(server, tmp_path):
     cache = tmp_path / 'cache'
-    with pytest.raises(bi.BaseImageError, match='does not match its checksum'):
+    with pytest.raises(KvmopsError, match='does not match its checksum'):
         bi.ensure(server.url + 'base.qcow2', 'sha256:' + '0' * 64, cache_dir=str(cache))
     assert list(cache.iterdir()) == []
 
@@ -74,17 +75,17 @@ def test_check_mode_fetches_nothing(server, tmp_path):
 def test_cut_download_and_404_and_unreachable(server, tmp_path):
     cut = TreeServer(os.path.dirname(str(tmp_path / 'www' / 'x')), truncate='base.qcow2')
     try:
-        with pytest.raises(bi.BaseImageError, match='stopped after'):
+        with pytest.raises(KvmopsError, match='stopped after'):
             bi.ensure(cut.url + 'base.qcow2', 'sha256:' + SHA256, cache_dir=str(tmp_path / 'a'))
     finally:
         cut.close()
     assert not os.path.exists(str(tmp_path / 'a')) or os.listdir(str(tmp_path / 'a')) == []
-    with pytest.raises(bi.BaseImageError, match='does not exist'):
+    with pytest.raises(KvmopsError, match='does not exist'):
         bi.ensure(server.url + 'nope.qcow2', 'sha256:' + SHA256, cache_dir=str(tmp_path / 'b'))
-    with pytest.raises(bi.BaseImageError, match='lists no sha256 digest'):
+    with pytest.raises(KvmopsError, match='lists no sha256 digest'):
         bi.ensure(server.url + 'nope.qcow2', 'sha256:' + server.url + 'SHA256SUMS',
                   cache_dir=str(tmp_path / 'b'))
-    with pytest.raises(bi.BaseImageError, match='Cannot reach'):
+    with pytest.raises(KvmopsError, match='Cannot reach'):
         bi.ensure('http://127.0.0.1:9/base.qcow2', 'sha256:' + SHA256,
                   cache_dir=str(tmp_path / 'b'), timeout=3)
 
@@ -100,7 +101,7 @@ def test_changed_cached_file_is_refused_never_replaced(server, tmp_path):
     os.utime(res['path'], ns=(st.st_atime_ns, st.st_mtime_ns))
     # size and mtime still match: only the full check (before a new clone) notices
     assert bi.ensure(url, 'sha256:' + SHA256, cache_dir=cache)['fetched'] is False
-    with pytest.raises(bi.BaseImageError, match='never replaces'):
+    with pytest.raises(KvmopsError, match='never replaces'):
         bi.ensure(url, 'sha256:' + SHA256, cache_dir=cache, full=True)
     assert open(res['path'], 'rb').read(4) == b'XXXX'
 
@@ -110,6 +111,6 @@ def test_local_file_source(tmp_path):
     src.write_bytes(IMAGE)
     res = bi.ensure(str(src), 'sha256:' + SHA256, cache_dir=str(tmp_path / 'c'))
     assert res['fetched'] and open(res['path'], 'rb').read() == IMAGE
-    with pytest.raises(bi.BaseImageError, match='Cannot read the base image'):
+    with pytest.raises(KvmopsError, match='Cannot read the base image'):
         bi.ensure(str(tmp_path / 'missing.qcow2'), 'sha256:' + SHA256,
                   cache_dir=str(tmp_path / 'd'))

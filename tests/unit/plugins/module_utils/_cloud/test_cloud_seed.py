@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import password as pw
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import seed
 
@@ -40,9 +41,9 @@ def test_same_input_same_bytes_and_hash_reused():
 def test_text_user_data_parsed_and_invalid_yaml_rejected():
     files, _warnings = seed.build({'user_data': '#cloud-config\nruncmd: [[touch, /x]]\n'}, 'vm1')
     assert cfg_of(files) == {'runcmd': [['touch', '/x']]}
-    with pytest.raises(seed.SeedError, match='not valid YAML'):
+    with pytest.raises(KvmopsError, match='not valid YAML'):
         seed.build({'user_data': '#cloud-config\nruncmd: [unclosed\n'}, 'vm1')
-    with pytest.raises(seed.SeedError, match="#cloud-config"):
+    with pytest.raises(KvmopsError, match="#cloud-config"):
         seed.build({'user_data': 'packages: [htop]\n'}, 'vm1')
 
 
@@ -51,7 +52,7 @@ def test_script_user_data_passes_through_keys_go_to_meta_data():
     files, _warnings = seed.build(ci, 'vm1')
     assert files['user-data'] == '#!/bin/sh\necho hi\n'
     assert json.loads(files['meta-data'])['public-keys'] == [KEY]
-    with pytest.raises(seed.SeedError, match='cloud-config'):
+    with pytest.raises(KvmopsError, match='cloud-config'):
         seed.build({'user_data': '#!/bin/sh\n', 'password': 'x'}, 'vm1')
 
 
@@ -78,7 +79,7 @@ def test_network_config_unwrapped_and_checked():
     assert json.loads(files['network-config'])['version'] == 2
     files2, _warnings = seed.build({'network_config': 'version: 1\nconfig: []\n'}, 'vm1')
     assert json.loads(files2['network-config']) == {'version': 1, 'config': []}
-    with pytest.raises(seed.SeedError, match='version'):
+    with pytest.raises(KvmopsError, match='version'):
         seed.build({'network_config': {'ethernets': {}}}, 'vm1')
 
 
@@ -90,7 +91,7 @@ def test_network_config_unwrapped_and_checked():
     ({'user_data': 42}, 'dictionary'),
 ])
 def test_bad_input(ci, match):
-    with pytest.raises(seed.SeedError, match=match):
+    with pytest.raises(KvmopsError, match=match):
         seed.build(ci, 'vm1')
 
 

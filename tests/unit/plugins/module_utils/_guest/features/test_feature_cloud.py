@@ -11,6 +11,7 @@ import pytest
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import devices as cm
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import options as co
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import reach
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 
 DIGEST = 'a' * 64
@@ -55,7 +56,7 @@ def test_prepare_params_turns_base_image_into_backing_store_and_adds_seed():
     ({'wait_timeout': 0}, 'at least 1'),
 ])
 def test_bad_options(kw, match):
-    with pytest.raises(co.CloudOptionError, match=match):
+    with pytest.raises(KvmopsError, match=match):
         co.normalize(params(**kw))
 
 
