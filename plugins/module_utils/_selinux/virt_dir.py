@@ -75,22 +75,23 @@ _RESTORECON_LINES = (
 
 
 class SELinuxError(KvmopsError):
-    """A failure with a message that says what was wrong and how to fix it."""
+    """A failure with a message that says what was wrong and how to fix it. Caught by
+    VirtDirManager (a semanage that cannot read a policy store: store_error in details)."""
 
     @property
     def details(self):
         return self.result
 
-
-class StepError(SELinuxError):
-    """A failure while changing the system: which step failed and what was already done."""
-
-    def __init__(self, step, msg, done, **details):
+    @classmethod
+    def failed_step(cls, step, msg, done, **details):
+        """A failure while changing the system: which step failed and what was already done
+        (in the message, and as .step, .done and the result fields step, done)."""
         done_text = '; '.join(done) if done else 'nothing'
         full = 'Step "%s" failed: %s Already done before it: %s.' % (step, msg, done_text)
-        super(StepError, self).__init__(full, step=step, done=list(done), **details)
-        self.step = step
-        self.done = list(done)
+        exc = cls(full, step=step, done=list(done), **details)
+        exc.step = step
+        exc.done = list(done)
+        return exc
 
 
 # ---------------------------------------------------------------- input validation
@@ -700,8 +701,8 @@ class VirtDirManager(ManagerBase):
         try:
             changed = self.directory.ensure()
         except (IOError, OSError) as exc:
-            raise StepError('directory', 'cannot create or set up %s: %s.' % (self.p['path'], exc),
-                            done)
+            raise SELinuxError.failed_step(
+                'directory', 'cannot create or set up %s: %s.' % (self.p['path'], exc), done)
         if changed:
             done.append('directory %s %s' % (self.p['path'],
                                              'checked (would change)' if self.check_mode
@@ -717,7 +718,7 @@ class VirtDirManager(ManagerBase):
                         for line in lines]
             rc, out, err = self.cli.semanage_import(lines)
         if rc != 0:
-            raise StepError(
+            raise SELinuxError.failed_step(
                 'file-context rule and booleans',
                 'semanage import (one transaction: %s) returned rc=%s: %s. semanage rolled the '
                 'whole transaction back, so the policy store is unchanged. Check the type name '
@@ -744,7 +745,7 @@ class VirtDirManager(ManagerBase):
             return [], None, None
         rc, paths, out, err = self.cli.restorecon(path, dry_run=self.check_mode)
         if rc != 0:
-            raise StepError('relabel', 'restorecon -R %s returned rc=%s: %s. Run `restorecon -R -v '
-                            '%s` to see which file it cannot relabel.'
-                            % (path, rc, (err or out).strip(), path), done)
+            raise SELinuxError.failed_step(
+                'relabel', 'restorecon -R %s returned rc=%s: %s. Run `restorecon -R -v %s` to see '
+                'which file it cannot relabel.' % (path, rc, (err or out).strip(), path), done)
         return paths, len(paths), None

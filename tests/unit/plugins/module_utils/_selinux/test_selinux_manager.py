@@ -380,7 +380,7 @@ def test_store_failure_says_step_and_what_was_done(tmp_path):
     host = FakeHost('enforcing')
     host.fail_import = 'ValueError: Type virt_imgae_t is invalid, must be a file or device type\n'
     path = str(tmp_path / 'new-dir')
-    with pytest.raises(se.StepError) as exc:
+    with pytest.raises(se.SELinuxError) as exc:
         run(host, params(path, setype='virt_imgae_t'))
     e = exc.value
     assert e.step == 'file-context rule and booleans'
@@ -394,7 +394,7 @@ def test_store_failure_says_step_and_what_was_done(tmp_path):
 def test_relabel_failure_says_rule_and_booleans_are_in_place(images):
     host = FakeHost('enforcing')
     host.restorecon_rc = 255
-    with pytest.raises(se.StepError) as exc:
+    with pytest.raises(se.SELinuxError) as exc:
         run(host, params(images, booleans={'virt_use_samba': True}))
     e = exc.value
     assert e.step == 'relabel'
