@@ -30,7 +30,8 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.masking
 
 
 class LibvirtConnectionError(KvmopsError):
-    """Raised with a message that says what failed and how to fix it."""
+    """Raised with a message that says what failed and how to fix it. Caught by
+    kvm_capability_facts, virt_install_domains and _vnc/manager."""
 
 
 def _silence_libvirt_errors():

@@ -60,7 +60,9 @@ CONSOLE_KEYS = {
 
 
 class GraphicsError(KvmopsError):
-    """A listen address or VNC password that cannot be used; the message says what to give."""
+    """A listen address or VNC password that cannot be used; the message says what to give.
+    Caught here (public_console_error), by _guest/spec (re-wrapped as SpecError) and by _vnc (as
+    VncError)."""
 
 
 # ---------------------------------------------------------------------------------- policy

@@ -34,7 +34,8 @@ FIX_HINT = ("move it under /var/lib/libvirt/images (ISOs and kernels: /var/lib/l
 
 
 class PreflightError(KvmopsError):
-    """QEMU could not reach a path: the message names path, obstacle and fix."""
+    """QEMU could not reach a path: the message names path, obstacle and fix. Caught by
+    _guest/manager and _guest/features/install (re-wrapped as the guest's DomainError)."""
 
 
 def qemu_identity(conf_path=QEMU_CONF, conf_text=None):

@@ -45,7 +45,8 @@ UINT_MAX = 4294967295
 
 
 class ConfSyntaxError(KvmopsError, ValueError):
-    """The text is not something libvirt's parser accepts."""
+    """The text is not something libvirt's parser accepts. Caught by qemu_identity, graphics,
+    _vnc/manager and _vnc/config_file (each says to fix that line first)."""
 
     def __init__(self, line, message):
         super(ConfSyntaxError, self).__init__('line %d: %s' % (line, message))
@@ -54,7 +55,8 @@ class ConfSyntaxError(KvmopsError, ValueError):
 
 
 class ConfEditError(KvmopsError, ValueError):
-    """An edit was asked for that cannot be written safely."""
+    """An edit was asked for that cannot be written safely. Caught by _vnc/manager (nothing
+    was written)."""
 
 
 class Entry(object):
@@ -421,8 +423,8 @@ def validate_edit(old_entries, new_text, settings, unset):
     try:
         new_entries = parse(new_text)
     except ConfSyntaxError as exc:  # pragma: no cover - would be a bug in this module
-        raise ConfEditError('the edited qemu.conf would not parse (%s); nothing was written'
-                            % exc)
+        raise ConfEditError.rewrap(exc, 'the edited qemu.conf would not parse (%s); nothing '
+                                   'was written' % exc)
     owned = set(k for k, dummy in settings) | set(unset)
     kept_old = [(e.key, e.vtype, e.value) for e in old_entries if e.key not in owned]
     kept_new = [(e.key, e.vtype, e.value) for e in new_entries if e.key not in owned]
@@ -506,10 +508,6 @@ LOCK_TIMEOUT = 300
 LOCK_POLL = 0.05
 
 
-class ConfLockError(KvmopsError):
-    """Another process held qemu.conf's edit lock for too long."""
-
-
 def _open_locked(path, timeout, poll):
     """An fd of path holding an exclusive flock, taken on the file that is at path now.
 
@@ -535,7 +533,7 @@ def _open_locked(path, timeout, poll):
                     if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                         raise
                     if time.monotonic() >= deadline:
-                        raise ConfLockError(
+                        raise KvmopsError(
                             'another process has been editing %s for %d s (it holds its edit '
                             'lock; another vnc_listen run, or one that hangs?). Nothing was '
                             'changed; run again when it has finished, or stop it.'
