@@ -27,10 +27,6 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._network import 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connection import libvirt  # None without libvirt-python
 
 
-class NetworkError(KvmopsError):
-    """A network could not be brought to the asked state: what failed and how to fix it."""
-
-
 def _subnets(root):
     out = []
     for ip in root.findall('ip'):
@@ -127,7 +123,7 @@ class NetworkManager(ManagerBase):
         except libvirt.libvirtError as exc:
             if exc.get_error_code() == C.VIR_ERR_NO_NETWORK:
                 return None
-            raise NetworkError('Cannot look up the network %s: %s' % (self.name, exc))
+            raise KvmopsError('Cannot look up the network %s: %s' % (self.name, exc))
 
     def other_active_networks(self):
         out = []
@@ -201,7 +197,7 @@ class NetworkManager(ManagerBase):
         problems = noverlap.find_overlaps(_subnets(after_root), self.other_active_networks(),
                                           self.host_routes(), own_bridge)
         if problems:
-            raise NetworkError(
+            raise KvmopsError(
                 'Nothing was changed on the network %s: %s. Pick a subnet that no active network and no '
                 'route of this host uses (ipv4.address / ipv6.address with their prefix).'
                 % (self.name, '; '.join(problems)), name=self.name, changed=False, actions=[],
@@ -221,9 +217,9 @@ class NetworkManager(ManagerBase):
         try:
             return fn(*args)
         except libvirt.libvirtError as exc:
-            raise NetworkError('libvirt refused to %s the network %s: %s' % (what, self.name, exc),
-                               name=self.name, changed=self.changed, actions=list(self.actions),
-                               changes=self.changes)
+            raise KvmopsError('libvirt refused to %s the network %s: %s' % (what, self.name, exc),
+                              name=self.name, changed=self.changed, actions=list(self.actions),
+                              changes=self.changes)
 
     def define(self, net, after_root):
         if net is None:
@@ -275,7 +271,7 @@ class NetworkManager(ManagerBase):
             try:
                 net.update(command, section, index, xml, C.VIR_NETWORK_UPDATE_AFFECT_LIVE)
             except libvirt.libvirtError as exc:
-                raise NetworkError(
+                raise KvmopsError(
                     'The persistent definition of %s is updated, but libvirt refused the live '
                     'change "%s": %s. Restart the network to apply it (restart: true).'
                     % (self.name, what, exc), name=self.name, changed=True,

@@ -3,6 +3,7 @@ of only the asked facets, the XML builder keeping what libvirt added, the live u
 and the overlap check on recorded route tables."""
 import pytest
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._network import builder
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._network import drift
@@ -109,7 +110,7 @@ def test_new_networks_in_each_forward_mode():
     ({'name': 'a b'}, 'not a usable libvirt network name'),
 ])
 def test_bad_input_names_the_option(params, message):
-    raises_naming(nspec.NetworkSpecError, message, spec, **params)
+    raises_naming(KvmopsError, message, spec, **params)
 
 
 def test_live_plan_deletes_before_it_adds_and_addresses_the_right_ip_element():
