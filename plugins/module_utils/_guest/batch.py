@@ -45,10 +45,6 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connect
 INSTALL_SOURCES = ('location', 'cdrom', 'pxe')
 
 
-class BatchError(KvmopsError):
-    """The run fails; result fields carry the per-guest results and errors."""
-
-
 def default_parallel(cpus=None):
     """Workers when `parallel` is unset: starting guests waits mostly on libvirtd and QEMU,
     and an installing guest's worker mostly sleeps, so more workers than CPUs pay off."""
@@ -122,20 +118,20 @@ class Guest(object):
 
 
 def prepare(guests, defaults=None, collect=False):
-    """Merged, validated and normalised Guests; raises BatchError naming every bad guest
+    """Merged, validated and normalised Guests; raises KvmopsError naming every bad guest
     (nothing has been touched: no connection is needed). collect=True (what
     virt_install_domains passes) keeps the bad guests, their error set: the plan pass then
     checks the others too, and its failure (or the preflight report) names every one."""
     option_spec = _options.guest_options()
     if defaults and defaults.get('name') is not None:
-        raise BatchError('defaults.name=%s: a name belongs to one guest; set it in guests.'
-                         % defaults['name'])
+        raise KvmopsError('defaults.name=%s: a name belongs to one guest; set it in guests.'
+                          % defaults['name'])
     if defaults:
         # once, not in every guest's error: defaults takes guests[]'s options
         msgs = dargspec.validate(defaults, dargspec.without_defaults(option_spec))[1]
         if msgs:
-            raise BatchError('defaults: %s (defaults takes the options of guests[]; nothing '
-                             'was created).' % '; '.join(msgs), changed=False)
+            raise KvmopsError('defaults: %s (defaults takes the options of guests[]; nothing '
+                              'was created).' % '; '.join(msgs), changed=False)
     out = []
     for i, item in enumerate(guests or []):
         params, msgs = dargspec.validate(merge(defaults, item), option_spec)
@@ -154,10 +150,10 @@ def prepare(guests, defaults=None, collect=False):
     _check_duplicates(out)
     bad = [g for g in out if g.error]
     if not out:
-        raise BatchError('guests is empty: give at least one guest.')
+        raise KvmopsError('guests is empty: give at least one guest.')
     if bad and not collect:
-        raise BatchError(_nothing_created(bad), guests=[failed_result(g) for g in out],
-                         changed=False)
+        raise KvmopsError(_nothing_created(bad), guests=[failed_result(g) for g in out],
+                          changed=False)
     return out
 
 
@@ -281,7 +277,7 @@ class Batch(object):
         return g
 
     def plan(self):
-        """Every guest in check mode, and the media of the new ones; BatchError when one
+        """Every guest in check mode, and the media of the new ones; KvmopsError when one
         cannot be made (preflight=report: the problems are reported instead)."""
         def one(g):
             if self.report and not g.error:
@@ -292,9 +288,9 @@ class Batch(object):
         self._map(one, self.guests)
         bad = [g for g in self.guests if g.error]
         if bad and not self.report:
-            raise BatchError(_nothing_created(bad), changed=False,
-                             guests=[g.result or failed_result(g) for g in self.guests],
-                             summary=self.summary(), preflight=self.preflight_report())
+            raise KvmopsError(_nothing_created(bad), changed=False,
+                              guests=[g.result or failed_result(g) for g in self.guests],
+                              summary=self.summary(), preflight=self.preflight_report())
 
     def _installs(self, g):
         """Whether the guest's install media are read in this run: a new domain, or one whose
@@ -386,7 +382,7 @@ class Batch(object):
         }
 
     def outcome(self):
-        """The module result; raises BatchError (with every result) when a guest failed."""
+        """The module result; raises KvmopsError (with every result) when a guest failed."""
         results, diffs, warnings = [], [], []
         for g in self.guests:
             if g.deferred:
@@ -409,8 +405,8 @@ class Batch(object):
             out['diff'] = diffs
         failed = [g for g in self.guests if g.error]
         if failed and not self.report:
-            raise BatchError(
+            raise KvmopsError(
                 '%d of %d guests failed (the others were converged): %s'
                 % (len(failed), len(self.guests),
-                   ' '.join('[%s] %s' % (g.name, g.error) for g in failed)), **out)
+                    ' '.join('[%s] %s' % (g.name, g.error) for g in failed)), **out)
         return out

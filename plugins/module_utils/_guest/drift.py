@@ -35,7 +35,8 @@ PASSWORD_MASK = masking.MASK
 
 
 class DriftError(KvmopsError):
-    """A difference that cannot be applied by redefining (e.g. another architecture)."""
+    """A difference that cannot be applied by redefining (e.g. another architecture). Caught
+    by GuestManager.update, which re-wraps it as DomainError."""
 
 
 class Drift(object):

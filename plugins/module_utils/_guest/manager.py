@@ -45,7 +45,10 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.constan
 
 
 class DomainError(KvmopsError):
-    """Fails the guest with this message (what went wrong, how to fix it)."""
+    """Fails the guest with this message (what went wrong, how to fix it). Caught by
+    GuestManager.run (a new guest's features clean up: create_failed) and around define (a
+    lost connection keeps the new images). Features and the manager's steps re-wrap the
+    libraries' errors as DomainError (rewrap: the result fields are kept)."""
 
 
 class GuestManager(ManagerBase):
@@ -306,14 +309,15 @@ class GuestManager(ManagerBase):
         xml = _record.with_disks(xml, self.plans, created, self.log_paths())
         try:
             self.dom = self.define(xml)
-        except DomainError:
+        except DomainError as exc:
             if not _failure.connection_alive(self.conn):
                 # libvirtd went away during the define: it may have stored the definition
                 # before dying, so the new images stay (a re-run uses them, never recreates).
-                raise DomainError('The connection to libvirtd was lost while defining %s; '
-                                  'the disk images created for it were kept (%s) in case the '
-                                  'definition was stored. Start libvirtd and run again.'
-                                  % (self.spec['name'], ', '.join(created) or 'none'))
+                raise DomainError.rewrap(
+                    exc, 'The connection to libvirtd was lost while defining %s; the disk '
+                    'images created for it were kept (%s) in case the definition was stored. '
+                    'Start libvirtd and run again.'
+                    % (self.spec['name'], ', '.join(created) or 'none'))
             # Roll back the empty images this run created; nothing else was touched. An
             # image that a domain uses by now (a concurrent run defined one on it) stays.
             in_use = self.storage_in_use()

@@ -30,10 +30,6 @@ WAIT_FOR = ('none', 'ip', 'ssh')
 DEFAULT_BASE_CACHE_DIR = '/var/lib/libvirt/boot/kvmops-base'
 
 
-class CloudOptionError(KvmopsError):
-    pass
-
-
 def base_image_argument_spec():
     return dict(type='dict', options=dict(
         url=dict(type='str', required=True),
@@ -96,12 +92,12 @@ def guest_options():
 
 def _port(value, option):
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
-        raise CloudOptionError("%s=%r must be a port number between 1 and 65535." % (option, value))
+        raise KvmopsError("%s=%r must be a port number between 1 and 65535." % (option, value))
     return value
 
 
 def normalize(params):
-    """The cloud options as a dict (or raises CloudOptionError). Pure."""
+    """The cloud options as a dict (or raises KvmopsError). Pure."""
     ci = params.get('cloud_init')
     disks = params.get('disks') or []
     bases = []
@@ -114,17 +110,17 @@ def normalize(params):
             base_image as _base)
         url = b.get('url') or ''
         if not re.match(r'^(https?|ftp|file)://', url, re.I) and not url.startswith('/'):
-            raise CloudOptionError("%s.url=%r must be an http(s)/ftp/file URL or an absolute "
-                                   "path on the hypervisor." % (opt, url))
+            raise KvmopsError("%s.url=%r must be an http(s)/ftp/file URL or an absolute "
+                              "path on the hypervisor." % (opt, url))
         _base.parse_checksum(b.get('checksum'), opt + '.checksum')
         if d.get('backing_store'):
-            raise CloudOptionError("%s and disks[%d].backing_store both name the base; give "
-                                   "one." % (opt, i))
+            raise KvmopsError("%s and disks[%d].backing_store both name the base; give "
+                              "one." % (opt, i))
         if not d.get('path'):
-            raise CloudOptionError("%s needs disks[%d].path (the clone's qcow2 overlay)."
-                                   % (opt, i))
+            raise KvmopsError("%s needs disks[%d].path (the clone's qcow2 overlay)."
+                              % (opt, i))
         if d.get('format') == 'raw':
-            raise CloudOptionError("%s makes a qcow2 overlay clone; remove format=raw." % opt)
+            raise KvmopsError("%s makes a qcow2 overlay clone; remove format=raw." % opt)
         path = _base.planned_path(url, b['checksum'], b.get('cache_dir'))
         bases.append({'index': i, 'url': url, 'checksum': b['checksum'], 'path': path,
                       'cache_dir': b.get('cache_dir') or DEFAULT_BASE_CACHE_DIR,
@@ -141,22 +137,22 @@ def normalize(params):
         gp = _port(f.get('guest_port'), opt + '.guest_port')
         address = f.get('address') or '127.0.0.1'
         if not re.match(r'^[0-9A-Fa-f:.]+$', address):
-            raise CloudOptionError("%s.address=%r is not an IP address." % (opt, address))
+            raise KvmopsError("%s.address=%r is not an IP address." % (opt, address))
         proto = f.get('proto') or 'tcp'
         if (proto, address, hp) in seen:
-            raise CloudOptionError("%s forwards %s %s:%d twice." % (opt, proto, address, hp))
+            raise KvmopsError("%s forwards %s %s:%d twice." % (opt, proto, address, hp))
         seen.add((proto, address, hp))
         forwards.append({'host_port': hp, 'guest_port': gp, 'address': address, 'proto': proto})
     wait_for = params.get('wait_for') or 'none'
     if wait_for not in WAIT_FOR:
-        raise CloudOptionError("wait_for=%r: use none, ip or ssh." % wait_for)
+        raise KvmopsError("wait_for=%r: use none, ip or ssh." % wait_for)
     timeout = params.get('wait_timeout')
     timeout = 300 if timeout is None else timeout
     if timeout < 1:
-        raise CloudOptionError("wait_timeout=%r must be at least 1 second." % timeout)
+        raise KvmopsError("wait_timeout=%r must be at least 1 second." % timeout)
     if wait_for != 'none' and params.get('state', 'running') != 'running':
-        raise CloudOptionError("wait_for=%s needs state=running (a stopped guest has no "
-                               "address)." % wait_for)
+        raise KvmopsError("wait_for=%s needs state=running (a stopped guest has no "
+                          "address)." % wait_for)
     out = {
         'cloud_init': None, 'bases': bases, 'guest_agent': agent, 'port_forwards': forwards,
         'port_forward_backend': params.get('port_forward_backend') or 'passt',
@@ -169,8 +165,8 @@ def normalize(params):
     if ci:
         ci = dict(ci)
         if not disks and params.get('state') != 'absent':
-            raise CloudOptionError("cloud_init needs disks: the guest's root disk (usually a "
-                                   "clone of a cloud image: disks[0].base_image).")
+            raise KvmopsError("cloud_init needs disks: the guest's root disk (usually a "
+                              "clone of a cloud image: disks[0].base_image).")
         ci['seed_dir'] = ci.get('seed_dir') or _store.DEFAULT_SEED_DIR
         out['cloud_init'] = ci
         out['seed_directory'], out['seed_iso'] = _store.seed_paths(ci['seed_dir'],
@@ -193,8 +189,8 @@ def prepare_params(params, cloud):
         disks.append(d)
     if cloud.get('cloud_init'):
         if any(d.get('path') == cloud['seed_iso'] for d in disks):
-            raise CloudOptionError("disks already holds the cloud-init seed %s; remove it "
-                                   "(the module attaches the seed itself)." % cloud['seed_iso'])
+            raise KvmopsError("disks already holds the cloud-init seed %s; remove it "
+                              "(the module attaches the seed itself)." % cloud['seed_iso'])
         # A read-only virtio disk, not a CD-ROM: Debian's cloud kernel has no SATA/AHCI
         # driver, so a seed on a SATA CD-ROM is never seen (cloud-init falls back to
         # DataSourceNone); every cloud kernel has virtio-blk.
@@ -207,7 +203,7 @@ def prepare_params(params, cloud):
 def spec_and_cloud(params):
     """(domain spec, cloud options or None) of one guest's validated params: the cloud options
     normalised, base_image made backing_store, the seed appended, then the domain spec.
-    Raises CloudOptionError or _guest.spec.SpecError (both KvmopsError)."""
+    Raises KvmopsError (or _guest.spec.SpecError, one)."""
     params = dict(params)
     if params.get('disks') is not None:
         params['disks'] = [dict((k, v) for k, v in d.items() if v is not None)

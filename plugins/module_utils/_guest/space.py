@@ -26,7 +26,8 @@ _GIB = 1024.0 ** 3
 
 
 class SpaceError(KvmopsError):
-    """Not enough free space: the message names the file system, the sizes and the fix."""
+    """Not enough free space: the message names the file system, the sizes and the fix.
+    Caught by GuestManager.preflight, which re-wraps it as DomainError."""
 
 
 def _gib(n):

@@ -25,7 +25,8 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.disk_ta
 
 
 class SpecError(KvmopsError):
-    """Bad input: the message says which option, what was wrong and how to fix it."""
+    """Bad input: the message says which option, what was wrong and how to fix it. Caught by
+    _libvirt/osinfo.normalize_with_facts (an os_variant only libosinfo knows)."""
 
 
 STATES = ('running', 'stopped', 'present', 'absent')

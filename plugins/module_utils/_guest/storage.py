@@ -31,7 +31,8 @@ GIB = 1024 ** 3
 
 
 class StorageError(KvmopsError):
-    """A disk cannot be used or created; the message says why and how to fix it."""
+    """A disk cannot be used or created; the message says why and how to fix it. Caught by
+    GuestManager (plan_storage, create_storage), which re-wraps it as DomainError."""
 
 
 def gib(size):

@@ -54,40 +54,36 @@ _XML_INACTIVE = 2
 _SHUTOFF = 5
 
 
-class CloneError(DomainError):
-    """Fails the guest: what is wrong and how to fix it."""
-
-
 def normalize(params, spec):
     """clone_from and template into the spec (spec['clone_from'], spec['template']); raises
-    CloneError for what cannot go together. Pure."""
+    DomainError for what cannot go together. Pure."""
     clone = params.get('clone_from')
     template = params.get('template')
     state = spec.get('state')
     if template and state == 'running':
-        raise CloneError("template: true and state: running: the collection never starts a "
-                         "template. Use state: stopped (or present) for the template and start "
-                         "its clones (clone_from).")
+        raise DomainError("template: true and state: running: the collection never starts a "
+                          "template. Use state: stopped (or present) for the template and start "
+                          "its clones (clone_from).")
     spec['template'] = template
     spec['clone_from'] = None
     if not clone or state == 'absent':
         return spec
     name = clone.get('name')
     if not name or not isinstance(name, str):
-        raise CloneError("clone_from.name must be the name of a shut-off guest or template.")
+        raise DomainError("clone_from.name must be the name of a shut-off guest or template.")
     if name == spec['name']:
-        raise CloneError("clone_from.name=%s is the guest itself; give the new guest another "
-                         "name." % name)
+        raise DomainError("clone_from.name=%s is the guest itself; give the new guest another "
+                          "name." % name)
     mode = clone.get('mode') or 'full'
     if mode not in MODES:
-        raise CloneError("clone_from.mode=%r: use full or linked." % (mode,))
+        raise DomainError("clone_from.mode=%r: use full or linked." % (mode,))
     for opt in ('disks', 'install'):
         if params.get(opt):
-            raise CloneError("clone_from copies the disks and the install of %s: remove %s "
-                             "(add disks to the clone in a later task)." % (name, opt))
+            raise DomainError("clone_from copies the disks and the install of %s: remove %s "
+                              "(add disks to the clone in a later task)." % (name, opt))
     if params.get('cloud_init'):
-        raise CloneError("cloud_init with clone_from is not supported yet: clone first, then "
-                         "give the clone its seed in a second task with disks.")
+        raise DomainError("cloud_init with clone_from is not supported yet: clone first, then "
+                          "give the clone its seed in a second task with disks.")
     spec['clone_from'] = {'name': name, 'mode': mode}
     return spec
 
@@ -174,7 +170,7 @@ def clone_name_for(path, source, name):
 
 def plan_disks(tree, source, name, mode):
     """[{index, kind, action, ...}] for every disk of the source's definition: copy, link
-    (a qcow2 overlay), volume-copy, volume-link or share. Pure; CloneError for a disk that
+    (a qcow2 overlay), volume-copy, volume-link or share. Pure; DomainError for a disk that
     cannot be cloned."""
     plans = []
     for i, disk in enumerate(tree.iter('disk')):
@@ -190,11 +186,11 @@ def plan_disks(tree, source, name, mode):
         driver = disk.find('driver')
         fmt = driver.get('type') if driver is not None else None
         if fmt not in DISK_FORMATS:
-            raise CloneError("disk %s of %s has %s in its definition; clone_from clones raw and "
-                             "qcow2 disks whose format is in the definition (<driver type>), "
-                             "never probed from the image. Set the format in %s's definition."
-                             % (label, source, "no <driver type>" if fmt is None
-                                else "format %s" % fmt, source))
+            raise DomainError("disk %s of %s has %s in its definition; clone_from clones raw and "
+                              "qcow2 disks whose format is in the definition (<driver type>), "
+                              "never probed from the image. Set the format in %s's definition."
+                              % (label, source, "no <driver type>" if fmt is None
+                                 else "format %s" % fmt, source))
         if kind == 'file':
             path = src.get('file')
             plans.append({'index': i, 'kind': 'file', 'source': path, 'format': fmt,
@@ -207,9 +203,9 @@ def plan_disks(tree, source, name, mode):
                           'new_volume': os.path.basename(clone_name_for(vol, source, name)),
                           'action': 'volume-copy' if mode == 'full' else 'volume-link'})
         else:
-            raise CloneError("disk %s of %s is a %s disk: clone_from copies file and pool-volume "
-                             "disks. Copy that disk yourself, or mark it shareable or read-only "
-                             "to share it." % (label, source, kind))
+            raise DomainError("disk %s of %s is a %s disk: clone_from copies file and pool-volume "
+                              "disks. Copy that disk yourself, or mark it shareable or read-only "
+                              "to share it." % (label, source, kind))
     return plans
 
 
@@ -305,9 +301,9 @@ def clone_definition(tree, spec, plans, nvram, source_name, source_uuid, mode):
     else:
         for el in devices.findall('serial'):
             if el.get('type') == 'file':
-                raise CloneError("%s logs its serial console to %s: give the clone its own "
-                                 "serial (a log file path, or pty), or both would write there."
-                                 % (source_name, el.find('source').get('path')))
+                raise DomainError("%s logs its serial console to %s: give the clone its own "
+                                  "serial (a log file path, or pty), or both would write there."
+                                  % (source_name, el.find('source').get('path')))
     os_el = tree.find('os')
     for opt in ('kernel', 'initrd', 'cmdline'):
         if spec.get(opt):
@@ -345,7 +341,7 @@ def _run(m, argv):
         rc = proc.returncode
         out, err = out.decode('utf-8', 'replace'), err.decode('utf-8', 'replace')
     if rc != 0:
-        raise CloneError('%s failed (rc=%s): %s' % (argv[0], rc, (err or out).strip()))
+        raise DomainError('%s failed (rc=%s): %s' % (argv[0], rc, (err or out).strip()))
 
 
 def _writable_mode(path):
@@ -356,15 +352,15 @@ def copy_file(m, source, dest):
     """A real copy, written under a temporary name and renamed: a reflink where the file
     system can, sparse otherwise. Never overwrites."""
     if os.path.lexists(dest):
-        raise CloneError('%s exists already and no domain %s uses it: remove or rename it '
-                         '(a clone never overwrites an image).' % (dest, m.spec['name']))
+        raise DomainError('%s exists already and no domain %s uses it: remove or rename it '
+                          '(a clone never overwrites an image).' % (dest, m.spec['name']))
     tmp = '%s.kvmops-clone.%d' % (dest, os.getpid())
     try:
         _run(m, ['cp', '--reflink=auto', '--sparse=always', '--', source, tmp])
         os.chmod(tmp, _writable_mode(source))
         if os.path.lexists(dest):
-            raise CloneError('%s appeared while it was being copied; nothing was '
-                             'overwritten.' % dest)
+            raise DomainError('%s appeared while it was being copied; nothing was '
+                              'overwritten.' % dest)
         os.rename(tmp, dest)
     finally:
         if os.path.lexists(tmp):
@@ -374,8 +370,8 @@ def copy_file(m, source, dest):
 def link_file(m, source, fmt, dest):
     """A qcow2 overlay on the source image (its format given, never probed)."""
     if os.path.lexists(dest):
-        raise CloneError('%s exists already and no domain %s uses it: remove or rename it '
-                         '(a clone never overwrites an image).' % (dest, m.spec['name']))
+        raise DomainError('%s exists already and no domain %s uses it: remove or rename it '
+                          '(a clone never overwrites an image).' % (dest, m.spec['name']))
     qemu_img = m.qemu_img or 'qemu-img'
     tmp = '%s.kvmops-clone.%d' % (dest, os.getpid())
     try:
@@ -423,9 +419,9 @@ class CloneFeature(Feature):
             self.template_images = template_record(m.dom)
             self.is_template = self.template_images is not None
             if self.is_template and spec['state'] == 'running' and spec.get('template') is not False:
-                raise CloneError('%s is a template: the collection never starts it. Clone it '
-                                 '(clone_from) and start the clone, or set template: false to '
-                                 'make it a normal guest again.' % spec['name'])
+                raise DomainError('%s is a template: the collection never starts it. Clone it '
+                                  '(clone_from) and start the clone, or set template: false to '
+                                  'make it a normal guest again.' % spec['name'])
             return
         clone = spec.get('clone_from')
         if not clone:
@@ -434,16 +430,16 @@ class CloneFeature(Feature):
         try:
             src = conn.lookupByName(clone['name'])
         except libvirt.libvirtError:
-            raise CloneError('clone_from.name=%s: no such domain on this hypervisor. Create or '
-                             'install it first (or fix the name).' % clone['name'])
+            raise DomainError('clone_from.name=%s: no such domain on this hypervisor. Create or '
+                              'install it first (or fix the name).' % clone['name'])
         if src.isActive():
-            raise CloneError('clone_from.name=%s is %s: a clone is made from a shut-off guest '
-                             'or a template. Shut it down first (state: stopped).'
-                             % (clone['name'], 'paused' if src.state()[0] == 3 else 'running'))
+            raise DomainError('clone_from.name=%s is %s: a clone is made from a shut-off guest '
+                              'or a template. Shut it down first (state: stopped).'
+                              % (clone['name'], 'paused' if src.state()[0] == 3 else 'running'))
         if clone['mode'] == 'linked' and template_record(src) is None:
-            raise CloneError('clone_from.mode=linked needs a template: %s is not one (its images '
-                             'would change under the clone). Mark it first (template: true on '
-                             '%s), or use mode: full.' % (clone['name'], clone['name']))
+            raise DomainError('clone_from.mode=linked needs a template: %s is not one (its images '
+                              'would change under the clone). Mark it first (template: true on '
+                              '%s), or use mode: full.' % (clone['name'], clone['name']))
         self.source_xml = src.XMLDesc(_XML_SECURE | _XML_INACTIVE)
         self.source_uuid = src.UUIDString()
         tree = lxml_util.parse(self.source_xml)
@@ -451,12 +447,12 @@ class CloneFeature(Feature):
         self.nvram = nvram_plan(tree, clone['name'], spec['name'])
         for p in self.plans:
             if p['action'] in ('copy', 'link') and os.path.lexists(p['path']):
-                raise CloneError('%s exists already and no domain %s uses it: remove or rename '
-                                 'it (a clone never overwrites an image).'
-                                 % (p['path'], spec['name']))
+                raise DomainError('%s exists already and no domain %s uses it: remove or rename '
+                                  'it (a clone never overwrites an image).'
+                                  % (p['path'], spec['name']))
         if self.nvram and os.path.lexists(self.nvram[1]):
-            raise CloneError('the NVRAM file %s exists already and no domain %s uses it: remove '
-                             'it (a clone never overwrites it).' % (self.nvram[1], spec['name']))
+            raise DomainError('the NVRAM file %s exists already and no domain %s uses it: remove '
+                              'it (a clone never overwrites it).' % (self.nvram[1], spec['name']))
         # The definition is built here too, so that check mode sees its errors.
         clone_definition(tree, spec, self.plans, self.nvram, clone['name'], self.source_uuid,
                          clone['mode'])
@@ -507,8 +503,8 @@ class CloneFeature(Feature):
                     pool.createXML(xml, 0)
                 self.made.append(('volume', p['pool'], p['new_volume']))
         except (OSError, libvirt.libvirtError) as exc:
-            raise CloneError('Cannot clone disk %s of %s: %s' % (p['source'],
-                                                                 m.spec['clone_from']['name'], exc))
+            raise DomainError('Cannot clone disk %s of %s: %s' % (p['source'],
+                                                                  m.spec['clone_from']['name'], exc))
 
     def create_failed(self, m):
         for item in reversed(self.made):
@@ -556,8 +552,8 @@ class CloneFeature(Feature):
         if dom.isActive():
             if m.check_mode:
                 return  # the power step said it would shut it down
-            raise CloneError('%s is running: a template is shut off. Use state: stopped.'
-                             % m.spec['name'])
+            raise DomainError('%s is running: a template is shut off. Use state: stopped.'
+                              % m.spec['name'])
         tree = lxml_util.parse(dom.XMLDesc(_XML_INACTIVE))
         images = writable_images(tree, m.conn)
         known = dict(self.template_images or {})
@@ -588,9 +584,9 @@ class CloneFeature(Feature):
         dom = m.dom
         users = linked_clones(m.conn, dom.UUIDString())
         if users:
-            raise CloneError('%s stays a template: the linked clones %s use its images. Remove '
-                             'them first (or keep template: true).'
-                             % (m.spec['name'], ', '.join(users)))
+            raise DomainError('%s stays a template: the linked clones %s use its images. Remove '
+                              'them first (or keep template: true).'
+                              % (m.spec['name'], ', '.join(users)))
         if not m.check_mode:
             for path, mode in sorted((self.template_images or {}).items()):
                 if os.path.exists(path):
@@ -606,9 +602,9 @@ class CloneFeature(Feature):
             return
         users = linked_clones(m.conn, m.dom.UUIDString())
         if users:
-            raise CloneError('%s cannot be removed: the linked clones %s use its images (qcow2 '
-                             'overlays on them). Remove the clones first.'
-                             % (m.spec['name'], ', '.join(users)))
+            raise DomainError('%s cannot be removed: the linked clones %s use its images (qcow2 '
+                              'overlays on them). Remove the clones first.'
+                              % (m.spec['name'], ', '.join(users)))
 
     # ---------------------------------------------------------------- result
     def result(self, m, res):

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import batch
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import manager as dman
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import shared as S
@@ -34,7 +35,7 @@ def test_prepare_applies_defaults_then_the_module_defaults():
 
 
 def test_prepare_names_every_bad_guest_and_touches_nothing():
-    with pytest.raises(batch.BatchError) as err:
+    with pytest.raises(KvmopsError) as err:
         batch.prepare([guest('ok'), guest('bad1', memory='-1GiB'),
                        guest('bad2', state='gone'), guest('ok')])
     msg = str(err.value)
@@ -50,25 +51,25 @@ def test_writable_images_cannot_be_shared_cdroms_can():
     disk = {'path': '/var/lib/libvirt/images/x.img', 'size': 1}
     cd = {'path': '/var/lib/libvirt/boot/a.iso', 'device': 'cdrom'}
     batch.prepare([guest('a', disks=[cd]), guest('b', disks=[cd])])
-    with pytest.raises(batch.BatchError, match=r"\[b\] the disk /var/lib/libvirt/images/x.img "
+    with pytest.raises(KvmopsError, match=r"\[b\] the disk /var/lib/libvirt/images/x.img "
                                                r"is also a's"):
         batch.prepare([guest('a', disks=[disk]), guest('b', disks=[dict(disk)])])
     vol = {'pool': 'p', 'volume': 'v.img', 'size': 1}
-    with pytest.raises(batch.BatchError, match=r"p/v.img is also a's"):
+    with pytest.raises(KvmopsError, match=r"p/v.img is also a's"):
         batch.prepare([guest('a', disks=[vol]), guest('b', disks=[dict(vol)])])
 
 
 def test_defaults_cannot_name_a_guest_and_every_guest_needs_a_name():
-    with pytest.raises(batch.BatchError, match='defaults.name'):
+    with pytest.raises(KvmopsError, match='defaults.name'):
         batch.prepare([guest('a')], {'name': 'x'})
-    with pytest.raises(batch.BatchError, match=r'guests\[1\] has no name'):
+    with pytest.raises(KvmopsError, match=r'guests\[1\] has no name'):
         batch.prepare([guest('a'), {'memory': 256}])
-    with pytest.raises(batch.BatchError, match='empty'):
+    with pytest.raises(KvmopsError, match='empty'):
         batch.prepare([])
 
 
 def test_install_options_are_checked_per_guest(tmp_path):
-    with pytest.raises(batch.BatchError, match=r'\[b\] install.cdrom=%s/none.iso does not exist'
+    with pytest.raises(KvmopsError, match=r'\[b\] install.cdrom=%s/none.iso does not exist'
                        % tmp_path):
         batch.prepare([guest('a'), guest('b', install={'cdrom': str(tmp_path / 'none.iso')})])
 
@@ -162,7 +163,7 @@ def test_one_guest_failing_lets_the_others_finish_and_names_it():
             raise RuntimeError('surprise')
         return {'name': name, 'changed': True}
     b = make_batch(['g1', 'g2', 'g3', 'g4'], script, parallel=2)
-    with pytest.raises(batch.BatchError) as err:
+    with pytest.raises(KvmopsError) as err:
         b.run()
     msg = str(err.value)
     assert msg.startswith('2 of 4 guests failed (the others were converged):')
@@ -185,7 +186,7 @@ def test_a_guest_failing_its_plan_stops_the_run_before_anything_is_applied():
             raise dman.DomainError('kernel=/nope is not a file on the hypervisor')
         return {'name': name, 'changed': True}
     b = make_batch(['a', 'bad', 'c'], script)
-    with pytest.raises(batch.BatchError, match=r'Nothing was created or changed: 1 guest cannot '
+    with pytest.raises(KvmopsError, match=r'Nothing was created or changed: 1 guest cannot '
                                                r'be made. \[bad\] kernel=/nope'):
         b.run()
     assert applied == []
@@ -272,7 +273,7 @@ def test_fail_mode_stops_on_an_install_url_that_does_not_answer_with_one_get(tmp
                             guest('b', install={'location': url})])
         b = batch.Batch(NoDomains(), gs, check_mode=True)
         b.manager = lambda g, check: NewGuestManager(g, check, planned)
-        with pytest.raises(batch.BatchError) as err:
+        with pytest.raises(KvmopsError) as err:
             b.run()
         assert server.requests == ['/centos/7/os/x86_64/']
     finally:

@@ -5,6 +5,7 @@ import pytest
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import argspec
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import options
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.features import clone
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.manager import DomainError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 
 SOURCE = """<domain type='qemu'>
@@ -74,7 +75,7 @@ def test_argspec_choices_are_the_feature_modes():
     ({'template': True}, 'state: stopped'),
 ])
 def test_normalize_refuses_what_cannot_go_together(params, message):
-    with pytest.raises(clone.CloneError) as exc:
+    with pytest.raises(DomainError) as exc:
         clone.normalize(params, spec())
     assert message in str(exc.value)
 
@@ -100,7 +101,7 @@ def test_plan_copies_writable_disks_and_shares_the_others():
 def test_the_format_comes_from_the_definition_never_the_header():
     xml = SOURCE.replace("<driver name='qemu' type='raw'/>\n      <source file='/img/tmpl-root",
                          "<driver name='qemu'/>\n      <source file='/img/tmpl-root")
-    with pytest.raises(clone.CloneError) as exc:
+    with pytest.raises(DomainError) as exc:
         clone.plan_disks(lxml_util.parse(xml), 'tmpl', 'c1', 'full')
     assert 'no <driver type>' in str(exc.value)
 
@@ -110,7 +111,7 @@ def test_block_disks_are_refused_with_the_fix():
                          "\n      <source file='/img/tmpl-root.img'/>",
                          "<disk type='block' device='disk'>\n      <driver name='qemu' "
                          "type='raw'/>\n      <source dev='/dev/sdz'/>")
-    with pytest.raises(clone.CloneError) as exc:
+    with pytest.raises(DomainError) as exc:
         clone.plan_disks(lxml_util.parse(xml), 'tmpl', 'c1', 'full')
     assert 'block disk' in str(exc.value) and 'shareable' in str(exc.value)
 
@@ -144,7 +145,7 @@ def test_a_source_logging_to_a_file_needs_the_clones_own_serial():
                          "<serial type='file'><source path='/var/log/t.log'/>"
                          "<target port='0'/></serial>")
     tree = lxml_util.parse(xml)
-    with pytest.raises(clone.CloneError) as exc:
+    with pytest.raises(DomainError) as exc:
         clone.clone_definition(tree, spec(), [], None, 'tmpl', 'u', 'full')
     assert '/var/log/t.log' in str(exc.value) and 'serial' in str(exc.value)
     out = clone.clone_definition(tree, spec(serial={'type': 'file', 'path': '/var/log/c1.log'}),
