@@ -187,7 +187,7 @@ def test_a_guest_failing_its_plan_stops_the_run_before_anything_is_applied():
         return {'name': name, 'changed': True}
     b = make_batch(['a', 'bad', 'c'], script)
     with pytest.raises(KvmopsError, match=r'Nothing was created or changed: 1 guest cannot '
-                                               r'be made. \[bad\] kernel=/nope'):
+                                    r'be made. \[bad\] kernel=/nope'):
         b.run()
     assert applied == []
 
