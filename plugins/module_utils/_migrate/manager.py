@@ -20,15 +20,15 @@ import os
 import threading
 import time
 
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.locality import connection_is_local
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.manager import ManagerBase
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import constants as C
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import domain_devices
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connection import libvirt  # None without libvirt-python
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.failure import connection_alive
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.locality import connection_is_local
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._migrate import plan
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._migrate.plan import MigrateError
 
 VIR_DOMAIN_JOB_STATS_COMPLETED = 1
 VIR_CONNECT_LIST_NODE_DEVICES_CAP_NET = 1 << 4
@@ -63,7 +63,7 @@ class MigrateManager(ManagerBase):
         return fields
 
     def _fail(self, msg, **extra):
-        raise MigrateError(msg, **self._fields(**extra))
+        raise KvmopsError(msg, **self._fields(**extra))
 
     def close(self):
         for conn in self.targets.values():

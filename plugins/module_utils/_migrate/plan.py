@@ -53,10 +53,6 @@ VIR_ERR_MIGRATE_UNSAFE = 81
 EOF_MESSAGE = 'End of file while reading data'
 
 
-class MigrateError(KvmopsError):
-    """The guest cannot move, or the move failed: what, why and how to fix it."""
-
-
 def host_of(uri):
     """The host name a URI points at (qemu+ssh://root@hv2/system -> hv2; local -> localhost)."""
     return urlsplit(uri).hostname or 'localhost'
@@ -71,23 +67,23 @@ def normalize(params):
         if uri not in dests:
             dests.append(uri)
     if not dests:
-        raise MigrateError('Say where the guest goes: dest_uri (one target) or dest_candidates '
-                           '(the module picks one), e.g. qemu+ssh://root@hv2/system.')
+        raise KvmopsError('Say where the guest goes: dest_uri (one target) or dest_candidates '
+                          '(the module picks one), e.g. qemu+ssh://root@hv2/system.')
     if params['uri'] in dests:
-        raise MigrateError('The target %s is the source itself (uri): give another hypervisor.'
-                           % params['uri'])
+        raise KvmopsError('The target %s is the source itself (uri): give another hypervisor.'
+                          % params['uri'])
     if params.get('unsafe') and params['storage'] != 'shared':
-        raise MigrateError('unsafe only applies to storage: shared (it tells libvirt that storage it '
-                           'cannot recognise as shared really is); with storage: copy drop it.')
+        raise KvmopsError('unsafe only applies to storage: shared (it tells libvirt that storage it '
+                          'cannot recognise as shared really is); with storage: copy drop it.')
     bandwidth = params.get('bandwidth')
     if bandwidth is not None and bandwidth <= 0:
-        raise MigrateError('bandwidth is in MiB/s and must be positive (leave it out for no limit).')
+        raise KvmopsError('bandwidth is in MiB/s and must be positive (leave it out for no limit).')
     timeout = params.get('timeout') or 0
     if timeout < 0:
-        raise MigrateError('timeout is in seconds and must be 0 (none) or positive.')
+        raise KvmopsError('timeout is in seconds and must be 0 (none) or positive.')
     reserve = params.get('memory_reserve')
     if reserve is not None and reserve < 0:
-        raise MigrateError('memory_reserve is in MiB and cannot be negative.')
+        raise KvmopsError('memory_reserve is in MiB and cannot be negative.')
     return {
         'name': params['name'],
         'uri': params['uri'],
