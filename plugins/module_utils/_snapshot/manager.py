@@ -31,10 +31,6 @@ LIBVIRT_REVERTS_EXTERNAL = 9007000
 MERGE_TIMEOUT = 600
 
 
-class SnapshotError(KvmopsError):
-    """A snapshot operation failed: what, why and how to fix it."""
-
-
 def _state_name(dom):
     return C.DOMAIN_STATE_NAMES.get(dom.state()[0], 'unknown')
 
@@ -53,7 +49,7 @@ class SnapshotManager(ManagerBase):
         fields = dict(domain=self.spec['domain'], name=self.spec['name'], changed=self.changed,
                       actions=list(self.actions))
         fields.update(extra)
-        raise SnapshotError(msg, **fields)
+        raise KvmopsError(msg, **fields)
 
     def _call(self, what, fn, *args):
         try:

@@ -26,23 +26,19 @@ AGENT_CHANNEL = 'org.qemu.guest_agent.0'
 _NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.+:-]*$')
 
 
-class SnapshotSpecError(KvmopsError):
-    """Bad virt_snapshot input: which option, what was wrong, how to fix it."""
-
-
 def normalize(params):
     state = params.get('state') or 'present'
     if state not in STATES:
-        raise SnapshotSpecError('state=%r: choose one of %s.' % (state, ', '.join(STATES)))
+        raise KvmopsError('state=%r: choose one of %s.' % (state, ', '.join(STATES)))
     if not params.get('domain'):
-        raise SnapshotSpecError('domain is required: the guest whose snapshots are managed.')
+        raise KvmopsError('domain is required: the guest whose snapshots are managed.')
     name = params.get('name')
     if state != 'listed':
         if not name:
-            raise SnapshotSpecError('name is required with state=%s.' % state)
+            raise KvmopsError('name is required with state=%s.' % state)
         if not _NAME.match(name) or len(name) > 100:
-            raise SnapshotSpecError('name=%r: use letters, digits and "_.+:-" (it becomes part of '
-                                    'file names for external snapshots), at most 100 characters.' % name)
+            raise KvmopsError('name=%r: use letters, digits and "_.+:-" (it becomes part of '
+                              'file names for external snapshots), at most 100 characters.' % name)
     spec = {'domain': params['domain'], 'name': name, 'state': state,
             'description': params.get('description'),
             'kind': params.get('kind') or 'auto', 'quiesce': params.get('quiesce') or 'auto',
@@ -50,10 +46,10 @@ def normalize(params):
             'revert_state': params.get('revert_state') or 'snapshot'}
     for key, choices in (('kind', KINDS), ('quiesce', QUIESCE), ('revert_state', REVERT_STATES)):
         if spec[key] not in choices:
-            raise SnapshotSpecError('%s=%r: choose one of %s.' % (key, spec[key], ', '.join(choices)))
+            raise KvmopsError('%s=%r: choose one of %s.' % (key, spec[key], ', '.join(choices)))
     if spec['external_dir'] and not os.path.isabs(spec['external_dir']):
-        raise SnapshotSpecError('external_dir=%r must be an absolute path on the hypervisor.'
-                                % spec['external_dir'])
+        raise KvmopsError('external_dir=%r must be an absolute path on the hypervisor.'
+                          % spec['external_dir'])
     return spec
 
 
@@ -103,7 +99,7 @@ def decide_kind(requested, domain_root, external_snapshots=()):
     back). Raises when an explicit internal is impossible."""
     disks = snapshot_disks(domain_root)
     if not disks:
-        raise SnapshotSpecError('The guest has no writable disk to snapshot.')
+        raise KvmopsError('The guest has no writable disk to snapshot.')
     obstacles = []
     if external_snapshots:
         obstacles.append('the guest already has external snapshots (%s) and runs on their overlays'
@@ -118,9 +114,9 @@ def decide_kind(requested, domain_root, external_snapshots=()):
         obstacles.append('the guest boots UEFI from pflash, which QEMU cannot snapshot internally')
     if requested == 'internal':
         if obstacles:
-            raise SnapshotSpecError('An internal snapshot is impossible for this guest: %s. Use '
-                                    'kind=external (or auto), or convert the disks to qcow2.'
-                                    % '; '.join(obstacles))
+            raise KvmopsError('An internal snapshot is impossible for this guest: %s. Use '
+                              'kind=external (or auto), or convert the disks to qcow2.'
+                              % '; '.join(obstacles))
         return 'internal', 'kind=internal was asked for, and every disk is qcow2.'
     if requested == 'external':
         return 'external', 'kind=external was asked for.'

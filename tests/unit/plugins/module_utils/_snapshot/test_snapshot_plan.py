@@ -2,6 +2,7 @@
 names, CD-ROMs left out), and what libvirt's snapshot XML says."""
 import pytest
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._snapshot import plan
 
@@ -37,7 +38,7 @@ def test_auto_takes_internal_for_qcow2_and_external_for_raw_or_uefi():
     assert kind == 'external' and 'UEFI from pflash' in reason
     assert plan.decide_kind('auto', lxml_util.parse(
         (DOMAIN % ('', 'qcow2', '')).replace("<os>", "<os firmware='efi'>")))[0] == 'external'
-    with pytest.raises(plan.SnapshotSpecError) as exc:
+    with pytest.raises(KvmopsError) as exc:
         plan.decide_kind('internal', domain('raw'))
     assert 'kind=external' in str(exc.value)
     assert plan.decide_kind('external', domain())[0] == 'external'
@@ -90,7 +91,7 @@ def test_snapshot_info_of_libvirts_xml():
     ({'kind': 'both'}, 'choose one of auto, internal, external'),
 ])
 def test_bad_input_names_the_option(params, message):
-    raises_naming(plan.SnapshotSpecError, message, spec, **params)
+    raises_naming(KvmopsError, message, spec, **params)
 
 
 def test_listed_needs_no_name():
