@@ -46,10 +46,6 @@ BEGIN_ATTEMPTS = 4
 BEGIN_RETRY_WAIT = 5
 
 
-class BackupError(KvmopsError):
-    """A backup failed: what, why, what was kept, how to fix it."""
-
-
 # What libvirt raises (nothing to catch without libvirt-python: the runner fails before)
 LIBVIRT_ERROR = libvirt.libvirtError if libvirt is not None else ()
 
@@ -74,7 +70,7 @@ class GuestBackup(object):
         self.out['changed'] = True
 
     def fail(self, msg):
-        raise BackupError('%s: %s' % (self.name, msg))
+        raise KvmopsError('%s: %s' % (self.name, msg))
 
     def lock(self):
         """One run per guest directory at a time (an overlapping schedule must not take the
@@ -530,7 +526,7 @@ class GuestBackup(object):
             why = ('the guest has no guest-agent channel' if channel is None
                    else 'the guest agent is not connected')
             if mode == 'required':
-                raise BackupError('quiesce=required, but %s: run qemu-guest-agent in the guest.' % why)
+                raise KvmopsError('quiesce=required, but %s: run qemu-guest-agent in the guest.' % why)
             return False, '%s: the backup is crash-consistent, as if the guest had lost power' % why
         try:
             _agent.bounded(dom.fsFreeze, (None, 0), what='guest-fsfreeze-freeze')
@@ -549,7 +545,7 @@ class GuestBackup(object):
             return False, '%s to the freeze: the backup is crash-consistent' % exc
         except LIBVIRT_ERROR as exc:
             if mode == 'required':
-                raise BackupError('quiesce=required, but the guest agent did not freeze the guest: %s' % exc)
+                raise KvmopsError('quiesce=required, but the guest agent did not freeze the guest: %s' % exc)
             self.warn('%s: the backup is not quiesced (the guest agent did not freeze: %s).' % (self.name, exc))
             return False, 'the guest agent did not freeze (%s): the backup is crash-consistent' % exc
 
@@ -574,14 +570,14 @@ class GuestBackup(object):
                 break
             if deadline and time.time() > deadline:
                 dom.abortJob()
-                raise BackupError('the backup job did not finish within timeout=%ss and was aborted' % timeout)
+                raise KvmopsError('the backup job did not finish within timeout=%ss and was aborted' % timeout)
             time.sleep(POLL)
         stats = dom.jobStats(C.VIR_DOMAIN_JOB_STATS_COMPLETED)
         if stats.get('operation') not in (None, C.VIR_DOMAIN_JOB_OPERATION_BACKUP):
-            raise BackupError('libvirt reports no completed backup job (last job: %r)' % stats)
+            raise KvmopsError('libvirt reports no completed backup job (last job: %r)' % stats)
         if stats.get('type') != C.VIR_DOMAIN_JOB_COMPLETED or not stats.get('success', True) \
                 or stats.get('errmsg'):
-            raise BackupError('QEMU ended the backup job with an error: %s. A full target file system '
+            raise KvmopsError('QEMU ended the backup job with an error: %s. A full target file system '
                               'is the usual cause: free space in the repository or point it '
                               'elsewhere' % (stats.get('errmsg') or 'no message'))
 
@@ -712,5 +708,5 @@ class BackupManager(ManagerBase):
             out.update({k: v for k, v in results[0].items() if k not in ('changed', 'failed', 'msg')})
         if summary['failed']:
             msgs = [r['msg'] for r in results if r.get('failed')]
-            raise BackupError('; '.join(msgs), **{k: v for k, v in out.items() if k != 'warnings'})
+            raise KvmopsError('; '.join(msgs), **{k: v for k, v in out.items() if k != 'warnings'})
         return out

@@ -48,21 +48,17 @@ _CHAIN = re.compile(r'^[0-9]{8}T[0-9]{6}Z(-[0-9]+)?$')
 _POINT = re.compile(r'^([0-9]{2,})-(full|inc)$')
 
 
-class BackupSpecError(KvmopsError):
-    """Bad virt_backup input: which option, what was wrong, how to fix it."""
-
-
 def check_guest_name(name, option='domain'):
     if not name or not _GUEST_NAME.match(name) or len(name) > 200:
-        raise BackupSpecError('%s=%r: a guest name of letters, digits and "_.+:-" (it names a '
-                              'directory of the repository).' % (option, name))
+        raise KvmopsError('%s=%r: a guest name of letters, digits and "_.+:-" (it names a '
+                          'directory of the repository).' % (option, name))
     return name
 
 
 def check_repository(path, option='repository'):
     if not path or not os.path.isabs(path):
-        raise BackupSpecError('%s=%r must be an absolute path on the hypervisor (a local directory '
-                              'or a mounted file system QEMU can write to).' % (option, path))
+        raise KvmopsError('%s=%r must be an absolute path on the hypervisor (a local directory '
+                          'or a mounted file system QEMU can write to).' % (option, path))
     return os.path.normpath(path)
 
 
@@ -77,11 +73,11 @@ def normalize(params):
     all_guests = bool(params.get('all_guests'))
     tag = params.get('tag')
     if not names and not all_guests and not tag:
-        raise BackupSpecError('Give domain (one guest), domains (a list of guests), all_guests=true '
-                              'or tag (the guests carrying that tag) to back up.')
+        raise KvmopsError('Give domain (one guest), domains (a list of guests), all_guests=true '
+                          'or tag (the guests carrying that tag) to back up.')
     if names and (all_guests or tag):
-        raise BackupSpecError('domain/domains name the guests; all_guests and tag select them: use '
-                              'one way, not both.')
+        raise KvmopsError('domain/domains name the guests; all_guests and tag select them: use '
+                          'one way, not both.')
     seen = set()
     domains = []
     for name in names:
@@ -106,20 +102,20 @@ def normalize(params):
     for key, choices in (('level', LEVELS), ('quiesce', QUIESCE),
                          ('shut_off', ('start_paused', 'skip'))):
         if spec[key] not in choices:
-            raise BackupSpecError('%s=%r: choose one of %s.' % (key, spec[key], ', '.join(choices)))
+            raise KvmopsError('%s=%r: choose one of %s.' % (key, spec[key], ', '.join(choices)))
     if spec['chain_length'] < 1:
-        raise BackupSpecError('chain_length=%r: at least 1 (the full backup itself; 1 means every '
-                              'backup is a full one).' % spec['chain_length'])
+        raise KvmopsError('chain_length=%r: at least 1 (the full backup itself; 1 means every '
+                          'backup is a full one).' % spec['chain_length'])
     if spec['keep_chains'] < 1:
-        raise BackupSpecError('keep_chains=%r: at least 1 (the chain just written is always kept).'
-                              % spec['keep_chains'])
+        raise KvmopsError('keep_chains=%r: at least 1 (the chain just written is always kept).'
+                          % spec['keep_chains'])
     if spec['keep_days'] is not None and spec['keep_days'] <= 0:
-        raise BackupSpecError('keep_days=%r: a positive number of days, or leave it unset.'
-                              % spec['keep_days'])
+        raise KvmopsError('keep_days=%r: a positive number of days, or leave it unset.'
+                          % spec['keep_days'])
     if spec['parallel'] < 1:
-        raise BackupSpecError('parallel=%r: at least 1.' % spec['parallel'])
+        raise KvmopsError('parallel=%r: at least 1.' % spec['parallel'])
     if spec['timeout'] < 0:
-        raise BackupSpecError('timeout=%r: seconds, 0 for no limit.' % spec['timeout'])
+        raise KvmopsError('timeout=%r: seconds, 0 for no limit.' % spec['timeout'])
     return spec
 
 
@@ -257,7 +253,7 @@ def choose_level(requested, manifest, problem, raw, chain_length):
                   'gets full backups only (convert them with qemu-img convert -O qcow2 for '
                   'incrementals)' % ', '.join(raw))
         if requested == 'inc':
-            raise BackupSpecError('level=inc is impossible: %s. Use level=full or auto.' % reason)
+            raise KvmopsError('level=inc is impossible: %s. Use level=full or auto.' % reason)
         return 'full', reason
     if requested == 'full':
         return 'full', 'level=full'
@@ -269,8 +265,8 @@ def choose_level(requested, manifest, problem, raw, chain_length):
                         % (len(manifest['points']), chain_length))
     if problem is not None:
         if requested == 'inc':
-            raise BackupSpecError('level=inc is impossible: %s. Use level=auto to start a new chain '
-                                  'with a full backup.' % problem)
+            raise KvmopsError('level=inc is impossible: %s. Use level=auto to start a new chain '
+                              'with a full backup.' % problem)
         return 'full', problem
     return 'inc', 'incremental since checkpoint %s' % last_point(manifest)['checkpoint']
 

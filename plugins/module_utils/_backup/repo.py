@@ -24,10 +24,6 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._backup import p
 CHUNK = 4 * 1024 * 1024
 
 
-class RepositoryError(KvmopsError):
-    """The repository cannot be read or written: what, where, how to fix it."""
-
-
 def sha256_file(path):
     h = hashlib.sha256()
     with open(path, 'rb') as f:
@@ -61,9 +57,9 @@ def guest_dir(repository, guest):
 def ensure_guest_dir(repository, guest):
     """The guest's directory with its marker (created when missing)."""
     if not os.path.isdir(repository):
-        raise RepositoryError('The backup repository %s does not exist: create it (or mount its file '
-                              'system) first; virt_backup does not create it, so that a missing mount '
-                              'never fills the root file system.' % repository)
+        raise KvmopsError('The backup repository %s does not exist: create it (or mount its file '
+                          'system) first; virt_backup does not create it, so that a missing mount '
+                          'never fills the root file system.' % repository)
     path = guest_dir(repository, guest)
     if not os.path.isdir(path):
         os.mkdir(path, 0o700)
@@ -143,8 +139,8 @@ def remove(path, gdir):
     """Remove a chain, point or temporary file below a guest directory of ours."""
     real, base = os.path.realpath(path), os.path.realpath(gdir)
     if not real.startswith(base + os.sep) or not is_ours(gdir):
-        raise RepositoryError('Refusing to remove %s: it is not inside the kvmops backup directory %s.'
-                              % (path, gdir))
+        raise KvmopsError('Refusing to remove %s: it is not inside the kvmops backup directory %s.'
+                          % (path, gdir))
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path)
     elif os.path.lexists(path):
@@ -173,8 +169,8 @@ def qemu_img_path():
         p = os.path.join(d, 'qemu-img')
         if os.access(p, os.X_OK):
             return p
-    raise RepositoryError('qemu-img is not installed on this hypervisor (Debian/Ubuntu: apt install '
-                          'qemu-utils; RHEL/Fedora: dnf install qemu-img).')
+    raise KvmopsError('qemu-img is not installed on this hypervisor (Debian/Ubuntu: apt install '
+                      'qemu-utils; RHEL/Fedora: dnf install qemu-img).')
 
 
 def qemu_img(args, what):
@@ -182,7 +178,7 @@ def qemu_img(args, what):
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = proc.communicate()
     if proc.returncode != 0:
-        raise RepositoryError('qemu-img failed to %s (%s): %s' % (
+        raise KvmopsError('qemu-img failed to %s (%s): %s' % (
             what, ' '.join(cmd), (err or out).decode('utf-8', 'replace').strip()))
     return out.decode('utf-8', 'replace')
 

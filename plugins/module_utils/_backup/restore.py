@@ -33,10 +33,6 @@ TMP_SUFFIX = '.kvmops-restore.tmp'
 UNIX_PATH_MAX = 107     # sun_path is 108 bytes with its terminating NUL
 
 
-class RestoreError(KvmopsError):
-    """A restore or verify failed: what, why, how to fix it."""
-
-
 def normalize(params):
     spec = {
         'repository': plan.check_repository(params.get('repository')),
@@ -52,27 +48,27 @@ def normalize(params):
         'start': bool(params.get('start')),
     }
     if spec['action'] not in ACTIONS:
-        raise RestoreError('action=%r: choose one of %s.' % (spec['action'], ', '.join(ACTIONS)))
+        raise KvmopsError('action=%r: choose one of %s.' % (spec['action'], ', '.join(ACTIONS)))
     if spec['action'] != 'verify':
         locality.require_local(params.get('uri', DEFAULT_URI), [
             ('action=%s' % spec['action'], 'reads the repository and writes the restored images')])
     if spec['format'] not in FORMATS:
-        raise RestoreError('format=%r: choose qcow2 or raw.' % spec['format'])
+        raise KvmopsError('format=%r: choose qcow2 or raw.' % spec['format'])
     if spec['chain'] is not None and not plan.is_chain_dir(spec['chain']):
-        raise RestoreError('chain=%r is not a chain name (like 20261207T021500Z): list the '
-                           'repository directory of the guest.' % spec['chain'])
+        raise KvmopsError('chain=%r is not a chain name (like 20261207T021500Z): list the '
+                          'repository directory of the guest.' % spec['chain'])
     if spec['action'] in ('images', 'guest'):
         if not spec['dest_dir'] or not os.path.isabs(spec['dest_dir']):
-            raise RestoreError('action=%s needs dest_dir: an absolute directory on the hypervisor for '
-                               'the restored images.' % spec['action'])
+            raise KvmopsError('action=%s needs dest_dir: an absolute directory on the hypervisor for '
+                              'the restored images.' % spec['action'])
     if spec['action'] == 'guest':
         plan.check_guest_name(spec['name'], 'name')
         if spec['name'] == spec['domain']:
-            raise RestoreError('name=%s is the backed-up guest itself: a restored guest gets a new '
-                               'name (or use action=in_place with force).' % spec['name'])
+            raise KvmopsError('name=%s is the backed-up guest itself: a restored guest gets a new '
+                              'name (or use action=in_place with force).' % spec['name'])
     for key in ('dest_dir', 'scratch_dir'):
         if spec[key] and not os.path.isabs(spec[key]):
-            raise RestoreError('%s=%r must be an absolute path.' % (key, spec[key]))
+            raise KvmopsError('%s=%r must be an absolute path.' % (key, spec[key]))
     return spec
 
 
@@ -81,22 +77,22 @@ def select(gdir, chain=None, point=None):
     chain's last point)."""
     chains = repo.chains(gdir)
     if not chains:
-        raise RestoreError('There is no backup in %s: check repository and domain.' % gdir)
+        raise KvmopsError('There is no backup in %s: check repository and domain.' % gdir)
     if chain is None:
         cid, manifest = chains[-1]
     else:
         found = [c for c in chains if c[0] == chain]
         if not found:
-            raise RestoreError('There is no chain %s in %s (chains: %s).' % (
+            raise KvmopsError('There is no chain %s in %s (chains: %s).' % (
                 chain, gdir, ', '.join(c[0] for c in chains)))
         cid, manifest = found[0]
     if manifest is None:
-        raise RestoreError('The manifest of chain %s in %s is unreadable: that chain cannot be '
-                           'restored; choose another with chain.' % (cid, gdir))
+        raise KvmopsError('The manifest of chain %s in %s is unreadable: that chain cannot be '
+                          'restored; choose another with chain.' % (cid, gdir))
     points = manifest['points']
     index = len(points) - 1 if point is None else point
     if index < 0 or index >= len(points):
-        raise RestoreError('Chain %s has points 0 to %d; point=%s is not one of them.' % (
+        raise KvmopsError('Chain %s has points 0 to %d; point=%s is not one of them.' % (
             cid, len(points) - 1, point))
     return cid, os.path.join(gdir, cid), manifest, points[index]
 
@@ -211,7 +207,7 @@ class RestoreManager(ManagerBase):
         self.fields = {}
 
     def fail(self, msg):
-        raise RestoreError(msg, changed=self.changed, actions=list(self.actions), **self.fields)
+        raise KvmopsError(msg, changed=self.changed, actions=list(self.actions), **self.fields)
 
     def run(self):
         s = self.spec
