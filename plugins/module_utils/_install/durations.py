@@ -22,7 +22,8 @@ _RE = re.compile(r'^\s*(-?[0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*$')
 
 
 class DurationError(ValueError):
-    pass
+    """A duration the options cannot use. Caught by _guest/features/install (re-wrapped as
+    the guest's DomainError naming the option)."""
 
 
 def parse_wait(value, option='wait'):

@@ -32,7 +32,8 @@ _NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$')
 
 
 class InitrdInjectError(KvmopsError):
-    """The message names the file (never its content) and the fix."""
+    """The message names the file (never its content) and the fix. Caught by
+    _guest/features/install, which re-wraps it as DomainError naming install.kickstart."""
 
 
 def check_inject_name(name):

@@ -70,7 +70,8 @@ DEBIAN_CD_DIR = {'x86_64': 'install.amd', 'i686': 'install.386', 'i386': 'instal
 
 
 class InstallMediaError(KvmopsError):
-    """The message says what failed (URL or path, every path tried) and how to fix it."""
+    """The message says what failed (URL or path, every path tried) and how to fix it.
+    Caught here (probe_url) and by _guest/features/install (re-wrapped as DomainError)."""
 
 
 def _unreachable(msg, reason):

@@ -69,7 +69,8 @@ PHASE_TIMED_OUT = 'timed_out'  # wait expired while the installer was still runn
 
 
 class InstallPhaseError(KvmopsError):
-    """The message says what failed and how to fix it."""
+    """The message says what failed and how to fix it. Caught by _guest/features/install,
+    which re-wraps it as DomainError."""
 
 
 class InstallNotFinishedError(InstallPhaseError):
@@ -501,8 +502,8 @@ def run(conn, dom, record, want_running, wait, plan_factory, final_xml, check_mo
                         # back to pending: a fixed re-run tries again (never while an
                         # installer runs: that would install it a second time later)
                         write_record(dom, dict(now))
-                    raise InstallPhaseError("Starting the installer of %s failed: %s"
-                                            % (dom.name(), exc))
+                    raise InstallPhaseError.rewrap(exc, "Starting the installer of %s failed: "
+                                                   "%s" % (dom.name(), exc))
                 record = started
         if out is None:  # another run started it: follow it as a 'started' install
             return run(conn, dom, record, want_running, wait, plan_factory, final_xml,
