@@ -44,7 +44,7 @@ _EOL = '\r\n'
 UINT_MAX = 4294967295
 
 
-class ConfSyntaxError(KvmopsError, ValueError):
+class ConfSyntaxError(KvmopsError):
     """The text is not something libvirt's parser accepts. Caught by qemu_identity, graphics,
     _vnc/manager and _vnc/config_file (each says to fix that line first)."""
 
@@ -54,7 +54,7 @@ class ConfSyntaxError(KvmopsError, ValueError):
         self.message = message
 
 
-class ConfEditError(KvmopsError, ValueError):
+class ConfEditError(KvmopsError):
     """An edit was asked for that cannot be written safely. Caught by _vnc/manager (nothing
     was written)."""
 
