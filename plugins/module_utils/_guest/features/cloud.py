@@ -183,8 +183,8 @@ class CloudFeature(Feature):
 
     def define_error(self, m, error):
         if "element 'backend'" in str(error) and self.cloud['port_forwards']:
-            return DomainError(
-                "%s. This libvirt cannot use passt for port_forwards (Debian 12 builds "
+            return DomainError.rewrap(
+                error, "%s. This libvirt cannot use passt for port_forwards (Debian 12 builds "
                 "libvirt with passt disabled); set port_forward_backend: qemu (QEMU's "
                 "user-mode network) instead." % error)
         return None
