@@ -18,7 +18,7 @@ import os
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.manager import ManagerBase
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import connection as _conn
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import constants as _const
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import constants as C
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import graphics as _graphics
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import locality as _locality
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import qemu_conf as _qemu_conf
@@ -28,7 +28,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._vnc import list
 
 # Options that are qemu.conf settings, not per-guest ones.
 HOST_ONLY = ('tls', 'tls_cert_dir', 'auto_unix_socket', 'port_min', 'port_max')
-INACTIVE_SECURE = _const.VIR_DOMAIN_XML_INACTIVE | _const.VIR_DOMAIN_XML_SECURE
+INACTIVE_SECURE = C.VIR_DOMAIN_XML_INACTIVE | C.VIR_DOMAIN_XML_SECURE
 
 
 def read_config(path, must_exist=True):
@@ -236,11 +236,11 @@ class VncListenManager(ManagerBase):
     def host_restart_required(self, state):
         """Running guests that follow the host setting but listen elsewhere than it says."""
         names = []
-        for dom in self.conn.listAllDomains(_const.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+        for dom in self.conn.listAllDomains(C.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
             try:
                 if not dom.isPersistent():
                     continue
-                plan = _vnc.plan_domain(dom.XMLDesc(_const.VIR_DOMAIN_XML_INACTIVE))
+                plan = _vnc.plan_domain(dom.XMLDesc(C.VIR_DOMAIN_XML_INACTIVE))
                 live = _vnc.live_listen(dom.XMLDesc(0))
             except Exception:  # pylint: disable=broad-except  # guest went away meanwhile
                 continue
@@ -260,7 +260,7 @@ class VncListenManager(ManagerBase):
         """(persistent domains to change, all_mode)."""
         names = self.params['domains']
         if names == ['all']:
-            doms = self.conn.listAllDomains(_const.VIR_CONNECT_LIST_DOMAINS_PERSISTENT)
+            doms = self.conn.listAllDomains(C.VIR_CONNECT_LIST_DOMAINS_PERSISTENT)
             return sorted(doms, key=lambda d: d.name()), True
         selected, problems = [], []
         for name in names:
@@ -310,7 +310,7 @@ class VncListenManager(ManagerBase):
         """(changed, live password XML or None) of a guest; adds it to restart when the
         running guest cannot take the change live."""
         listen, password = self.params['listen'], self.params['password']
-        live_xml = dom.XMLDesc(_const.VIR_DOMAIN_XML_SECURE)
+        live_xml = dom.XMLDesc(C.VIR_DOMAIN_XML_SECURE)
         name = dom.name()
         # no VNC while running (added to the definition later) counts as elsewhere too
         if _vnc.live_listen(live_xml) != ('address', listen):
@@ -345,7 +345,7 @@ class VncListenManager(ManagerBase):
                 if plan['new_xml']:
                     self.conn.defineXML(plan['new_xml'])
                 if live_pw_xml:
-                    dom.updateDeviceFlags(live_pw_xml, _const.VIR_DOMAIN_AFFECT_LIVE)
+                    dom.updateDeviceFlags(live_pw_xml, C.VIR_DOMAIN_AFFECT_LIVE)
             except _conn.libvirt.libvirtError as exc:
                 self.fields['domains_changed'] = changed
                 self.fail('libvirt refused the VNC change of %s: %s' % (name, exc))
