@@ -29,7 +29,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.argspec 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import locality as _locality
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.manager import ManagerBase
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import capabilities as _capabilities
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import capabilities
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import connection as _conn
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._host import mountinfo as _mountinfo
 
@@ -202,7 +202,7 @@ def libvirt_security_models(uri):
         return None
     try:
         with _conn.connection(uri, read_only=True) as conn:
-            return _capabilities.read(conn).security_models()
+            return capabilities.read(conn).security_models()
     except Exception:  # pylint: disable=broad-except  # only reported, never needed
         return None
 
