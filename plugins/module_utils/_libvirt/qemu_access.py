@@ -24,9 +24,9 @@ import pwd
 import stat
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import qemu_identity as _identity
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import qemu_identity as _qemu_identity
 
-QEMU_CONF = _identity.QEMU_CONF
+QEMU_CONF = _qemu_identity.QEMU_CONF
 SELINUX_OK_TYPES = ('virt_image_t', 'virt_content_t', 'svirt_image_t', 'virt_var_lib_t',
                     'svirt_tmp_t', 'iso9660_t', 'public_content_t', 'public_content_rw_t')
 FIX_HINT = ("move it under /var/lib/libvirt/images (ISOs and kernels: /var/lib/libvirt/boot), "
@@ -41,7 +41,7 @@ class PreflightError(KvmopsError):
 def qemu_identity(conf_path=QEMU_CONF, conf_text=None):
     """{'user', 'group', 'uid', 'gids', 'source', 'dynamic_ownership'} of QEMU processes
     (the collection's one answer, _libvirt/qemu_identity)."""
-    return _identity.qemu_identity('/', conf_text=conf_text, conf_path=conf_path)
+    return _qemu_identity.qemu_identity('/', conf_text=conf_text, conf_path=conf_path)
 
 
 def _may(st, ident, bit):

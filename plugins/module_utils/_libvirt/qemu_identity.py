@@ -20,7 +20,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common import hostfiles
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import qemu_conf
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import qemu_conf as _qemu_conf
 
 QEMU_CONF = '/etc/libvirt/qemu.conf'
 QEMU_USER_DEFAULTS = (
@@ -37,8 +37,8 @@ def conf_values(text):
     if not text:
         return {}
     try:
-        return qemu_conf.values(text)
-    except qemu_conf.ConfSyntaxError:
+        return _qemu_conf.values(text)
+    except _qemu_conf.ConfSyntaxError:
         return {}
 
 
