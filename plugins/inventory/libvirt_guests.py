@@ -196,7 +196,7 @@ from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructa
 from ansible.release import __version__ as ANSIBLE_CORE_VERSION
 from ansible.utils.unsafe_proxy import wrap_var
 
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import addresses as _addresses
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import addresses as _addr
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import agent as _agent
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.tags import domain_tags
@@ -311,7 +311,7 @@ def jump_target(uri):
     user, host, port = parts.username, parts.hostname, parts.port   # .port raises ValueError
     if user is not None and not _SSH_USER.match(user):
         raise ValueError('the ssh user %s of %s is not a plain user name' % (shown(user), shown(uri)))
-    if _addresses.parse_address(host) is None and not _SSH_HOST.match(host):
+    if _addr.parse_address(host) is None and not _SSH_HOST.match(host):
         raise ValueError('the ssh host %s of %s is not a host name or address' % (shown(host), shown(uri)))
     return user, host, port
 
@@ -391,7 +391,7 @@ def collect_hypervisor(uri, sources, namespace):
                     agent_dom = agent_conn.lookupByUUIDString(dom.UUIDString())
                 except libvirt.libvirtError:
                     agent_dom = None
-            return _addresses.domain_addresses(conn, dom, tuple(sources), ranges, agent_dom=agent_dom)
+            return _addr.domain_addresses(conn, dom, tuple(sources), ranges, agent_dom=agent_dom)
 
         outcomes = run_all([(lambda dom=dom: addresses(dom)) for dom in doms],
                            _agent.AGENT_TIMEOUT + 20) if doms else {}
@@ -659,7 +659,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 records[uri] = {'guests': value, 'listed': _now()}
                 data.append({'name': name, 'uri': uri, 'guests': value})
                 for guest in value:
-                    for line in _addresses.rejected_messages(guest['interfaces']):
+                    for line in _addr.rejected_messages(guest['interfaces']):
                         self.display.warning('libvirt_guests: guest %s of %s: address %s dropped; '
                                              'the guest reported it, and a guest must not choose where '
                                              'Ansible connects.' % (shown(guest['name']), name, shown(line, 200)))
@@ -726,7 +726,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             'libvirt_interfaces': guest['interfaces'],
         }
         # best_address() only returns what parses as an IP address (a cache entry is input too).
-        address = _addresses.best_address(guest['interfaces'], family)
+        address = _addr.best_address(guest['interfaces'], family)
         if address:
             variables['ansible_host'] = address
             nic = next(n for n in guest['interfaces'] if any(a['address'] == address for a in n['addresses']))

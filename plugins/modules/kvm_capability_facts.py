@@ -247,22 +247,22 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.argspec import uri_option
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._module.runner import hide_url_credentials
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.masking import mask_url_credentials
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import connection as _libvirt_conn
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import connection as _conn
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.locality import is_local_uri, refusal
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._host.kvm_capability import gather_kvm_capability
 
 
 def _connect(uri):
     """One connection (read-write for domain capabilities, else read-only); (conn, error)."""
-    if not _libvirt_conn.HAS_LIBVIRT:
-        return None, _libvirt_conn.LIBVIRT_INSTALL_HINT
+    if not _conn.HAS_LIBVIRT:
+        return None, _conn.LIBVIRT_INSTALL_HINT
     try:
-        return _libvirt_conn.open_connection(uri), None
-    except _libvirt_conn.LibvirtConnectionError as exc:
+        return _conn.open_connection(uri), None
+    except _conn.LibvirtConnectionError as exc:
         error = str(exc)
     try:
-        return _libvirt_conn.open_connection(uri, read_only=True), None
-    except _libvirt_conn.LibvirtConnectionError:
+        return _conn.open_connection(uri, read_only=True), None
+    except _conn.LibvirtConnectionError:
         return None, error
 
 
