@@ -52,7 +52,7 @@ def test_writable_images_cannot_be_shared_cdroms_can():
     cd = {'path': '/var/lib/libvirt/boot/a.iso', 'device': 'cdrom'}
     batch.prepare([guest('a', disks=[cd]), guest('b', disks=[cd])])
     with pytest.raises(KvmopsError, match=r"\[b\] the disk /var/lib/libvirt/images/x.img "
-                                               r"is also a's"):
+                                          r"is also a's"):
         batch.prepare([guest('a', disks=[disk]), guest('b', disks=[dict(disk)])])
     vol = {'pool': 'p', 'volume': 'v.img', 'size': 1}
     with pytest.raises(KvmopsError, match=r"p/v.img is also a's"):
@@ -187,7 +187,7 @@ def test_a_guest_failing_its_plan_stops_the_run_before_anything_is_applied():
         return {'name': name, 'changed': True}
     b = make_batch(['a', 'bad', 'c'], script)
     with pytest.raises(KvmopsError, match=r'Nothing was created or changed: 1 guest cannot '
-                                    r'be made. \[bad\] kernel=/nope'):
+                                          r'be made. \[bad\] kernel=/nope'):
         b.run()
     assert applied == []
 
