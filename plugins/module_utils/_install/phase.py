@@ -37,7 +37,7 @@ reason ``shutdown``; a reboot ends the transient install configuration with
 ``on_reboot=destroy``, which libvirt also reports as ``shutdown``).  A domain that stopped
 otherwise (destroyed, crashed, failed; or ``unknown`` after libvirtd or the host restarted)
 is refused: the disk may be half-installed, the final configuration is not started and the
-record stays ``started`` (InstallNotFinishedError).
+record stays ``started`` (InstallPhaseError).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -71,11 +71,6 @@ PHASE_TIMED_OUT = 'timed_out'  # wait expired while the installer was still runn
 class InstallPhaseError(KvmopsError):
     """The message says what failed and how to fix it. Caught by _guest/features/install,
     which re-wraps it as DomainError."""
-
-
-class InstallNotFinishedError(InstallPhaseError):
-    """The installer's domain stopped without the installer finishing (destroyed, crashed,
-    the host or libvirtd restarted): the final configuration is not started on that disk."""
 
 
 # libvirt's virDomainShutoffReason; only SHUTDOWN proves that the installer ended it.
@@ -324,13 +319,14 @@ def is_shut_off(dom):
 
 
 def check_installer_finished(dom):
-    """Raise InstallNotFinishedError unless the shut-off domain's installer ended it."""
+    """Raise InstallPhaseError unless the shut-off domain's installer ended it (destroyed,
+    crashed, the host or libvirtd restarted: the final configuration is not started)."""
     state = dom.state()
     reason = state[1] if len(state) > 1 else 0
     if reason == SHUTOFF_SHUTDOWN:
         return
     name = dom.name()
-    raise InstallNotFinishedError(
+    raise InstallPhaseError(
         "The installer of %s did not finish: its domain stopped with libvirt's shutoff reason "
         "'%s' (%s), not by the installer powering the machine off or rebooting it. Its disk "
         "may be half-installed, so the final configuration was not started and the install "
