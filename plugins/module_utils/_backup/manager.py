@@ -537,7 +537,7 @@ class GuestBackup(object):
             self.maybe_frozen = True
             if mode == 'required':
                 self.thaw(dom)
-                raise BackupError('quiesce=required, but %s to the freeze (a guest agent that never '
+                raise KvmopsError('quiesce=required, but %s to the freeze (a guest agent that never '
                                   'answers holds libvirt for ever; kvmops stops waiting). Check '
                                   'qemu-guest-agent in the guest, or use quiesce: auto.' % exc)
             self.warn('%s: the backup is not quiesced: %s to the freeze. If the guest froze its '
