@@ -41,7 +41,8 @@ RUN_ON_THE_HYPERVISOR = ('Run the task on the hypervisor itself (delegate_to: th
 
 
 class RemoteUriError(KvmopsError):
-    """An option that needs this host's files was given with a URI of another host."""
+    """An option that needs this host's files was given with a URI of another host. Caught
+    by _vnc/manager (its own failure with the same message)."""
 
 
 def is_local_uri(uri):
