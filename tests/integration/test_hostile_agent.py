@@ -193,6 +193,14 @@ def test_a_hostile_agent_never_steers_the_address_nor_holds_anything(conn, prefi
     dom_mute = conn.lookupByName(prefix + 'mute')
     wait_for_text(os.path.join(image_dir, 'mute', 'console.log'), 'KVMOPS-AGENT-PORT', timeout=BOOT_TIMEOUT)
     agent_connected(dom_mute, 60)
+    # Other clients already wait on the mute agent (a second controller's inventory, an admin's
+    # virsh): one of them holds libvirt's agent job, the module's call waits for it. In a CI
+    # run that held up the module's next calls on its connection until its abandoned agent
+    # call came back (30 s later): agent calls now go on a connection of their own.
+    others = [subprocess.Popen(['virsh', '-q', '-c', paths.URI, 'domifaddr', '--source', 'agent', prefix + 'mute'],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for dummy in range(3)]
+    request.addfinalizer(lambda: [p.kill() for p in others])
+    time.sleep(2)
     res, took = run_module('virt_install_domain', dict(mute, wait_for='ip', wait_timeout=15,
                                                        address_sources=['agent']), timeout=15 + AGENT_TIMEOUT + SLACK)
     assert res.get('failed') and 'did not show an IP address within wait_timeout=15s' in res['msg'], res

@@ -529,7 +529,8 @@ class GuestBackup(object):
                 raise KvmopsError('quiesce=required, but %s: run qemu-guest-agent in the guest.' % why)
             return False, '%s: the backup is crash-consistent, as if the guest had lost power' % why
         try:
-            _agent.bounded(dom.fsFreeze, (None, 0), what='guest-fsfreeze-freeze')
+            with _agent.own_connection(dom) as agent_dom:
+                _agent.bounded(agent_dom.fsFreeze, (None, 0), what='guest-fsfreeze-freeze')
             return True, 'the guest agent froze the file systems while the backup began'
         except _agent.AgentTimeout as exc:
             # The freeze may still happen when the guest answers: thawed after the backup began
@@ -552,7 +553,8 @@ class GuestBackup(object):
     def thaw(self, dom):
         for dummy in range(5):
             try:
-                _agent.bounded(dom.fsThaw, (None, 0), what='guest-fsfreeze-thaw')
+                with _agent.own_connection(dom) as agent_dom:
+                    _agent.bounded(agent_dom.fsThaw, (None, 0), what='guest-fsfreeze-thaw')
                 return
             except _agent.AgentTimeout:
                 break       # libvirt's agent job is still taken: asking again only waits again

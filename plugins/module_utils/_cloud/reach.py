@@ -14,6 +14,7 @@ the guest's discovered address on port 22.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import contextlib
 import socket
 import time
 
@@ -69,11 +70,25 @@ def ssh_endpoint(port_forwards, address, ssh_host=None, ssh_port=None):
     return None, None
 
 
-def wait(conn, dom, cloud, clock=time.monotonic, sleep=time.sleep, banner=ssh_banner):
+def wait(conn, dom, cloud, clock=time.monotonic, sleep=time.sleep, banner=ssh_banner, agent_connection=None):
     """Wait for cloud['wait_for'] (ip | ssh) within cloud['wait_timeout'] seconds.
 
     Returns {'interfaces', 'address_errors', 'ansible_host', 'ansible_port', 'ssh_banner',
-    'waited'}; raises WaitError naming what was seen when the time runs out."""
+    'waited'}; raises WaitError naming what was seen when the time runs out. The agent is asked
+    on a connection of its own (agent_connection, by default _agent.own_connection)."""
+    if agent_connection is None:
+        agent_connection = _agent.own_connection if 'agent' in cloud['address_sources'] else same_connection
+    with agent_connection(dom) as agent_dom:
+        return _wait(conn, dom, agent_dom, cloud, clock, sleep, banner)
+
+
+@contextlib.contextmanager
+def same_connection(dom):
+    """No connection of its own: dom itself (no agent to ask)."""
+    yield dom
+
+
+def _wait(conn, dom, agent_dom, cloud, clock, sleep, banner):
     start = clock()
     deadline = start + cloud['wait_timeout']
     sources = list(cloud['address_sources'])
@@ -85,7 +100,7 @@ def wait(conn, dom, cloud, clock=time.monotonic, sleep=time.sleep, banner=ssh_ba
     host = port = line = None
     while True:
         try:
-            entries, errors = _addr.domain_addresses_report(conn, dom, tuple(sources))
+            entries, errors = _addr.domain_addresses_report(conn, dom, tuple(sources), agent_dom=agent_dom)
         except Exception as exc:  # pylint: disable=broad-except
             # libvirtError: the daemon went away (restarted) or the domain was removed
             raise WaitError.rewrap(exc, "Lost libvirt while waiting for %s of %s: %s. Is libvirtd "

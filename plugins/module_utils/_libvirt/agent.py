@@ -15,12 +15,24 @@ What giving up leaves: libvirt's agent job on that domain stays taken until the 
 or stops, so the next agent call on it fails after libvirt's own 30 s ("cannot acquire state
 change lock"), also bounded here. Nothing is changed on the domain (the agent timeout is the
 admin's setting, not ours).
+
+The call given up on also stays in flight on its libvirt connection, and on the run's main
+connection that held up the calls after it: in a CI run, with another client already waiting
+on the same mute agent, a guest module's next libvirt call (made after the bounded wait had
+given up) did not go out until the abandoned call came back, 30 s later (the module ran 50 s
+instead of 16). own_connection() keeps agent calls on a connection of their own.
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import contextlib
 import threading
+
+try:
+    import libvirt
+except ImportError:     # the callers report a missing libvirt-python
+    libvirt = None
 
 # Seconds an agent call may take. A real qemu-guest-agent answers in well under a second,
 # also in an emulated guest; a freeze of many file systems can take a few.
@@ -59,3 +71,37 @@ def bounded(fn, args=(), timeout=AGENT_TIMEOUT, what=None):
 def timed_out(message):
     """Whether an error text is bounded()'s timeout."""
     return isinstance(message, str) and message.startswith(TIMED_OUT)
+
+
+@contextlib.contextmanager
+def own_connection(dom):
+    """dom on a libvirt connection of its own, for the agent calls of one step (a wait, a
+    freeze and its thaw): a call given up on stays pending there, never on the connection the
+    run goes on with. When no second connection can be had (max_clients reached, a read-only
+    caller), the agent is asked on dom's own connection, still bounded.
+
+    The connection is closed at the end; one with a call still pending is only released
+    (its domain object keeps it), never waited for."""
+    other = None
+    agent_dom = dom
+    if libvirt is not None:
+        try:
+            other = libvirt.open(dom.connect().getURI())
+            agent_dom = other.lookupByUUIDString(dom.UUIDString())
+        except libvirt.libvirtError:
+            if other is not None:
+                _close(other)
+            other, agent_dom = None, dom
+    try:
+        yield agent_dom
+    finally:
+        if other is not None:
+            _close(other)
+
+
+def _close(conn):
+    try:
+        conn.close()
+    # a daemon that went away cannot be closed; nothing is left to release
+    except Exception:  # pylint: disable=broad-except
+        pass

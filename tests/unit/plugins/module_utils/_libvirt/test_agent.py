@@ -1,6 +1,7 @@
 """Unit tests of the bounded agent call (plugins/module_utils/_libvirt/agent.py) and of the
 rule that an agent which did not answer is asked once per wait. The real hang (a guest agent
 that reads a command and never answers) is tests/integration/test_hostile_agent.py."""
+import contextlib
 import threading
 import time
 
@@ -62,12 +63,77 @@ def test_wait_asks_a_mute_agent_once_and_says_so(monkeypatch):
     def sleep(s):
         now[0] += s
     cloud = {'wait_for': 'ip', 'wait_timeout': 20, 'address_sources': ['lease', 'agent'], 'port_forwards': []}
+    on_own = MuteAgentDomain()
+    opened = []
+
+    @contextlib.contextmanager
+    def own_connection(d):
+        opened.append(d)
+        yield on_own
     try:
         with pytest.raises(reach.WaitError) as exc:
-            reach.wait(None, dom, cloud, clock=lambda: now[0], sleep=sleep)
+            reach.wait(None, dom, cloud, clock=lambda: now[0], sleep=sleep, agent_connection=own_connection)
     finally:
-        dom.release.set()
-    assert dom.asked.count(addresses.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT) == 1
+        on_own.release.set()
+    assert opened == [dom]              # one agent connection for the whole wait
+    # the agent is asked once, on its own connection; the lease on the run's connection
+    assert on_own.asked == [addresses.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT]
+    assert addresses.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT not in dom.asked
     assert dom.asked.count(addresses.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE) > 1   # still polled
     assert 'agent: the guest agent did not answer within 0.2s' in str(exc.value)
     assert 'not asked again' in str(exc.value)
+
+
+class NoOpen(object):
+    """libvirt as own_connection sees it when no second connection can be had."""
+    class libvirtError(Exception):
+        pass
+
+    @classmethod
+    def open(cls, uri):
+        raise cls.libvirtError('too many active clients (20), dropping connection')
+
+
+class MainConnection(object):
+    def getURI(self):
+        return 'qemu:///system'
+
+
+class Dom(object):
+    def connect(self):
+        return MainConnection()
+
+    def UUIDString(self):
+        return '0d3b2f4c-0000-4000-8000-000000000001'
+
+
+def test_own_connection_falls_back_to_the_runs_connection(monkeypatch):
+    monkeypatch.setattr(agent, 'libvirt', NoOpen)
+    dom = Dom()
+    with agent.own_connection(dom) as agent_dom:
+        assert agent_dom is dom
+
+
+def test_own_connection_opens_the_same_uri_and_closes_it(monkeypatch):
+    seen = {}
+
+    class Other(object):
+        closed = False
+
+        def lookupByUUIDString(self, uuid):
+            seen['uuid'] = uuid
+            return 'the domain on the other connection'
+
+        def close(self):
+            Other.closed = True
+
+    class Lib(NoOpen):
+        @classmethod
+        def open(cls, uri):
+            seen['uri'] = uri
+            return Other()
+    monkeypatch.setattr(agent, 'libvirt', Lib)
+    with agent.own_connection(Dom()) as agent_dom:
+        assert agent_dom == 'the domain on the other connection'
+        assert not Other.closed
+    assert Other.closed and seen == {'uri': 'qemu:///system', 'uuid': Dom().UUIDString()}

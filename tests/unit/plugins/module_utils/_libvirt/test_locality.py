@@ -99,7 +99,8 @@ def test_one_implementation_of_the_question():
                 path = os.path.join(dirpath, f)
                 if not f.endswith('.py') or path.endswith(os.path.join('_libvirt', 'locality.py')):
                     continue
-                text = open(path).read()
+                # opening the same URI again (_libvirt/agent.py) is not a question about it
+                text = re.sub(r'libvirt\.open\([\w.()]*getURI\(\)\)', '', open(path).read())
                 if re.search(r'def \w*(uri|url)_is_local|def \w*is_local_uri|def \w*connection_is_local',
                              text) or ("getURI()" in text and 'locality' not in text):
                     offenders.append(os.path.relpath(path, ROOT))

@@ -160,10 +160,10 @@ def test_wait_ip_and_ssh(banner_server):
     clock = Clock()
     cloud = {'wait_for': 'ip', 'wait_timeout': 10, 'address_sources': ['lease', 'agent'],
              'port_forwards': []}
-    out = reach.wait(None, Replay(), cloud, clock=clock, sleep=clock.sleep)
+    out = reach.wait(None, Replay(), cloud, clock=clock, sleep=clock.sleep, agent_connection=reach.same_connection)
     assert out['ansible_host'] == '192.168.215.23' and 'agent' in out['address_errors']
     ssh = dict(cloud, wait_for='ssh', port_forwards=[dict(FWD[0], host_port=banner_server)])
-    out = reach.wait(None, Replay(), ssh, clock=clock, sleep=clock.sleep)
+    out = reach.wait(None, Replay(), ssh, clock=clock, sleep=clock.sleep, agent_connection=reach.same_connection)
     assert (out['ansible_host'], out['ansible_port']) == ('127.0.0.1', banner_server)
     assert out['ssh_banner'].startswith('SSH-2.0')
 
@@ -174,7 +174,7 @@ def test_wait_times_out_with_what_was_seen():
              'port_forwards': [], 'ssh_host': '127.0.0.1', 'ssh_port': 9}
     with pytest.raises(reach.WaitError) as exc:
         reach.wait(None, Replay(), cloud, clock=clock, sleep=clock.sleep,
-                   banner=lambda h, p, timeout=None: None)
+                   banner=lambda h, p, timeout=None: None, agent_connection=reach.same_connection)
     msg = str(exc.value)
     assert '127.0.0.1:9' in msg and '192.168.215.23 via lease' in msg and 'wait_timeout=5' in msg
 
@@ -186,4 +186,4 @@ def test_wait_reports_a_lost_daemon():
     clock = Clock()
     cloud = {'wait_for': 'ip', 'wait_timeout': 5, 'address_sources': ['lease'], 'port_forwards': []}
     with pytest.raises(reach.WaitError, match='Lost libvirt.*Broken pipe'):
-        reach.wait(None, Gone(), cloud, clock=clock, sleep=clock.sleep)
+        reach.wait(None, Gone(), cloud, clock=clock, sleep=clock.sleep, agent_connection=reach.same_connection)
