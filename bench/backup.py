@@ -112,6 +112,16 @@ def main():
     print(json.dumps(res, indent=1))
 
 
+def quiet(r):
+    """What the load average at the start says (the rise during the run is the guest's and the
+    two tools' own work)."""
+    start = r.get('load_start') or [99]
+    if float(start[0]) < 2:
+        return ('nothing else ran (the rise during the run is the guest and the tools\' own\nwork).')
+    return ('shared with other runs, so these are figures under load, not results: re-run on a\n'
+            'quiet machine.')
+
+
 def write_report(r):
     def s(k):
         return '%.1f s' % r[k] if k in r else 'n/a'
@@ -124,8 +134,7 @@ def write_report(r):
     text = """# Backups: virt_backup against virtnbdbackup
 
 Written by `BENCH_CASES=backup make bench` (bench/backup.py) on %s UTC. One run, one
-repetition per figure: **load average at start %s, at end %s** on a 2-core machine shared with
-other runs, so these are figures under load, not results: re-run on a quiet machine.
+repetition per figure: **load average at start %s, at end %s** on a 2-core machine: %s
 
 A tiny guest (QEMU TCG) with a 1 GiB qcow2 data disk filled with 1 GiB of data before it boots;
 between the full and the incremental backup it writes %d MiB (its kvmops.writer, %.1f s).
@@ -145,7 +154,7 @@ virtnbdbackup refuses to run beside checkpoints it did not make ("Foreign checkp
 so the two tools ran one after the other on the same guest: virtnbdbackup full, %d MiB written,
 its incremental and its restore; its checkpoints deleted; then virt_backup full, another %d MiB
 written (other blocks, same amount), its incremental, restore and verify.
-""" % (time.strftime('%Y-%m-%d %H:%M', time.gmtime()), r.get('load_start'), r.get('load_end'), WRITE_MIB,
+""" % (time.strftime('%Y-%m-%d %H:%M', time.gmtime()), r.get('load_start'), r.get('load_end'), quiet(r), WRITE_MIB,
        r.get('write_s', 0), sh(['virtnbdbackup', '--version']).strip(),
        s('ours_full_s'), s('theirs_full_s'), ratio('ours_full_s', 'theirs_full_s'),
        m('ours_full_bytes'), m('theirs_full_bytes'), ratio('ours_full_bytes', 'theirs_full_bytes'),
