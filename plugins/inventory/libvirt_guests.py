@@ -94,7 +94,9 @@ options:
     choices: [ipv4, ipv6]
     default: ipv4
   name_pattern:
-    description: Only guests whose name matches this regular expression (Python C(re.search)); empty lists all.
+    description:
+      - Only guests whose name matches this regular expression (Python C(re.search)); empty lists all.
+      - A guest outside O(name_pattern) and O(states) is not asked anything (no address, agent or tag query).
     type: str
     default: ''
   states:
@@ -349,8 +351,22 @@ def network_forward_modes(conn, names):
     return modes
 
 
-def collect_hypervisor(uri, sources, namespace):
+def selected(selection, name, state=None):
+    """Whether a guest is in the selection {'name_pattern', 'states'} (the options of the same
+    names; empty selects all). state None: only the name is known yet."""
+    pattern = selection.get('name_pattern') or ''
+    if pattern and not re.search(pattern, name):
+        return False
+    states = selection.get('states') or []
+    return state is None or not states or state in states
+
+
+def collect_hypervisor(uri, sources, namespace, selection=None):
     """Everything the inventory needs from one hypervisor, as plain data (cacheable).
+
+    selection: {'name_pattern', 'states'}: only those guests are listed, and only their
+    addresses, tags and agents asked for (one inventory of a few guests on a big hypervisor
+    costs those guests, and a guest outside it is never asked anything).
 
     The guests' addresses are asked for all at once (at most WORKERS at a time), and their
     agents on a connection of their own, each for at most AGENT_TIMEOUT seconds: a guest runs
@@ -372,10 +388,15 @@ def collect_hypervisor(uri, sources, namespace):
         guests = []
         doms = []
         ranges = {}
+        selection = selection or {}
         for dom in conn.listAllDomains(0):
             try:
+                if not selected(selection, dom.name()):   # the name is known without a call
+                    continue
                 state, _reason = dom.state()
                 state = STATES.get(state, 'unknown')
+                if not selected(selection, dom.name(), state):
+                    continue
                 info = dom.info()
                 guests.append({'name': dom.name(), 'uuid': dom.UUIDString(), 'state': state,
                                'vcpus': info[3], 'memory_mib': info[1] // 1024,
@@ -530,12 +551,26 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         previous = self._read_cache(cache_key) if caching else {}
         # A hit serves every listing from the cache; a hypervisor whose listing failed was never
         # cached as a listing and is asked again. A refresh (cache=False, --flush-cache) asks all.
-        served = dict((uri, rec) for uri, rec in previous.items() if valid_listing(rec)) \
+        # A listing of other guests (name_pattern or states changed since) is not served.
+        selection = self._selection()
+        served = dict((uri, rec) for uri, rec in previous.items()
+                      if valid_listing(rec) and rec.get('selection') in (None, selection)) \
             if (caching and cache) else {}
         data, records = self._collect(hypervisors, served, previous)
         if caching and records != previous:
             self._cache[cache_key] = {'format': CACHE_FORMAT, 'hypervisors': records}
         self._populate(data)
+
+    def _selection(self):
+        """Which guests are listed: plain values of name_pattern and states (as cached)."""
+        pattern = str(self.get_option('name_pattern') or '')
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise AnsibleError('libvirt_guests: name_pattern %s is not a regular expression (%s); '
+                               'it is matched with Python re.search, e.g. ^web- or -db[0-9]+$.'
+                               % (shown(pattern), exc))
+        return {'name_pattern': pattern, 'states': [str(x) for x in self.get_option('states') or []]}
 
     def _cache_is_private(self):
         """False (with a warning) when the cache directory of a file cache can be written by
@@ -643,8 +678,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         sources = [str(x) for x in self.get_option('address_sources')]
         namespace = str(self.get_option('tag_namespace'))
         timeout = self.get_option('connect_timeout')
+        selection = self._selection()
         todo = [(name, uri) for name, uri in hypervisors if uri not in served]
-        jobs = [(lambda uri=uri: collect_hypervisor(uri, sources, namespace)) for _name, uri in todo]
+        jobs = [(lambda uri=uri: collect_hypervisor(uri, sources, namespace, selection)) for _name, uri in todo]
         outcomes = run_all(jobs, timeout) if jobs else {}
         listed = dict((uri, outcomes[i]) for i, (_name, uri) in enumerate(todo))
         data = []
@@ -656,7 +692,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 continue
             kind, value = listed[uri]
             if kind == 'ok':
-                records[uri] = {'guests': value, 'listed': _now()}
+                records[uri] = {'guests': value, 'listed': _now(), 'selection': selection}
                 data.append({'name': name, 'uri': uri, 'guests': value})
                 for guest in value:
                     for line in _addr.rejected_messages(guest['interfaces']):

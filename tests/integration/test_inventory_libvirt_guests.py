@@ -109,6 +109,18 @@ def test_lists_guests_with_lease_addresses_state_and_tags(conn, prefix, tiny, im
     fresh = ansible_inventory(config, '--flush-cache')[0]
     assert fresh['_meta']['hostvars'][prefix + 'web']['libvirt_state'] == 'shutoff'
 
+    # Another selection is another listing: the cache of the old name_pattern is not served
+    # (the idle guest, gone meanwhile, is not listed from it), and the new one is cached.
+    conn.lookupByName(prefix + 'idle').undefine()
+    with open(config) as f:
+        options = yaml.safe_load(f)
+    options['name_pattern'] = '^%s(idle|web)$' % re.escape(prefix)
+    with open(config, 'w') as f:
+        yaml.safe_dump(options, f)
+    other = ansible_inventory(config)[0]
+    assert sorted(other['_meta']['hostvars']) == [prefix + 'web']
+    assert sorted(ansible_inventory(config, '--export')[0]['_meta']['hostvars']) == [prefix + 'web']
+
 
 def test_ansible_doc_renders_the_plugin():
     proc = subprocess.run([os.path.join(paths.VENV, 'bin', 'ansible-doc'), '-t', 'inventory',

@@ -144,3 +144,56 @@ def test_uri_of_an_inventory_host():
     assert plugin.InventoryModule._uri_of(local, {}) == 'qemu:///system'
     plain = Host('hv2.example.com')
     assert plugin.InventoryModule._uri_of(plain, {}) == 'qemu+ssh://hv2.example.com/system'
+
+
+NODE = """<node>
+  <network><name>default</name><bridge name='virbr0'/><forward mode='nat'/>
+    <ip address='10.77.0.1' netmask='255.255.255.0'><dhcp><range start='10.77.0.2' end='10.77.0.254'/></dhcp></ip>
+  </network>
+%s</node>
+"""
+GUEST = """  <domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
+    <name>%s</name><memory>262144</memory><vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os>%s
+    <devices><interface type='network'><mac address='52:54:00:00:77:%02x'/><source network='default'/></interface></devices>
+  </domain>
+"""
+
+
+def test_guests_outside_name_pattern_and_states_are_never_asked(tmp_path, monkeypatch):
+    """libvirt's test driver (test:///FILE: no daemon, nothing runs): a guest the inventory does
+    not list is not asked for addresses (or through its agent) at all."""
+    names = [('web-1', ''), ('web-2', '<test:runstate>5</test:runstate>'), ('db-1', '')]
+    node = tmp_path / 'node.xml'
+    node.write_text(NODE % ''.join(GUEST % (n, run, i) for i, (n, run) in enumerate(names)))
+    asked = []
+    real = plugin._addr.domain_addresses
+
+    def spy(conn, dom, *args, **kwargs):
+        asked.append(dom.name())
+        return real(conn, dom, *args, **kwargs)
+    monkeypatch.setattr(plugin._addr, 'domain_addresses', spy)
+    uri = 'test://%s' % node
+    everything = plugin.collect_hypervisor(uri, ['lease'], 'urn:x', {})
+    assert sorted(g['name'] for g in everything) == ['db-1', 'web-1', 'web-2']
+    assert sorted(asked) == ['db-1', 'web-1', 'web-2']
+    del asked[:]
+    some = plugin.collect_hypervisor(uri, ['lease'], 'urn:x', {'name_pattern': '^web-', 'states': ['running']})
+    assert [g['name'] for g in some] == ['web-1'] and asked == ['web-1']
+
+
+def test_selection_decides_on_the_name_first():
+    sel = {'name_pattern': '^web-', 'states': ['running']}
+    assert plugin.selected(sel, 'web-1') and not plugin.selected(sel, 'db-1')
+    assert plugin.selected(sel, 'web-1', 'running') and not plugin.selected(sel, 'web-1', 'shutoff')
+    assert plugin.selected({}, 'anything', 'paused')
+
+
+def test_a_name_pattern_that_is_not_a_regular_expression_says_so():
+    inv = plugin.InventoryModule()
+    options = {'name_pattern': 'web-[', 'states': []}
+    inv.get_option = options.get
+    with pytest.raises(plugin.AnsibleError) as exc:
+        inv._selection()
+    assert 'name_pattern web-[ is not a regular expression' in str(exc.value)
+    options['name_pattern'] = '^web-'
+    assert inv._selection() == {'name_pattern': '^web-', 'states': []}
