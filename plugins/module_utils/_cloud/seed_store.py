@@ -111,10 +111,14 @@ def write(directory, iso, files, runner=None):
     gid = _qemu_gid()
     parent = os.path.dirname(directory)
     try:
-        if not os.path.isdir(parent):
-            os.makedirs(parent, 0o755)
-        if not os.path.isdir(directory):
+        # Guests of one virt_install_domains task write their seeds at once: a directory
+        # another thread made between a look and a mkdir is not an error (seen in CI).
+        os.makedirs(parent, 0o755, exist_ok=True)
+        try:
             os.mkdir(directory, 0o750)
+        except FileExistsError:
+            if not os.path.isdir(directory):
+                raise
         if gid is not None:
             os.chown(directory, 0 if os.geteuid() == 0 else -1, gid)
         os.chmod(directory, 0o750)

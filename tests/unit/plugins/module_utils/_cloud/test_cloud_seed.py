@@ -114,3 +114,39 @@ def test_password_hash_verifies_with_crypt_or_openssl(monkeypatch):
         assert pw.hash_password('s3cret', existing=h, openssl=openssl) == h
     with pytest.raises(pw.PasswordError, match='password_hash'):
         pw.hash_password('s3cret', openssl=None)
+
+
+def test_seeds_of_one_batch_written_at_once_share_a_new_parent(tmp_path, monkeypatch):
+    """virt_install_domains writes its guests' seeds in threads: the seeds directory, made by
+    whichever thread comes first, is no error for the others (CI: "[Errno 17] File exists").
+    The directory checks run unhindered in a race: a barrier makes every thread look first."""
+    import os
+    import threading
+    from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import seed_store
+    if seed_store.iso_tool()[0] is None:
+        pytest.skip('no ISO writer (xorriso, genisoimage) on this machine')
+    monkeypatch.setattr(seed_store, '_qemu_gid', lambda: None)
+    monkeypatch.setattr(seed_store, '_selinux_label', lambda *a, **k: None)
+    parent = tmp_path / 'seeds'
+    barrier = threading.Barrier(6)
+    real_makedirs = os.makedirs
+
+    def makedirs(*args, **kwargs):
+        barrier.wait(5)                 # every thread has come this far: the parent is missing
+        return real_makedirs(*args, **kwargs)
+    monkeypatch.setattr(seed_store.os, 'makedirs', makedirs)
+    errors = []
+
+    def one(i):
+        try:
+            seed_store.write(str(parent / ('g%d' % i)), str(parent / ('g%d' % i) / 'seed.iso'),
+                             {'meta-data': 'instance-id: g%d\n' % i, 'user-data': '#cloud-config\n'})
+        except Exception as exc:  # pylint: disable=broad-except
+            errors.append(exc)
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert sorted(os.listdir(str(parent))) == ['g%d' % i for i in range(6)]
