@@ -17,10 +17,11 @@ change lock"), also bounded here. Nothing is changed on the domain (the agent ti
 admin's setting, not ours).
 
 The call given up on also stays in flight on its libvirt connection, and on the run's main
-connection that held up the calls after it: in a CI run, with another client already waiting
-on the same mute agent, a guest module's next libvirt call (made after the bounded wait had
-given up) did not go out until the abandoned call came back, 30 s later (the module ran 50 s
-instead of 16). own_connection() keeps agent calls on a connection of their own.
+connection that could hold up the calls after it: measured with other clients waiting on the
+same silent agent, a guest module's next libvirt call (made after the bounded wait had given
+up) did not go out until the abandoned call came back, 30 s later; in a CI run the module was
+still running after 50 s (wait_timeout 15). own_connection() keeps agent calls on a
+connection of their own.
 """
 
 from __future__ import absolute_import, division, print_function
