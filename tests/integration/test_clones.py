@@ -14,7 +14,7 @@ import pytest
 
 from support.ansible_run import run_module
 from support.domain_guests import assert_ok, tiny_args, vid
-from support.libvirt_helpers import lookup_domain, wait_for_text
+from support.libvirt_helpers import lookup_domain, wait_for_state, wait_for_text
 from support.network_helpers import bridge_name
 
 NVRAM_DIR = '/var/lib/libvirt/qemu/nvram'
@@ -145,6 +145,9 @@ def test_writes_in_linked_and_full_clones_never_change_the_template(conn, tmpl, 
         assert res['changed'], res
         console = wait_for_text(args['serial'], 'KVMOPS-INSTALL-DONE', timeout=300)
         assert 'KVMOPS-INSTALL-DONE /dev/vda' in console
+        # the "installer" powers off after that line: shut off before the next test uses the
+        # clone as a source (CI: still running a moment later, refused as running)
+        wait_for_state(conn.lookupByName(tmpl['prefix'] + suffix), libvirt.VIR_DOMAIN_SHUTOFF, timeout=120)
         image = clone_image(tmpl, suffix)
         with open(image, 'rb') as f:
             assert b'KVMOPS-INSTALLED' in f.read()  # the clone's write is in its own image
