@@ -22,6 +22,8 @@ description:
   - An external snapshot of a running guest is quiesced through the guest agent (the guest's
     file systems are frozen for the moment of the snapshot) when the agent answers; when it does
     not, the snapshot is crash-consistent and the module says so (RV(quiesced), RV(quiesce_reason)).
+    The agent is given 10 seconds to freeze (the guest runs its agent, and one that never answers
+    would otherwise hold the task for ever); the file systems are thawed right after the snapshot.
   - Deleting an external snapshot merges its overlays back into their base images (libvirt 9.0
     and later do this themselves; on older libvirt the module runs an active blockcommit and
     pivots the running guest back onto its base images).

@@ -15,8 +15,9 @@ logs every command). Its answers come from its kernel command line:
 What must hold: virt_install_domain's wait_for ip gives the address inside the network and
 warns about each dropped one; the libvirt_guests inventory (ansible-core 2.19 and 2.17) has
 that address as ansible_host and never renders the payloads; a mute agent costs wait_for and
-the listing a bounded wait (plugins/module_utils/_libvirt/agent.py), not for ever; virt_backup
-of a guest whose agent never answers the freeze finishes, crash-consistent, with warnings.
+the listing a bounded wait (plugins/module_utils/_libvirt/agent.py), not for ever; a quiesced
+external virt_snapshot and virt_backup of a guest whose agent never answers the freeze finish,
+crash-consistent, with warnings (quiesce=required: fails, nothing made).
 
 The guests are on an isolated network of the test's own without DHCP: no lease, so the agent is
 the only source of addresses, and nothing is sent to any guest.
@@ -252,7 +253,30 @@ def test_a_hostile_agent_never_steers_the_address_nor_holds_anything(conn, prefi
         assert 'kvmops-pwned-ifname' in out and net + '.77' in out
         assert pwned(home) == [], (bindir, out)
 
-    # 4. virt_backup of the liar, whose agent takes the freeze and never answers: the backup
+    # 4. virt_snapshot, external and quiesced, of the liar, whose agent takes the freeze and
+    # never answers. Inside libvirt (the QUIESCE flag) that freeze waits for ever: the module
+    # freezes through its bounded call instead. required: fails, nothing made; auto: a
+    # crash-consistent snapshot that says so. Each within the two bounded calls (freeze, thaw).
+    liar_dom = conn.lookupByName(prefix + 'liar')
+    snap = {'domain': prefix + 'liar', 'kind': 'external'}
+    res, took = run_module('virt_snapshot', dict(snap, name='must', quiesce='required'),
+                           timeout=2 * AGENT_TIMEOUT + SLACK)
+    print('snapshot, quiesce required: %.1fs' % took)
+    required_took = took
+    assert res.get('failed') and 'quiesce=required, but the guest agent did not freeze' in res['msg'], res
+    assert 'did not answer within %ss' % AGENT_TIMEOUT in res['msg'], res['msg']
+    assert liar_dom.snapshotListNames(0) == []
+    assert not [f for f in os.listdir(os.path.join(image_dir, 'liar')) if 'must' in f]   # no overlay
+    res, took = run_module('virt_snapshot', dict(snap, name='crash', quiesce='auto'),
+                           timeout=2 * AGENT_TIMEOUT + SLACK)
+    print('snapshot, quiesce auto: %.1fs' % took)
+    assert not res.get('failed'), res.get('msg')
+    assert res['changed'] and res['quiesced'] is False and 'crash-consistent' in res['quiesce_reason'], res
+    assert 'not quiesced' in warning_text(res) and 'virsh domfsthaw' in warning_text(res), warning_text(res)
+    assert liar_dom.snapshotListNames(0) == ['crash']
+    snapshot_took = took
+
+    # 5. virt_backup of the liar, whose agent takes the freeze and never answers: the backup
     # finishes (crash-consistent) and says so, the thaw gives up in bounded time too.
     repo = os.path.join(image_dir, 'repo')
     os.mkdir(repo, 0o711)       # QEMU (its own user) writes the targets
@@ -278,13 +302,15 @@ def test_a_hostile_agent_never_steers_the_address_nor_holds_anything(conn, prefi
                   request.node.nodeid + '[lies]')
     faults.record('guest agent never answers (interfaces query, freeze)',
                   'fake agent answers guest-sync, then never guest-network-get-interfaces (guest "mute") '
-                  'or guest-fsfreeze-freeze (guest "liar"); libvirt itself waits for ever (virsh '
+                  'or guest-fsfreeze-freeze (guest "liar": virt_snapshot quiesced, virt_backup); libvirt '
+                  'itself waits for ever (virsh '
                   'domifaddr --source agent still waiting after 70 s); three other clients (virsh '
                   'domifaddr --source agent) already waiting on the mute agent', 1,
                   'wait_for ip failed after %.0f s (wait_timeout 15): %s; inventory listed both guests in '
-                  '%.0f s (mute without address); virt_backup finished crash-consistent in %.0f s with '
-                  'a warning naming virsh domfsthaw'
-                  % (mute_took, faults.short(mute_msg, 160), inventory_took, took),
+                  '%.0f s (mute without address); virt_snapshot external: quiesce=required failed in %.0f s '
+                  'with nothing made, quiesce=auto made a crash-consistent snapshot in %.0f s; virt_backup '
+                  'finished crash-consistent in %.0f s; both warn naming virsh domfsthaw'
+                  % (mute_took, faults.short(mute_msg, 160), inventory_took, required_took, snapshot_took, took),
                   'libvirtd keeps one call per mute guest waiting (its agent job) until the guest answers '
                   'or stops; no process of ours hangs (agent calls on a connection of their own: an '
                   'abandoned call on the main one held up the next calls, CI)', 'make test',

@@ -529,8 +529,7 @@ class GuestBackup(object):
                 raise KvmopsError('quiesce=required, but %s: run qemu-guest-agent in the guest.' % why)
             return False, '%s: the backup is crash-consistent, as if the guest had lost power' % why
         try:
-            with _agent.own_connection(dom) as agent_dom:
-                _agent.bounded(agent_dom.fsFreeze, (None, 0), what='guest-fsfreeze-freeze')
+            _agent.freeze(dom)
             return True, 'the guest agent froze the file systems while the backup began'
         except _agent.AgentTimeout as exc:
             # The freeze may still happen when the guest answers: thawed after the backup began
@@ -551,15 +550,8 @@ class GuestBackup(object):
             return False, 'the guest agent did not freeze (%s): the backup is crash-consistent' % exc
 
     def thaw(self, dom):
-        for dummy in range(5):
-            try:
-                with _agent.own_connection(dom) as agent_dom:
-                    _agent.bounded(agent_dom.fsThaw, (None, 0), what='guest-fsfreeze-thaw')
-                return
-            except _agent.AgentTimeout:
-                break       # libvirt's agent job is still taken: asking again only waits again
-            except LIBVIRT_ERROR:
-                time.sleep(0.5)
+        if _agent.thaw(dom):
+            return
         self.warn('%s: the guest agent did not thaw the file systems: run `virsh domfsthaw %s`.'
                   % (self.name, self.name))
 

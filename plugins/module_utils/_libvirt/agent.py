@@ -29,6 +29,7 @@ __metaclass__ = type
 
 import contextlib
 import threading
+import time
 
 try:
     import libvirt
@@ -106,3 +107,28 @@ def _close(conn):
     # a daemon that went away cannot be closed; nothing is left to release
     except Exception:  # pylint: disable=broad-except
         pass
+
+
+def freeze(dom, timeout=AGENT_TIMEOUT):
+    """Freeze the guest's file systems through its agent (guest-fsfreeze-freeze), on a
+    connection of its own and bounded. Raises AgentTimeout (the freeze may still land later:
+    thaw() it), or libvirt's error when the agent refused or is not there."""
+    with own_connection(dom) as agent_dom:
+        return bounded(agent_dom.fsFreeze, (None, 0), timeout, what='guest-fsfreeze-freeze')
+
+
+def thaw(dom, timeout=AGENT_TIMEOUT, tries=5, sleep=time.sleep):
+    """Thaw the guest's file systems (guest-fsfreeze-thaw), bounded: True when the agent said
+    so. An error (the agent busy a moment) is tried again; a timeout is not (libvirt's agent
+    job is still taken: asking again only waits again)."""
+    for dummy in range(tries):
+        try:
+            with own_connection(dom) as agent_dom:
+                bounded(agent_dom.fsThaw, (None, 0), timeout, what='guest-fsfreeze-thaw')
+            return True
+        except AgentTimeout:
+            return False
+        # libvirtError: the agent did not take it this time
+        except Exception:  # pylint: disable=broad-except
+            sleep(0.5)
+    return False

@@ -18,6 +18,7 @@ import time
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.manager import ManagerBase
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import agent as _agent
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import constants as C
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.locality import connection_is_local, refusal
@@ -42,6 +43,7 @@ class SnapshotManager(ManagerBase):
         self.conn = conn
         self.spec = spec
         self.fields = {}
+        self.maybe_frozen = False   # a freeze the guest agent did not answer in time
         # None: blockcommit only where libvirt cannot delete external snapshots itself.
         self.merge_with_blockcommit = merge_with_blockcommit
 
@@ -160,25 +162,49 @@ class SnapshotManager(ManagerBase):
             self.fields['quiesced'] = None if quiesce else False
             self.fields['snapshot'] = None
             return
-        if quiesce:
-            try:
-                dom.snapshotCreateXML(xml, flags | C.VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE)
-                self.fields.update(quiesced=True, quiesce_reason=(
-                    'The guest agent froze the guest file systems for the snapshot.'))
-            except libvirt.libvirtError as exc:
-                if self.spec['quiesce'] == 'required':
-                    self._fail('quiesce=required, but the guest agent did not freeze the guest: %s. '
-                               'Check that qemu-guest-agent runs in the guest.' % exc)
-                self.fields['quiesce_reason'] = (
-                    'The guest agent did not answer (%s): the snapshot is crash-consistent, as if '
-                    'the guest had lost power.' % exc)
-                self.warn('Snapshot %s of %s is not quiesced: %s'
-                          % (self.spec['name'], dom.name(), self.fields['quiesce_reason']))
-                quiesce = False
-        if not quiesce:
+        # Quiesced as libvirt's QUIESCE flag does it (freeze, snapshot, thaw), but with every
+        # agent call bounded: inside libvirt the freeze waits for the guest's answer for ever.
+        frozen = self.freeze(dom) if quiesce else False
+        try:
             self._call('create the snapshot %s of %s' % (self.spec['name'], dom.name()),
                        dom.snapshotCreateXML, xml, flags)
+        finally:
+            if frozen or self.maybe_frozen:
+                self.thaw(dom)
         self.fields['snapshot'] = self.info(dom, dom.snapshotLookupByName(self.spec['name'], 0))
+
+    def freeze(self, dom):
+        """Freeze the guest's file systems for the snapshot: True when the agent did; else the
+        snapshot is crash-consistent with a warning (quiesce=auto) or the run fails
+        (quiesce=required)."""
+        try:
+            _agent.freeze(dom)
+            self.fields.update(quiesced=True, quiesce_reason=(
+                'The guest agent froze the guest file systems for the snapshot.'))
+            return True
+        except _agent.AgentTimeout as exc:
+            # the freeze may still land: thawed after the snapshot (or now, when this fails)
+            self.maybe_frozen = True
+            why = ('%s to the freeze; a guest agent that never answers would hold libvirt for '
+                   'ever, so kvmops stops waiting' % exc)
+        except libvirt.libvirtError as exc:
+            why = str(exc)
+        if self.spec['quiesce'] == 'required':
+            if self.maybe_frozen:
+                self.thaw(dom)
+            self._fail('quiesce=required, but the guest agent did not freeze the guest: %s. '
+                       'Check that qemu-guest-agent runs in the guest.' % why)
+        self.fields['quiesce_reason'] = (
+            'The guest agent did not answer (%s): the snapshot is crash-consistent, as if '
+            'the guest had lost power.' % why)
+        self.warn('Snapshot %s of %s is not quiesced: %s'
+                  % (self.spec['name'], dom.name(), self.fields['quiesce_reason']))
+        return False
+
+    def thaw(self, dom):
+        if not _agent.thaw(dom):
+            self.warn('The guest agent of %s did not thaw its file systems: run `virsh domfsthaw %s`.'
+                      % (dom.name(), dom.name()))
 
     def quiesce_plan(self, root, running, kind):
         """(try quiesce?, why) - only a disk-only snapshot of a running guest can be quiesced."""

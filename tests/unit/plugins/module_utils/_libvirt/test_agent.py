@@ -137,3 +137,29 @@ def test_own_connection_opens_the_same_uri_and_closes_it(monkeypatch):
         assert agent_dom == 'the domain on the other connection'
         assert not Other.closed
     assert Other.closed and seen == {'uri': 'qemu:///system', 'uuid': Dom().UUIDString()}
+
+
+def test_thaw_tries_again_after_an_error_never_after_a_timeout(monkeypatch):
+    class Flaky(object):
+        def __init__(self, outcomes):
+            self.outcomes, self.calls = list(outcomes), 0
+
+        def fsThaw(self, disks, flags):
+            self.calls += 1
+            out = self.outcomes.pop(0)
+            if out == 'error':
+                raise RuntimeError('Guest agent is not responding')
+            if out == 'hang':
+                time.sleep(1)
+            return 1
+
+    @contextlib.contextmanager
+    def same(d):
+        yield d
+    monkeypatch.setattr(agent, 'own_connection', same)
+    dom = Flaky(['error', 'error', 'ok'])
+    assert agent.thaw(dom, sleep=lambda s: None) is True and dom.calls == 3
+    dom = Flaky(['hang', 'ok'])
+    assert agent.thaw(dom, timeout=0.1, sleep=lambda s: None) is False and dom.calls == 1
+    dom = Flaky(['error'] * 5)
+    assert agent.thaw(dom, sleep=lambda s: None) is False and dom.calls == 5
