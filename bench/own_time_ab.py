@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+# -*- coding: utf-8 -*-
 """A module's own time between commits, interleaved (issue 24: "module run time and imports
 must not get worse"): the AnsiballZ payload of a re-run with nothing to do, run with the
 target's Python, for one guest (virt_install_domain) and for a batch of ten
@@ -6,7 +6,7 @@ target's Python, for one guest (virt_install_domain) and for a batch of ten
 The guests are defined, never started (state: stopped): what is measured is the module's
 start, imports, look-up, plan and drift, not QEMU.
 
-    bench/own_time_ab.py REPS TREE [TREE ...] > bench/results-own-time.md
+    .venv/bin/python bench/own_time_ab.py REPS TREE [TREE ...] > bench/results-own-time.md
 
 A TREE is a checkout (git worktree) of a commit with `make collection-link` done in it; the
 first is the baseline. Names: kvmops-ab-*, images in /var/lib/libvirt/images/kvmops-ab,
