@@ -166,10 +166,15 @@ def test_a_hostile_agent_never_steers_the_address_nor_holds_anything(conn, prefi
                       'console=ttyS0 no_timer_check kvmops.agent=1 kvmops.agent_ips=%s.78 '
                       'kvmops.agent_hang=guest-network-get-interfaces' % net, wait_for='none')
 
-    # The mute guest boots meanwhile (no wait); its agent must be up before it is asked.
-    res, took = run_module('virt_install_domain', mute, timeout=BOOT_TIMEOUT)
-    print('mute: defined and started in %.1fs' % took)
-    assert not res.get('failed'), res.get('msg')
+    # The control: an agent that answers everything (the quiesced snapshot below).
+    calm = guest_args(prefix, image_dir, tiny, 'calm', network,
+                      'console=ttyS0 no_timer_check kvmops.agent=1 kvmops.agent_ips=%s.79' % net, wait_for='none')
+
+    # The mute and calm guests boot meanwhile (no wait); an agent must be up before it is asked.
+    for args in (mute, calm):
+        res, took = run_module('virt_install_domain', args, timeout=BOOT_TIMEOUT)
+        print('%s: defined and started in %.1fs' % (args['name'][len(prefix):], took))
+        assert not res.get('failed'), res.get('msg')
 
     # 1. wait_for ip: only the address inside the network, the rest dropped with a warning.
     res, took = run_module('virt_install_domain', liar, timeout=BOOT_TIMEOUT + SLACK)
@@ -217,7 +222,7 @@ def test_a_hostile_agent_never_steers_the_address_nor_holds_anything(conn, prefi
     config = os.path.join(home, 'libvirt_guests.yml')
     with open(config, 'w') as f:
         yaml.safe_dump({'plugin': 'kvmops.hypervisor.libvirt_guests', 'uris': ['qemu:///system'],
-                        'name_pattern': '^' + re.escape(prefix), 'address_sources': ['lease', 'agent']}, f)
+                        'name_pattern': '^%s(liar|mute)$' % re.escape(prefix), 'address_sources': ['lease', 'agent']}, f)
     with open(os.path.join(home, 'play.yml'), 'w') as f:
         f.write(PLAYBOOK)
     start = time.monotonic()
@@ -275,6 +280,15 @@ def test_a_hostile_agent_never_steers_the_address_nor_holds_anything(conn, prefi
     assert 'not quiesced' in warning_text(res) and 'virsh domfsthaw' in warning_text(res), warning_text(res)
     assert liar_dom.snapshotListNames(0) == ['crash']
     snapshot_took = took
+    # The control: an agent that answers is asked to freeze and to thaw, in that order.
+    calm_log = os.path.join(image_dir, 'calm', 'console.log')
+    agent_connected(conn.lookupByName(prefix + 'calm'), BOOT_TIMEOUT)
+    res, took = run_module('virt_snapshot', {'domain': prefix + 'calm', 'kind': 'external', 'name': 'calm',
+                                             'quiesce': 'required'}, timeout=2 * AGENT_TIMEOUT + SLACK)
+    assert not res.get('failed'), res.get('msg')
+    assert res['quiesced'] is True and 'froze' in res['quiesce_reason'], res
+    commands = re.findall(r'KVMOPS-AGENT (guest-fsfreeze-\w+)', open(calm_log, errors='replace').read())
+    assert commands[-2:] == ['guest-fsfreeze-freeze', 'guest-fsfreeze-thaw'], commands
 
     # 5. virt_backup of the liar, whose agent takes the freeze and never answers: the backup
     # finishes (crash-consistent) and says so, the thaw gives up in bounded time too.
