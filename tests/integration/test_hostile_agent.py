@@ -200,9 +200,10 @@ def test_a_hostile_agent_never_steers_the_address_nor_holds_anything(conn, prefi
     wait_for_text(os.path.join(image_dir, 'mute', 'console.log'), 'KVMOPS-AGENT-PORT', timeout=BOOT_TIMEOUT)
     agent_connected(dom_mute, 60)
     # Other clients already wait on the mute agent (a second controller's inventory, an admin's
-    # virsh): one of them holds libvirt's agent job, the module's call waits for it. In a CI
-    # run that held up the module's next calls on its connection until its abandoned agent
-    # call came back (30 s later): agent calls now go on a connection of their own.
+    # virsh): one of them holds libvirt's agent job, the module's call waits for it. Measured
+    # here, that held up the module's next calls on its connection until its abandoned agent
+    # call came back (30 s later; in CI the module still ran after 50 s): agent calls now go
+    # on a connection of their own.
     others = [subprocess.Popen(['virsh', '-q', '-c', paths.URI, 'domifaddr', '--source', 'agent', prefix + 'mute'],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for dummy in range(3)]
     request.addfinalizer(lambda: [p.kill() for p in others])
