@@ -117,7 +117,8 @@ def quiet(r):
     two tools' own work)."""
     start = r.get('load_start') or [99]
     if float(start[0]) < 2:
-        return ('nothing else ran (the rise during the run is the guest and the tools\' own\nwork).')
+        return ('below the core count at the start, so no other run shared the machine then (the\n'
+                'rise during the run is the guest\'s and the tools\' own work).')
     return ('shared with other runs, so these are figures under load, not results: re-run on a\n'
             'quiet machine.')
 

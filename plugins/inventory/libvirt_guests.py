@@ -556,7 +556,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         served = dict((uri, rec) for uri, rec in previous.items()
                       if valid_listing(rec) and rec.get('selection') in (None, selection)) \
             if (caching and cache) else {}
-        data, records = self._collect(hypervisors, served, previous)
+        data, records = self._collect(hypervisors, served, previous, selection)
         if caching and records != previous:
             self._cache[cache_key] = {'format': CACHE_FORMAT, 'hypervisors': records}
         self._populate(data)
@@ -666,19 +666,19 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             uri += '?' + urlencode(sorted(params.items()), safe='/')
         return uri
 
-    def _collect(self, hypervisors, served, previous):
+    def _collect(self, hypervisors, served, previous, selection):
         """(data for _populate, cache records {uri: record}).
 
         served: {uri: listing record} answered from the cache; the others are listed now, at
         once (at most WORKERS at a time), each within connect_timeout. A failed listing is
         recorded as a failure, never as a hypervisor without guests; its last good listing
-        (from the cache) is served with a warning on every run that serves it."""
+        (from the cache) is served with a warning on every run that serves it. selection: which
+        guests are listed (_selection())."""
         # Plain str: option values carry ansible-core 2.19's tags (origin, trust), which would be
         # copied into every address entry and make the cache entry ~10x slower to read back.
         sources = [str(x) for x in self.get_option('address_sources')]
         namespace = str(self.get_option('tag_namespace'))
         timeout = self.get_option('connect_timeout')
-        selection = self._selection()
         todo = [(name, uri) for name, uri in hypervisors if uri not in served]
         jobs = [(lambda uri=uri: collect_hypervisor(uri, sources, namespace, selection)) for _name, uri in todo]
         outcomes = run_all(jobs, timeout) if jobs else {}

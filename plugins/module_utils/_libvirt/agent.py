@@ -33,8 +33,10 @@ import time
 
 try:
     import libvirt
+    LIBVIRT_ERROR = libvirt.libvirtError
 except ImportError:     # the callers report a missing libvirt-python
     libvirt = None
+    LIBVIRT_ERROR = ()
 
 # Seconds an agent call may take. A real qemu-guest-agent answers in well under a second,
 # also in an emulated guest; a freeze of many file systems can take a few.
@@ -128,7 +130,6 @@ def thaw(dom, timeout=AGENT_TIMEOUT, tries=5, sleep=time.sleep):
             return True
         except AgentTimeout:
             return False
-        # libvirtError: the agent did not take it this time
-        except Exception:  # pylint: disable=broad-except
+        except LIBVIRT_ERROR:   # the agent did not take it this time
             sleep(0.5)
     return False

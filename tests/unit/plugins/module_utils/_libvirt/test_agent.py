@@ -148,7 +148,7 @@ def test_thaw_tries_again_after_an_error_never_after_a_timeout(monkeypatch):
             self.calls += 1
             out = self.outcomes.pop(0)
             if out == 'error':
-                raise RuntimeError('Guest agent is not responding')
+                raise agent.libvirt.libvirtError('Guest agent is not responding')
             if out == 'hang':
                 time.sleep(1)
             return 1
@@ -163,3 +163,33 @@ def test_thaw_tries_again_after_an_error_never_after_a_timeout(monkeypatch):
     assert agent.thaw(dom, timeout=0.1, sleep=lambda s: None) is False and dom.calls == 1
     dom = Flaky(['error'] * 5)
     assert agent.thaw(dom, sleep=lambda s: None) is False and dom.calls == 5
+
+
+def test_freeze_asks_on_the_agent_connection_not_the_runs(monkeypatch):
+    class Main(object):
+        def fsFreeze(self, disks, flags):
+            raise AssertionError('asked on the run\'s own connection')
+
+    class Other(object):
+        def fsFreeze(self, disks, flags):
+            return 2
+
+    @contextlib.contextmanager
+    def own(d):
+        assert isinstance(d, Main)
+        yield Other()
+    monkeypatch.setattr(agent, 'own_connection', own)
+    assert agent.freeze(Main()) == 2
+
+
+def test_thaw_lets_a_programming_error_through(monkeypatch):
+    class Broken(object):
+        def fsThaw(self, disks, flags):
+            raise TypeError('not a libvirt error')
+
+    @contextlib.contextmanager
+    def same(d):
+        yield d
+    monkeypatch.setattr(agent, 'own_connection', same)
+    with pytest.raises(TypeError):
+        agent.thaw(Broken(), sleep=lambda s: None)
