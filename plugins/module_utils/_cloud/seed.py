@@ -17,6 +17,7 @@ import re
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import password as _pw
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import seal as _seal
 
 try:
     from ansible.module_utils.common.yaml import yaml_load, HAS_YAML
@@ -123,9 +124,13 @@ def build(ci, domain_name, existing=None, openssl=None):
 
     existing: the seed files already on disk ({name: text}) or None; a password hash in them
     is reused when the password still matches, so a re-run builds the same bytes.
+    ci['seal'] (set by clone_from.seal, not a user option): the seal's additions
+    (_cloud/seal.py) go into the user-data.
     """
     warnings = []
     cfg, raw = _user_data(ci)
+    if ci.get('seal'):
+        cfg = _seal.user_data(cfg)
     hostname = ci.get('hostname') or domain_name
     if not _HOSTNAME_RE.match(hostname):
         raise KvmopsError("cloud_init.hostname=%r is not a valid host name (letters, digits and "
