@@ -119,6 +119,13 @@ def _user_data(ci):
                       "multi-part. Add the '#cloud-config' line, or give a dictionary.")
 
 
+def instance_id(ci, domain_name):
+    """The instance-id a seed carries: cloud_init.instance_id, else meta_data's, else
+    iid-<domain name>."""
+    return (ci.get('instance_id') or (ci.get('meta_data') or {}).get('instance-id')
+            or 'iid-%s' % domain_name)
+
+
 def build(ci, domain_name, existing=None, openssl=None):
     """The seed files {name: text} and warnings for a normalised cloud_init dict.
 
@@ -177,7 +184,7 @@ def build(ci, domain_name, existing=None, openssl=None):
             chpasswd.setdefault('expire', False)
             cfg['chpasswd'] = chpasswd
     meta = dict(ci.get('meta_data') or {})
-    meta['instance-id'] = ci.get('instance_id') or meta.get('instance-id') or 'iid-%s' % domain_name
+    meta['instance-id'] = instance_id(ci, domain_name)
     meta['local-hostname'] = hostname
     if cfg is None and keys:
         meta['public-keys'] = [k.strip() for k in keys]

@@ -35,6 +35,7 @@ import subprocess
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import devices as _devices
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import seal as _seal
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import seed as _seed
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import seed_store as _store
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import builder as dxml
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.device_defaults import (
@@ -557,24 +558,21 @@ class CloneFeature(Feature):
                                   'a clone never shares its source\'s seed. Use the default '
                                   'seed_dir (one directory per guest name).'
                                   % (m.spec['name'], cloud.cloud['seed_iso'], clone['name']))
+            self.check_instance_id(m, _seed.instance_id(ci, m.spec['name']))
 
-    def preflight(self, m):
+    def check_instance_id(self, m, mine):
         """A clone's seed must carry an instance-id its source's image has not seen: with the
         same one cloud-init ignores the seed (and the seal)."""
-        if self.seed is None:
+        if mine not in source_instance_ids(self.source_seeds):
             return
-        cloud = m.feature('cloud')
-        mine = (cloud.seed_result or {}).get('instance_id')
-        theirs = source_instance_ids(self.source_seeds)
-        if mine and mine in theirs:
-            msg = ("cloud_init of %s has the instance-id %s, the one %s's seed gives its image: "
-                   "cloud-init sees no new instance and ignores the clone's seed"
-                   % (m.spec['name'], mine, m.spec['clone_from']['name']))
-            if m.spec['clone_from'].get('seal'):
-                raise DomainError(msg + ', so the clone would not be sealed. Remove '
-                                  'cloud_init.instance_id (the default is iid-<name>) or give '
-                                  'a new one.')
-            m.warn(msg + '. Remove cloud_init.instance_id or give a new one.')
+        msg = ("cloud_init of %s has the instance-id %s, the one %s's seed gives its image: "
+               "cloud-init sees no new instance and ignores the clone's seed"
+               % (m.spec['name'], mine, m.spec['clone_from']['name']))
+        if m.spec['clone_from'].get('seal'):
+            raise DomainError(msg + ', so the clone would not be sealed. Remove '
+                              'cloud_init.instance_id (the default is iid-<name>) or give a '
+                              'new one.')
+        m.warn(msg + '. Remove cloud_init.instance_id or give a new one.')
 
     # ---------------------------------------------------------------- prepare
     def prepare(self, m):

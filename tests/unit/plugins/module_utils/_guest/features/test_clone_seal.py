@@ -196,18 +196,17 @@ def test_a_source_without_a_seed_gets_the_clones_after_its_last_disk():
 class FakeCloud(object):
     name = 'cloud'
 
-    def __init__(self, ci, instance_id='iid-c1'):
+    def __init__(self, ci):
         self.cloud = {'cloud_init': ci, 'seed_directory': SEEDS + '/c1',
                       'seed_iso': SEEDS + '/c1/cidata.iso', 'port_forwards': []}
-        self.seed_result = {'instance_id': instance_id}
 
 
 class FakeManager(object):
-    def __init__(self, seal_it=True, ci=None, instance_id='iid-c1'):
+    def __init__(self, seal_it=True, ci=None):
         self.spec = options.from_params(params(
             clone_from={'name': 'tpl', 'mode': 'linked', 'seal': seal_it},
             cloud_init=ci)).spec
-        self.cloud = FakeCloud(ci if ci is not None else {'seal': True}, instance_id)
+        self.cloud = FakeCloud(ci if ci is not None else {'seal': True})
         self.warnings = []
 
     def feature(self, name):
@@ -244,17 +243,18 @@ def test_the_sources_instance_id_is_refused_for_a_sealed_clone(tmp_path):
     xml = SOURCE.replace(SEEDS + '/tpl/cidata.iso', str(src_dir / 'cidata.iso'))
     assert clone.source_instance_ids([str(src_dir / 'cidata.iso')]) == {'iid-same'}
     for seal_it, refused in ((True, True), (False, False)):
-        m = FakeManager(seal_it=seal_it, ci={'seed_dir': SEEDS, 'instance_id': 'iid-same'},
-                        instance_id='iid-same')
+        m = FakeManager(seal_it=seal_it, ci={'seed_dir': SEEDS, 'instance_id': 'iid-same'})
         f = clone.CloneFeature()
-        f.plan_seed(m, lxml_util.parse(xml))
         if refused:
             with pytest.raises(DomainError) as exc:
-                f.preflight(m)
+                f.plan_seed(m, lxml_util.parse(xml))
             assert 'iid-same' in str(exc.value) and 'not be sealed' in str(exc.value)
         else:
-            f.preflight(m)
+            f.plan_seed(m, lxml_util.parse(xml))
             assert any('ignores the clone' in w for w in m.warnings)
+    m = FakeManager(ci={'seed_dir': SEEDS})   # the default iid-c1 differs: fine
+    clone.CloneFeature().plan_seed(m, lxml_util.parse(xml))
+    assert m.warnings == []
 
 
 def test_an_existing_clone_compares_no_disks():
