@@ -32,9 +32,11 @@ def seed_paths(conn, name):
             if (s.get('file') or '').endswith('cidata.iso')]
 
 
-@pytest.fixture
-def template(conn, prefix, image_dir):
-    """A cloud guest (base image, seed, agent channel) shut off and marked as a template."""
+@pytest.fixture(scope='module')
+def template(conn, module_prefix, module_image_dir):
+    """A cloud guest (base image, seed, agent channel) shut off and marked as a template
+    (one for the file's tests; each test removes its clones)."""
+    prefix, image_dir = module_prefix, module_image_dir
     base = os.path.join(image_dir, 'base.qcow2')
     subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', base, '64M'], check=True)
     seeds = os.path.join(image_dir, 'seeds')
@@ -134,3 +136,22 @@ def test_seal_alone_implies_a_minimal_seed_and_refuses_the_sources_instance_id(
     assert res.get('failed') and 'not be sealed' in res['msg'], res
     assert lookup_domain(conn, prefix + 'same') is None
     assert not os.path.exists(os.path.join(template['seeds'], prefix + 'same'))
+
+
+def test_a_clone_made_without_a_seed_is_not_given_one_later(conn, prefix, template):
+    name = prefix + 'noseed'
+    args = dict(name=name, state='present', clone_from={'name': template['name'],
+                                                        'mode': 'linked'})
+    assert_ok(run_module('virt_install_domain', args))
+    try:
+        # the template's seed is shared (a read-only disk): same instance-id, nothing reruns
+        assert seed_paths(conn, name) == [os.path.join(template['seed_dir'], 'cidata.iso')]
+        later = dict(args, clone_from=dict(args['clone_from'], seal=True))
+        res = run_module('virt_install_domain', later)
+        assert res.get('failed') and 'only when it is made' in res['msg'], res
+        assert not os.path.exists(os.path.join('/var/lib/libvirt/boot/kvmops-seeds', name))
+    finally:
+        assert_ok(run_module('virt_install_domain', dict(name=name, state='absent',
+                                                         remove_storage=True)))
+    # removing a clone that shares the template's seed keeps that seed
+    assert os.path.isfile(os.path.join(template['seed_dir'], 'cidata.iso'))

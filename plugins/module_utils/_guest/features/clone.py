@@ -493,6 +493,7 @@ class CloneFeature(Feature):
                 raise DomainError('%s is a template: the collection never starts it. Clone it '
                                   '(clone_from) and start the clone, or set template: false to '
                                   'make it a normal guest again.' % spec['name'])
+            self.check_existing_seed(m)
             return
         clone = spec.get('clone_from')
         if not clone:
@@ -528,6 +529,22 @@ class CloneFeature(Feature):
         # The definition is built here too, so that check mode sees its errors.
         clone_definition(tree, spec, self.plans, self.nvram, clone['name'], self.source_uuid,
                          clone['mode'], self.seed, self.seed_dir)
+
+    def check_existing_seed(self, m):
+        """An existing clone given cloud_init (or seal) in its clone_from task must carry that
+        seed: clone_from, its seed and its seal apply when the clone is made, and a seed built
+        now would be attached to nothing."""
+        cloud = m.feature('cloud')
+        if not m.spec.get('clone_from') or cloud is None or not cloud.cloud.get('cloud_init'):
+            return
+        tree = lxml_util.parse(m.dom.XMLDesc(_XML_INACTIVE))
+        if cloud.cloud['seed_iso'] in [d.find('source').get('file') for d in seed_disks(tree)]:
+            return
+        raise DomainError('%s exists without the cloud-init seed %s: clone_from with cloud_init '
+                          '(or seal) gives a clone its seed only when it is made. Remove '
+                          'cloud_init and clone_from.seal from the task, or remove %s '
+                          '(state: absent) and run it again.'
+                          % (m.spec['name'], cloud.cloud['seed_iso'], m.spec['name']))
 
     def plan_seed(self, m, tree):
         """The clone's own seed (cloud_init) and the seal's refusals and warnings."""
