@@ -19,6 +19,12 @@ the clone gets a new one at its first start). The image format of a source disk 
 its definition (<driver type>), never from the image's header. Once defined, a clone is a
 normal guest: idempotent by name, the drift rules apply.
 
+With cloud_init the clone gets its own NoCloud seed (the cloud feature builds it, as for any
+cloud-image guest); it replaces the source's kvmops seed device (seed_disks), the clone record
+names its directory (removed with remove_storage), and its instance-id must differ from the
+source's. clone_from.seal adds the first-boot seal to that seed's user-data (_cloud/seal.py
+says what it covers); a Windows source is refused.
+
 A template carries <kvmopstpl:template> in its metadata (with the modes its images had);
 the collection never starts it, its writable images are mode 0444, and it cannot be
 removed (or unmarked) while linked clones (<kvmopsclone:clone mode="linked"> naming its
