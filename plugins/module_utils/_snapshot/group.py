@@ -66,6 +66,30 @@ def normalize(params):
     return {'domains': list(domains), 'name': guests[0]['name'], 'state': state, 'guests': guests}
 
 
+def overlay_clashes(rows):
+    """[(domain, reason)] for the guests whose planned overlay files another guest of the group
+    would write too (one external_dir for guests whose disks share a file name): each guest's
+    own plan cannot see that, the first to act would make the file the next one refuses."""
+    owners = {}
+    for row in rows:
+        for path in row.get('overlays') or []:
+            owners.setdefault(path, []).append(row['domain'])
+    clashes = {}
+    for path, domains in owners.items():
+        if len(domains) > 1:
+            for d in domains:
+                clashes.setdefault(d, []).append((path, [o for o in domains if o != d]))
+    out = []
+    for row in rows:
+        if row['domain'] in clashes:
+            out.append((row['domain'], ' '.join(
+                'its overlay %s would also be the overlay of %s.' % (path, ', '.join(others))
+                for path, others in clashes[row['domain']]) + (
+                ' Give the guests disk files of their own names, or snapshot them without a '
+                'shared external_dir.')))
+    return out
+
+
 def refusal_message(name, state, refused):
     """refused: [(domain, reason)] -> the message of a group refused in its plan."""
     return ('Nothing was done on any guest: the plan of snapshot %s (state=%s) was refused for %d '
@@ -161,6 +185,10 @@ class GroupSnapshotManager(ManagerBase):
             else:
                 row['status'] = PLANNED if result.get('changed') else UNCHANGED
             rows.append(row)
+        for domain, reason in overlay_clashes(rows):
+            row = rows[self.spec['domains'].index(domain)]
+            row.update(status=REFUSED, msg=reason)
+            refused.append((domain, reason))
         if refused:
             raise KvmopsError(refusal_message(self.spec['name'], self.spec['state'], refused),
                               **self._fields(rows, diff=False))

@@ -208,3 +208,14 @@ def test_a_guest_libvirt_cannot_answer_for_is_unknown():
     assert summ['unknown_guests'] == ['ghost'] and summ['with_snapshot'] == ['a']
     msg = group.failure_message('s1', 'present', 'ghost', 'gone', summ)
     assert 'libvirt did not say for: ghost.' in msg and msg.count('..') == 0
+
+
+def test_two_guests_planning_one_overlay_file_are_refused_before_anything():
+    rows = [{'domain': 'a', 'overlays': ['/snap/disk.s1.qcow2']},
+            {'domain': 'b', 'overlays': ['/snap/b.s1.qcow2']},
+            {'domain': 'c', 'overlays': ['/snap/disk.s1.qcow2']}]
+    clashes = group.overlay_clashes(rows)
+    assert [d for d, dummy in clashes] == ['a', 'c']
+    assert 'its overlay /snap/disk.s1.qcow2 would also be the overlay of c.' in clashes[0][1]
+    assert 'shared external_dir' in clashes[0][1]
+    assert group.overlay_clashes(rows[:2]) == []
