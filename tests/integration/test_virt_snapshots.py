@@ -12,6 +12,7 @@ running guest only needs a QEMU process for the disk-only snapshot.
 """
 import os
 import subprocess
+import time
 
 import libvirt
 
@@ -21,20 +22,26 @@ from support.libvirt_helpers import remove_domain, tiny_guest_xml
 AGENT_CHANNEL = ("<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/>"
                  "</channel>")
 BEFORE, AFTER, LATER = '0x41', '0x42', '0x43'
+BOOT_TIMEOUT = 300          # a loaded 2-core machine boots the tiny guest in 5-90 s
+FAKE_AGENT = ' kvmops.agent=1'   # the tiny guest's fake agent: answers freeze and thaw
 
 
-def make_guests(conn, prefix, tiny, image_dir, count=3, extra=''):
+def guest_xml(name, tiny, image_dir, disk, extra='', cmdline=''):
+    devices = ("<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+               "<source file='%s'/><target dev='vda' bus='virtio'/></disk>" % disk) + extra
+    return tiny_guest_xml(name, tiny, os.path.join(image_dir, name + '.log'), memory=128,
+                          devices=devices, cmdline='console=ttyS0 no_timer_check' + cmdline)
+
+
+def make_guests(conn, prefix, tiny, image_dir, count=3, extra='', cmdlines=None):
     """[(dom, disk)] of shut-off tiny guests, each on a qcow2 image named after it."""
     out = []
     for i in range(count):
         name = '%sg%d' % (prefix, i + 1)
         disk = os.path.join(image_dir, name + '.qcow2')
         subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', disk, '16M'], check=True)
-        devices = ("<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
-                   "<source file='%s'/><target dev='vda' bus='virtio'/></disk>" % disk) + extra
-        dom = conn.defineXML(tiny_guest_xml(name, tiny, os.path.join(image_dir, name + '.log'),
-                                            memory=128, devices=devices,
-                                            cmdline='console=ttyS0 no_timer_check'))
+        dom = conn.defineXML(guest_xml(name, tiny, image_dir, disk, extra,
+                                       (cmdlines or {}).get(i, '')))
         out.append((dom, disk))
     return out
 
@@ -58,6 +65,15 @@ def qemu_snapshots(disk):
 
 def names(doms):
     return [d.name() for d, dummy in doms]
+
+
+def agent_connected(dom, timeout=BOOT_TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "name='org.qemu.guest_agent.0' state='connected'" in dom.XMLDesc(0):
+            return
+        time.sleep(0.5)
+    raise AssertionError('the fake agent of %s did not connect within %ss' % (dom.name(), timeout))
 
 
 def has(dom, snap):
@@ -187,9 +203,11 @@ def test_a_refused_guest_stops_the_group_before_anything(conn, prefix, image_dir
 
 
 def test_a_failure_midway_keeps_what_was_done_and_a_rerun_finishes(conn, prefix, image_dir, tiny):
-    """External snapshots (the chains libvirt 9.0 merges back on delete) in one external_dir;
-    the middle guest runs with an agent channel nobody answers, and quiesce=required."""
-    guests = make_guests(conn, prefix, tiny, image_dir, extra=AGENT_CHANNEL)
+    """External snapshots (the chains libvirt 9.0 merges back on delete) in one external_dir,
+    quiesce=required: the first guest is shut off (nothing to freeze), the second runs with an
+    agent channel and no agent, the third runs the tiny guest's fake agent, which answers the
+    freeze and logs it on its console. The fix for the second: restart it with the agent."""
+    guests = make_guests(conn, prefix, tiny, image_dir, extra=AGENT_CHANNEL, cmdlines={2: FAKE_AGENT})
     doms = names(guests)
     snaps = os.path.join(image_dir, 'snaps')
     os.mkdir(snaps)
@@ -199,11 +217,12 @@ def test_a_failure_midway_keeps_what_was_done_and_a_rerun_finishes(conn, prefix,
     try:
         for dom, disk in guests:
             write(disk, BEFORE)
-        guests[1][0].create()           # only a QEMU process is needed, no boot to the marker
+        guests[1][0].create()           # a QEMU process is enough for it: no boot awaited
+        guests[2][0].create()
 
         res = run_module('virt_snapshots', args, check=True)
         assert res['changed'] is True and status(res) == ['planned'] * 3, res
-        assert res['guests'][1]['quiesced'] is None          # would be tried
+        assert [g['quiesced'] for g in res['guests']] == [False, None, None]   # None: would be tried
         assert os.listdir(snaps) == []
 
         res = run_module('virt_snapshots', args)
@@ -213,36 +232,48 @@ def test_a_failure_midway_keeps_what_was_done_and_a_rerun_finishes(conn, prefix,
         assert 'exists now on: %s; not on: %s, %s.' % (doms[0], doms[1], doms[2]) in res['msg']
         assert res['summary']['with_snapshot'] == [doms[0]]
         assert res['summary']['without_snapshot'] == [doms[1], doms[2]]
-        # independently: only the first guest has it and runs on its overlay
+        assert res['guests'][0]['quiesced'] is False and 'shut off' in res['guests'][0]['quiesce_reason']
+        # independently: only the first guest has it, on its overlay
         assert [has(d, 'p3') for d, dummy in guests] == [True, False, False]
         assert sorted(os.listdir(snaps)) == [os.path.basename(overlay[doms[0]])]
 
-        # the cause fixed (the agent is not coming: accept a crash-consistent snapshot):
-        # the re-run acts on the two left only
-        res = run_module('virt_snapshots', dict(args, quiesce='auto'))
+        # the cause fixed: the second guest restarted with its agent. The re-run acts on the
+        # two left only, both frozen by their agents (their consoles log freeze, then thaw)
+        dom2 = guests[1][0]
+        dom2.destroy()
+        xml = dom2.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        guests[1] = (conn.defineXML(xml.replace('no_timer_check</cmdline>',
+                                                'no_timer_check%s</cmdline>' % FAKE_AGENT)), guests[1][1])
+        guests[1][0].create()
+        for dom, dummy in guests[1:]:
+            agent_connected(dom)
+        res = run_module('virt_snapshots', args)
         assert res['changed'] is True and status(res) == ['unchanged', 'changed', 'changed'], res
-        assert res['guests'][1]['quiesced'] is False
-        assert 'did not answer' in res['guests'][1]['quiesce_reason']
-        assert 'shut off' in res['guests'][2]['quiesce_reason']
-        assert any('not quiesced' in w for w in res.get('warnings', []))
+        assert [g['quiesced'] for g in res['guests'][1:]] == [True, True]
+        assert all('froze' in g['quiesce_reason'] for g in res['guests'][1:])
+        for d in doms[1:]:
+            with open(os.path.join(image_dir, d + '.log')) as f:
+                console = f.read()
+            assert console.index('KVMOPS-AGENT guest-fsfreeze-freeze') < \
+                console.index('KVMOPS-AGENT guest-fsfreeze-thaw'), console[-2000:]
         assert [has(d, 'p3') for d, dummy in guests] == [True, True, True]
         assert sorted(os.listdir(snaps)) == sorted(os.path.basename(p) for p in overlay.values())
-        assert run_module('virt_snapshots', dict(args, quiesce='auto'))['changed'] is False
+        assert run_module('virt_snapshots', args)['changed'] is False
 
-        # writes into the overlays of the shut-off guests, then delete: chains merged, data kept
-        for i in (0, 2):
-            write(overlay[doms[i]], LATER)
-            assert not holds(guests[i][1], LATER)
+        # a write into the shut-off guest's overlay, then delete: every chain merged (the
+        # running guests' live), overlays gone, each guest on its own image again, data kept
+        write(overlay[doms[0]], LATER)
+        assert not holds(guests[0][1], LATER)
         res = run_module('virt_snapshots', dict(args, state='absent'))
         assert res['changed'] is True and status(res) == ['changed'] * 3, res
         assert all(g['merged'] == ['vda'] for g in res['guests'])
         assert os.listdir(snaps) == []
-        for i, (dom, disk) in enumerate(guests):
+        assert holds(guests[0][1], LATER)
+        for dom, disk in guests:
             assert dom.snapshotNum(0) == 0
-            flags = 0 if dom.isActive() else libvirt.VIR_DOMAIN_XML_INACTIVE
-            assert "<source file='%s'" % disk in dom.XMLDesc(flags)
-            if i != 1:
-                assert holds(disk, LATER)
+            assert "<source file='%s'" % disk in dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+            if dom.isActive():
+                assert "<source file='%s'" % disk in dom.XMLDesc(0)
     finally:
         for dom, dummy in guests:
             remove_domain(dom)
