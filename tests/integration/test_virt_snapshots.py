@@ -54,7 +54,7 @@ def write(disk, pattern):
 def holds(disk, pattern, fmt='qcow2'):
     """Whether the image's first 64 KiB are the pattern (qemu-io exits 1 when they are not)."""
     return subprocess.run(['qemu-io', '-f', fmt, '-c', 'read -P %s 0 64k' % pattern, disk],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False).returncode == 0
 
 
 def qemu_snapshots(disk):
