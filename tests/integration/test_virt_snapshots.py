@@ -15,6 +15,7 @@ import subprocess
 import time
 
 import libvirt
+import pytest
 
 from support.ansible_run import run_module
 from support.libvirt_helpers import remove_domain, tiny_guest_xml
@@ -202,6 +203,7 @@ def test_a_refused_guest_stops_the_group_before_anything(conn, prefix, image_dir
             remove_domain(dom)
 
 
+@pytest.mark.slow
 def test_a_failure_midway_keeps_what_was_done_and_a_rerun_finishes(conn, prefix, image_dir, tiny):
     """External snapshots (the chains libvirt 9.0 merges back on delete) in one external_dir,
     quiesce=required: the first guest is shut off (nothing to freeze), the second runs with an
