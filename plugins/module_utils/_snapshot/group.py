@@ -161,7 +161,8 @@ class GroupSnapshotManager(ManagerBase):
         self.guest_manager = guest_manager
 
     def _guest(self, spec, check_mode, warn):
-        """(result, None) or (None, error message) of one guest's SnapshotManager run."""
+        """(result, None) of one guest's SnapshotManager run, or (the fields its error carries,
+        error message) when it failed."""
         manager = self.guest_manager(self.conn, spec, check_mode=check_mode, diff_mode=True, warn=warn)
         try:
             return manager.run(), None
@@ -190,6 +191,7 @@ class GroupSnapshotManager(ManagerBase):
             row.update(status=REFUSED, msg=reason)
             refused.append((domain, reason))
         if refused:
+            refused.sort(key=lambda item: self.spec['domains'].index(item[0]))
             raise KvmopsError(refusal_message(self.spec['name'], self.spec['state'], refused),
                               **self._fields(rows, diff=False))
         if self.check_mode:
