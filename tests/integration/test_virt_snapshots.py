@@ -8,8 +8,13 @@ with qemu-io's pattern check; the snapshots through libvirt and `qemu-img snapsh
 The failure part-way: a running guest whose agent channel nobody answers (the tiny guest runs
 no agent) with quiesce=required, which SnapshotManager refuses only when it acts (its plan
 cannot know that the agent will not answer). Nothing here boots a guest to its marker: the
-running guest only needs a QEMU process for the disk-only snapshot.
+running guest only needs a QEMU process for the disk-only snapshot; the guests restarted with
+the tiny guest's fake agent boot until it answers.
+
+The last test is the README's walk-through (template -> linked clones -> group snapshot ->
+revert) with tiny guests, so the coordinator's text is a tested sequence.
 """
+import hashlib
 import os
 import subprocess
 import time
@@ -18,6 +23,7 @@ import libvirt
 import pytest
 
 from support.ansible_run import run_module
+from support.domain_guests import tiny_args
 from support.libvirt_helpers import remove_domain, tiny_guest_xml
 
 AGENT_CHANNEL = ("<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/>"
@@ -56,6 +62,11 @@ def holds(disk, pattern, fmt='qcow2'):
     """Whether the image's first 64 KiB are the pattern (qemu-io exits 1 when they are not)."""
     return subprocess.run(['qemu-io', '-f', fmt, '-c', 'read -P %s 0 64k' % pattern, disk],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False).returncode == 0
+
+
+def sha256(path):
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 def qemu_snapshots(disk):
@@ -279,3 +290,43 @@ def test_a_failure_midway_keeps_what_was_done_and_a_rerun_finishes(conn, prefix,
     finally:
         for dom, dummy in guests:
             remove_domain(dom)
+
+
+def test_walk_through_template_linked_clones_group_snapshot_revert(conn, prefix, image_dir, tiny):
+    """The README's walk-through with tiny guests: a template, three linked clones in one
+    virt_install_domains task, the group snapshot, the patch (markers written into each
+    clone's overlay), the group revert, the delete; the template's image never changes."""
+    name = prefix + 'tmpl'
+    base = os.path.join(image_dir, 'tmpl.img')
+    args = tiny_args(prefix, image_dir, tiny, name=name, state='stopped', template=True,
+                     cmdline='console=ttyS0 no_timer_check', graphics={'type': 'none'},
+                     disks=[{'path': base, 'size': 0.0625, 'format': 'raw'}])
+    res = run_module('virt_install_domain', args)
+    assert not res.get('failed') and res['template'] is True, res.get('msg')
+    before = sha256(base)
+    clones = ['%sweb%02d' % (prefix, i) for i in range(1, 4)]
+    batch = {'guests': [{'name': c, 'serial': os.path.join(image_dir, c + '.log')} for c in clones],
+             'defaults': {'state': 'stopped', 'memory': '128MiB',
+                          'clone_from': {'name': name, 'mode': 'linked'}}}
+    res = run_module('virt_install_domains', batch)
+    assert not res.get('failed') and res['summary']['changed'] == 3, res.get('msg')
+    disks = {}
+    for c in clones:
+        xml = conn.lookupByName(c).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        disks[c] = xml.split("<source file='", 1)[1].split("'", 1)[0]
+        assert "type='qcow2'" in xml and disks[c] != base
+        write(disks[c], BEFORE)
+
+    group_args = {'domains': clones, 'name': 'before-patch'}
+    res = run_module('virt_snapshots', group_args)
+    assert res['changed'] is True and res['summary']['with_snapshot'] == clones, res
+    assert [g['kind'] for g in res['guests']] == ['internal'] * 3
+    for c in clones:
+        write(disks[c], AFTER)                        # the patch
+    res = run_module('virt_snapshots', dict(group_args, state='reverted'))
+    assert res['changed'] is True and res['summary']['reverted_guests'] == clones, res
+    assert all(holds(disks[c], BEFORE) for c in clones)
+    res = run_module('virt_snapshots', dict(group_args, state='absent'))
+    assert res['changed'] is True and res['summary']['without_snapshot'] == clones, res
+    assert all(holds(disks[c], BEFORE) and qemu_snapshots(disks[c]) == [] for c in clones)
+    assert sha256(base) == before
