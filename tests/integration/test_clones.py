@@ -6,12 +6,17 @@ clone has its own NVRAM copy; ten linked clones in one virt_install_domains task
 
 The template's life is module-scoped (one guest, one test per step, in file order)."""
 import hashlib
+import json
 import os
+import re
 import stat
+import subprocess
 
 import libvirt
 import pytest
+import yaml
 
+from support import paths
 from support.ansible_run import run_module
 from support.domain_guests import assert_ok, tiny_args, vid
 from support.libvirt_helpers import lookup_domain, wait_for_state, wait_for_text
@@ -169,6 +174,32 @@ def test_removing_a_template_with_linked_clones_is_refused(conn, tmpl):
     assert lookup_domain(conn, tmpl['name']) is not None and os.path.exists(tmpl['disk'])
     res = vid(dict(tmpl['args'], template=False))
     assert res.get('failed') and 'linked clones' in res['msg']
+
+
+def test_the_inventory_lists_the_template_and_names_each_clones_source(tmpl, tmp_path):
+    """libvirt_guests: the template in libvirt_templates, every clone's libvirt_clone_of."""
+    config = tmp_path / 'libvirt_guests.yml'
+    config.write_text(yaml.safe_dump({'plugin': 'kvmops.hypervisor.libvirt_guests',
+                                      'uris': ['qemu:///system'], 'address_sources': ['lease'],
+                                      'name_pattern': '^' + re.escape(tmpl['prefix'])}))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=paths.COLLECTIONS_DIR,
+               ANSIBLE_INVENTORY_UNPARSED_FAILED='1')
+    proc = subprocess.run([os.path.join(paths.VENV, 'bin', 'ansible-inventory'), '-i',
+                           str(config), '--list'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, env=env, timeout=180, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    inv = json.loads(proc.stdout)
+    assert inv['libvirt_templates']['hosts'] == [tmpl['name']]
+    hostvars = inv['_meta']['hostvars']
+    assert hostvars[tmpl['name']]['libvirt_template'] is True
+    uuid = hostvars[tmpl['name']]['libvirt_uuid']
+    uuid = uuid.get('__ansible_unsafe', uuid) if isinstance(uuid, dict) else uuid
+    for suffix, mode in (('full', 'full'), ('fullw', 'full'), ('linked', 'linked')):
+        var = hostvars[tmpl['prefix'] + suffix]
+        assert var['libvirt_template'] is False
+        rec = dict((k, v.get('__ansible_unsafe', v) if isinstance(v, dict) else v)
+                   for k, v in var['libvirt_clone_of'].items())   # data: marked unsafe
+        assert rec == {'source': tmpl['name'], 'source_uuid': uuid, 'mode': mode}, rec
 
 
 def test_removing_clones_leaves_the_template(conn, tmpl):

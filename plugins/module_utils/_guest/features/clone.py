@@ -36,13 +36,15 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import bu
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.features import Feature
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.manager import DomainError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import tags as _tags
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connection import libvirt
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.xml import etree
 
-TEMPLATE_NS = 'urn:kvmops:hypervisor:template:1'
-TEMPLATE_PREFIX = 'kvmopstpl'
-CLONE_NS = 'urn:kvmops:hypervisor:clone:1'
-CLONE_PREFIX = 'kvmopsclone'
+# The metadata namespaces, shared with the inventory plugin (_libvirt/tags.py).
+TEMPLATE_NS = _tags.TEMPLATE_NAMESPACE
+TEMPLATE_PREFIX = _tags.TEMPLATE_PREFIX
+CLONE_NS = _tags.CLONE_NAMESPACE
+CLONE_PREFIX = _tags.CLONE_PREFIX
 MODES = ('full', 'linked')
 TEMPLATE_MODE = 0o444
 DISK_FORMATS = ('raw', 'qcow2')
