@@ -81,8 +81,7 @@ def _write_mib(path, offset_mib, mib):
         f.write(os.urandom(mib * 1024 * 1024))
 
 
-def test_full_clones_that_do_not_fit_are_refused_before_anything_is_copied(conn, prefix,
-                                                                          small_fs):
+def test_full_clones_that_do_not_fit_are_refused_before_copying(conn, prefix, small_fs):
     source = args_for(prefix, small_fs, True, 0.0625, name=prefix + 'src',
                       disks=[{'path': os.path.join(small_fs, 'src.img'), 'size': 0.0625,
                               'sparse': True, 'format': 'raw'}])   # 64 MiB, sparse
