@@ -303,7 +303,6 @@ def test_media_of_existing_guests_and_cached_trees_are_not_checked(tmp_path):
     assert b.run()['preflight']['media'] == []  # port 9 was never asked
 
 
-
 def test_clones_that_fit_one_by_one_but_not_together_fail_the_plan(tmp_path, monkeypatch):
     """Issue 30: the copies of every clone of the run are summed per file system; the
     clones whose copies do not fit fail (a guest without copies is left alone)."""
