@@ -472,10 +472,12 @@ class CloneFeature(Feature):
             self.copies = copies = _space.clone_copies(self.plans, self.nvram, m.conn)
             for msg in _space.check_copies(copies, m.conn):
                 m.warn(msg)
-        except (_space.SpaceError, OSError) as exc:
+        except _space.SpaceError as exc:
             raise DomainError.rewrap(exc)
-        except libvirt.libvirtError as exc:
-            raise DomainError('Cannot read the free space for the clone of %s: %s'
+        except (OSError, libvirt.libvirtError) as exc:
+            raise DomainError('Cannot read the size of the images of %s or the free space '
+                              'where the clone goes: %s. Restore or fix the image the '
+                              "source's definition names, or the directory or pool."
                               % (m.spec['clone_from']['name'], exc))
 
     # ---------------------------------------------------------------- prepare
