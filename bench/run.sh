@@ -13,6 +13,8 @@
 #                  case 10, cloud guests to SSH-ready, only when asked: BENCH_CASES=10;
 #                  BENCH_CLOUD_COUNTS guests at a time, default "1 3")
 #                  "backup": virt_backup vs virtnbdbackup (bench/backup.py, results-backups.md)
+#                  "clones": clone_from vs virt-clone and cp (bench/clones.py, results-clones.md;
+#                  BENCH_CLONES_REPS, default 3)
 #   BENCH_REPORT=0 skip writing the report (e.g. while debugging one case)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -49,6 +51,11 @@ for c in $cases; do
     "$lock" shared "$py" bench/backup.py || failed="$failed $c"
     continue
   fi
+  if [ "$c" = clones ]; then
+    # clone_from against virt-clone and cp: writes bench/results-clones.md and its section.
+    "$lock" shared "$py" bench/clones.py || failed="$failed $c"
+    continue
+  fi
   if [ "$c" = migration ]; then
     # Two podman hypervisors with their own libvirtd (bench/migration.py): a shared lock is enough.
     "$lock" shared "$py" bench/migration.py || failed="$failed $c"
@@ -78,7 +85,7 @@ echo "$(( $(date +%s) - start ))" > bench/.work/raw/wall-seconds.txt
 echo "[bench] end $(date -u '+%F %T') UTC, load average $(cut -d' ' -f1-3 /proc/loadavg), $(( $(date +%s) - start )) s"
 
 # fleet.py writes its own section of results.md; the report needs the other cases' raw figures.
-{ [ "$cases" = fleet ] || [ "$cases" = inventory ] || [ "$cases" = backup ] || [ "$cases" = migration ]; } && BENCH_REPORT=0
+{ [ "$cases" = fleet ] || [ "$cases" = inventory ] || [ "$cases" = backup ] || [ "$cases" = migration ] || [ "$cases" = clones ]; } && BENCH_REPORT=0
 if [ "${BENCH_REPORT:-1}" = 1 ]; then
   # A run of only the many-guests cases (7-9) keeps the last full run's sections of
   # results.md and replaces just its own (bench/report_many.py).

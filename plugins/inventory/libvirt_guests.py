@@ -21,6 +21,11 @@ description:
   - Groups by hypervisor (C(libvirt_hypervisor_<name>)), by state (C(libvirt_state_<state>)) and
     by the tags kept in the domain's metadata (C(libvirt_tag_<tag>), see O(tag_namespace)), plus
     whatever O(groups) and O(keyed_groups) construct.
+  - Templates (guests marked with C(template=true) of M(kvmops.hypervisor.virt_install_domain)
+    or M(kvmops.hypervisor.virt_install_domains)) are in the group C(libvirt_templates) and have
+    C(libvirt_template=true); a guest made with C(clone_from) has C(libvirt_clone_of) (its
+    source's name and UUID and the clone mode). Both come from the domain XML that is read for
+    the NICs anyway (its metadata) - no extra libvirt call per guest.
   - A guest behind its hypervisor (on a NAT or isolated libvirt network) of a remote hypervisor
     gets C(ansible_ssh_common_args) with a C(ProxyJump) (or, with O(proxy_ssh_args), a
     C(ProxyCommand)) through that hypervisor, so Ansible reaches it from the controller.
@@ -143,8 +148,9 @@ options:
 notes:
   - The guests' variables are C(libvirt_uri), C(libvirt_hypervisor), C(libvirt_name), C(libvirt_uuid),
     C(libvirt_state), C(libvirt_vcpus), C(libvirt_memory_mib), C(libvirt_tags), C(libvirt_interfaces)
-    (per NIC - mac, network, network_forward, addresses with their source) and, when an address
-    was found, C(ansible_host).
+    (per NIC - mac, network, network_forward, addresses with their source), C(libvirt_template)
+    (true for a template), for a clone C(libvirt_clone_of) (C(source), C(source_uuid), C(mode) - V(full)
+    or V(linked)) and, when an address was found, C(ansible_host).
   - community.libvirt's libvirt inventory plugin needs the guest agent for addresses and stops at
     the first hypervisor it cannot reach; this one does neither.
   - The cache is input as well - only entries in the shape this version writes are read, and a
@@ -173,6 +179,8 @@ cache_timeout: 300
 # keyed_groups:
 #   - key: libvirt_tags
 #     prefix: role
+#   - key: libvirt_clone_of.source     # clones_of_<template>; templates are in libvirt_templates
+#     prefix: clones_of
 # groups:
 #   small: libvirt_memory_mib <= 2048
 '''
@@ -201,7 +209,7 @@ from ansible.utils.unsafe_proxy import wrap_var
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import addresses as _addr
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import agent as _agent
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.tags import domain_tags
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.tags import domain_tags, template_and_clone
 
 try:
     import libvirt
@@ -400,21 +408,29 @@ def collect_hypervisor(uri, sources, namespace, selection=None):
                 info = dom.info()
                 guests.append({'name': dom.name(), 'uuid': dom.UUIDString(), 'state': state,
                                'vcpus': info[3], 'memory_mib': info[1] // 1024,
-                               'tags': domain_tags(dom, namespace), 'interfaces': []})
+                               'tags': domain_tags(dom, namespace), 'interfaces': [],
+                               'template': False, 'clone_of': None})
                 doms.append(dom)
             except libvirt.libvirtError:
                 continue  # undefined while we listed: it is no longer a guest of this host
 
-        def addresses(dom):
+        def addresses(dom, guest):
+            # The XML that the addresses are read from (the NICs) says too whether the guest is
+            # a template or a clone (its <metadata>): one XMLDesc per guest, as before. Set on
+            # the guest at once, so a guest whose address query hangs keeps it.
+            root = lxml_util.parse(dom.XMLDesc(0))
+            guest['template'], guest['clone_of'] = template_and_clone(root)
             agent_dom = None
             if agent_conn is not None:
                 try:
                     agent_dom = agent_conn.lookupByUUIDString(dom.UUIDString())
                 except libvirt.libvirtError:
                     agent_dom = None
-            return _addr.domain_addresses(conn, dom, tuple(sources), ranges, agent_dom=agent_dom)
+            return _addr.domain_addresses(conn, dom, tuple(sources), ranges, agent_dom=agent_dom,
+                                          domain_xml=root)
 
-        outcomes = run_all([(lambda dom=dom: addresses(dom)) for dom in doms],
+        outcomes = run_all([(lambda dom=dom, guest=guest: addresses(dom, guest))
+                            for dom, guest in zip(doms, guests)],
                            _agent.AGENT_TIMEOUT + 20) if doms else {}
         listed = []
         for index, guest in enumerate(guests):
@@ -508,9 +524,17 @@ def _valid_guest(guest):
                 and all(isinstance(n, dict) and isinstance(n.get('addresses', []), list)
                         and all(isinstance(a, dict) and _is_str(a.get('address')) and _is_str(a.get('family'))
                                 for a in n.get('addresses', []))
-                        for n in guest['interfaces']))
+                        for n in guest['interfaces'])
+                and isinstance(guest.get('template', False), bool)
+                and _valid_clone_record(guest.get('clone_of')))
     except (KeyError, TypeError):
         return False
+
+
+def _valid_clone_record(rec):
+    """None, or {'source', 'source_uuid', 'mode'} of strings (or None): a clone's record."""
+    return rec is None or (isinstance(rec, dict) and set(rec) == {'source', 'source_uuid', 'mode'}
+                           and all(v is None or _is_str(v) for v in rec.values()))
 
 
 def valid_listing(record):
@@ -751,16 +775,21 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _add_guest(self, host, hv, guest, family):
         inv = self.inventory
         inv.add_host(host)
+        # A listing cached by an earlier version has no template/clone_of: not a template.
+        template = bool(guest.get('template'))
         for group in (['libvirt_hypervisor_' + hv['name'], 'libvirt_state_' + guest['state']]
-                      + ['libvirt_tag_' + t for t in guest['tags']]):
+                      + ['libvirt_tag_' + t for t in guest['tags']]
+                      + (['libvirt_templates'] if template else [])):
             group = inv.add_group(safe_group_name(group))
             inv.add_child(group, host)
         variables = {
             'libvirt_uri': hv['uri'], 'libvirt_hypervisor': hv['name'], 'libvirt_name': guest['name'],
             'libvirt_uuid': guest['uuid'], 'libvirt_state': guest['state'], 'libvirt_vcpus': guest['vcpus'],
             'libvirt_memory_mib': guest['memory_mib'], 'libvirt_tags': guest['tags'],
-            'libvirt_interfaces': guest['interfaces'],
+            'libvirt_interfaces': guest['interfaces'], 'libvirt_template': template,
         }
+        if guest.get('clone_of'):
+            variables['libvirt_clone_of'] = dict(guest['clone_of'])
         # best_address() only returns what parses as an IP address (a cache entry is input too).
         address = _addr.best_address(guest['interfaces'], family)
         if address:

@@ -285,6 +285,17 @@ guests:
       description: Address sources that failed and why, as virt_install_domain returns them.
       type: dict
       returned: when a source failed during O(guests[].wait_for)
+    template:
+      description: Whether the guest is a template after the run (O(guests[].template)), as virt_install_domain returns it.
+      type: bool
+      returned: when the guest was planned
+    clone:
+      description:
+        - For a guest made with O(guests[].clone_from) - C(source), C(source_uuid), C(mode), C(seed), and in the run
+          that makes it C(disks) (what was copied, linked or shared), C(nvram) and C(seal), as virt_install_domain
+          returns it.
+      type: dict
+      returned: when the guest is a clone
     warnings:
       description: This guest's warnings (also shown as the task's warnings, prefixed with its name).
       type: list

@@ -33,6 +33,7 @@ author:
   - kvmops team (@kvmops)
 extends_documentation_fragment:
   - kvmops.hypervisor.libvirt
+  - kvmops.hypervisor.snapshot
   - kvmops.hypervisor.attributes
   - kvmops.hypervisor.attributes.actiongroup_kvm
   - kvmops.hypervisor.attributes.facts
@@ -69,45 +70,6 @@ options:
     type: str
     choices: [present, absent, reverted, listed]
     default: present
-  description:
-    description: Description of the snapshot; changed on an existing snapshot when it differs.
-    type: str
-  kind:
-    description:
-      - V(auto) - internal when possible, else external (see the description).
-      - V(internal) - fail when an internal snapshot is impossible.
-      - V(external) - disk-only overlays even for qcow2 guests.
-      - An existing snapshot of another kind than an explicit V(internal) or V(external) is a clash and fails.
-    type: str
-    choices: [auto, internal, external]
-    default: auto
-  quiesce:
-    description:
-      - For external snapshots of a running guest. V(auto) freezes the guest's file systems through
-        the guest agent when it answers, and otherwise takes a crash-consistent snapshot with a
-        warning; V(required) fails instead; V(skip) never asks the agent.
-    type: str
-    choices: [auto, required, skip]
-    default: auto
-  external_dir:
-    description:
-      - Directory for the overlays of an external snapshot (C(<disk name>.<snapshot>.qcow2));
-        default beside each disk image. An existing file is never overwritten.
-    type: path
-  children:
-    description:
-      - With O(state=absent), delete the snapshot's descendants too. Without it only the snapshot
-        itself goes and its children are kept (libvirt re-parents them).
-    type: bool
-    default: false
-  revert_state:
-    description:
-      - With O(state=reverted), the power state after the revert. V(snapshot) - as in the snapshot
-        (running for a snapshot with memory state, shut off for a disk-only one); V(running) or
-        V(paused) - start the guest (paused) after the revert.
-    type: str
-    choices: [snapshot, running, paused]
-    default: snapshot
 notes:
   - libvirt 9.0 cannot revert to external snapshots (9.7 can); the module refuses with that reason
     before it changes anything. Convert raw disks to qcow2 for internal snapshots you can revert to.
@@ -257,6 +219,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.argspec import uri_option
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._module.runner import manager_options, run_manager
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._snapshot import plan
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._snapshot.argspec import snapshot_options
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._snapshot.manager import SnapshotManager
 
 
@@ -266,12 +229,7 @@ def argument_spec():
         domain=dict(type='str', required=True),
         name=dict(type='str'),
         state=dict(type='str', choices=list(plan.STATES), default='present'),
-        description=dict(type='str'),
-        kind=dict(type='str', choices=list(plan.KINDS), default='auto'),
-        quiesce=dict(type='str', choices=list(plan.QUIESCE), default='auto'),
-        external_dir=dict(type='path'),
-        children=dict(type='bool', default=False),
-        revert_state=dict(type='str', choices=list(plan.REVERT_STATES), default='snapshot'),
+        **snapshot_options()
     )
 
 

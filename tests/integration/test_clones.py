@@ -6,12 +6,17 @@ clone has its own NVRAM copy; ten linked clones in one virt_install_domains task
 
 The template's life is module-scoped (one guest, one test per step, in file order)."""
 import hashlib
+import json
 import os
+import re
 import stat
+import subprocess
 
 import libvirt
 import pytest
+import yaml
 
+from support import paths
 from support.ansible_run import run_module
 from support.domain_guests import assert_ok, tiny_args, vid
 from support.libvirt_helpers import lookup_domain, wait_for_state, wait_for_text
@@ -171,6 +176,32 @@ def test_removing_a_template_with_linked_clones_is_refused(conn, tmpl):
     assert res.get('failed') and 'linked clones' in res['msg']
 
 
+def test_the_inventory_lists_the_template_and_names_each_clones_source(tmpl, tmp_path):
+    """libvirt_guests: the template in libvirt_templates, every clone's libvirt_clone_of."""
+    config = tmp_path / 'libvirt_guests.yml'
+    config.write_text(yaml.safe_dump({'plugin': 'kvmops.hypervisor.libvirt_guests',
+                                      'uris': ['qemu:///system'], 'address_sources': ['lease'],
+                                      'name_pattern': '^' + re.escape(tmpl['prefix'])}))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=paths.COLLECTIONS_DIR,
+               ANSIBLE_INVENTORY_UNPARSED_FAILED='1')
+    proc = subprocess.run([os.path.join(paths.VENV, 'bin', 'ansible-inventory'), '-i',
+                           str(config), '--list'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, env=env, timeout=180, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    inv = json.loads(proc.stdout)
+    assert inv['libvirt_templates']['hosts'] == [tmpl['name']]
+    hostvars = inv['_meta']['hostvars']
+    assert hostvars[tmpl['name']]['libvirt_template'] is True
+    uuid = hostvars[tmpl['name']]['libvirt_uuid']
+    uuid = uuid.get('__ansible_unsafe', uuid) if isinstance(uuid, dict) else uuid
+    for suffix, mode in (('full', 'full'), ('fullw', 'full'), ('linked', 'linked')):
+        var = hostvars[tmpl['prefix'] + suffix]
+        assert var['libvirt_template'] is False
+        rec = dict((k, v.get('__ansible_unsafe', v) if isinstance(v, dict) else v)
+                   for k, v in var['libvirt_clone_of'].items())   # data: marked unsafe
+        assert rec == {'source': tmpl['name'], 'source_uuid': uuid, 'mode': mode}, rec
+
+
 def test_removing_clones_leaves_the_template(conn, tmpl):
     for suffix in ('full', 'fullw', 'linked'):
         res = assert_ok(vid({'name': tmpl['prefix'] + suffix, 'state': 'absent',
@@ -208,6 +239,39 @@ def test_uefi_guest_clone_has_its_own_nvram_copy(conn, prefix, image_dir, tiny):
     assert "firmware='efi'" in xml and nvram not in xml
     res = assert_ok(vid({'name': clone, 'state': 'absent', 'remove_storage': True}))
     assert not os.path.exists(copy) and os.path.exists(nvram)
+
+
+def test_a_full_clone_of_a_pool_volume_is_a_sparse_copy(conn, prefix, image_dir):
+    """libvirt's volume clone without <allocation> allocates a raw clone's whole capacity
+    (measured: 64 MiB for 1 MiB of data); the clone asks for allocation 0."""
+    pool_dir = os.path.join(image_dir, 'pool')
+    os.mkdir(pool_dir)
+    pool = conn.storagePoolCreateXML(
+        "<pool type='dir'><name>%spool</name><target><path>%s</path></target></pool>"
+        % (prefix, pool_dir), 0)
+    try:
+        src = {'name': prefix + 'vsrc', 'state': 'present', 'virt_type': 'qemu', 'memory': 128,
+               'os_variant': 'linux', 'networks': [], 'graphics': {'type': 'none'},
+               'disks': [{'pool': prefix + 'pool', 'volume': prefix + 'vsrc.img',
+                          'size': 0.0625, 'format': 'raw'}]}
+        assert_ok(vid(src))
+        vol = pool.storageVolLookupByName(prefix + 'vsrc.img')
+        with open(vol.path(), 'r+b') as f:
+            f.seek(8 << 20)
+            f.write(os.urandom(1 << 20))
+        pool.refresh(0)
+        res = assert_ok(vid({'name': prefix + 'vcl', 'clone_from': {'name': src['name']},
+                             'state': 'present'}))
+        assert res['clone']['disks'][0]['action'] == 'volume-copy'
+        copy = pool.storageVolLookupByName(prefix + 'vcl.img')
+        assert copy.info()[1] == 64 << 20 and copy.info()[2] < 4 << 20, copy.info()
+        assert sha256(copy.path()) == sha256(vol.path())
+        for name in (prefix + 'vcl', src['name']):
+            assert_ok(vid({'name': name, 'state': 'absent', 'remove_storage': True}))
+    finally:
+        for v in pool.listAllVolumes():
+            v.delete(0)
+        pool.destroy()
 
 
 @pytest.mark.clones

@@ -507,6 +507,7 @@ def _url_play(prefix, image_dir, url, uri):
                                   'setype': 'virt_image_t'}),
         task('virt_network', {'uri': uri, 'name': prefix + 'net'}),
         task('virt_snapshot', {'uri': uri, 'domain': prefix + 'dom', 'name': 's1'}),
+        task('virt_snapshots', {'uri': uri, 'domains': [prefix + 'dom'], 'name': 's1'}),
         task('vnc_listen', {'uri': uri, 'scope': 'domains', 'domains': [prefix + 'dom']}),
         task('virt_install_domain', {'uri': uri, 'name': prefix + 'dom', 'memory': 128,
                                      'os_variant': 'linux', 'disks': [], 'networks': []}),

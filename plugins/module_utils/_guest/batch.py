@@ -39,6 +39,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import ma
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import options as _options
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import preflight as _preflight
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import shared as _shared
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import space as _space
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import storage as _storage
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connection import libvirt  # None without libvirt-python
 
@@ -286,11 +287,35 @@ class Batch(object):
                 self._guarded(g, True, self._refuse)
             self.check_media(g)
         self._map(one, self.guests)
+        self.check_clone_space()
         bad = [g for g in self.guests if g.error]
         if bad and not self.report:
             raise KvmopsError(_nothing_created(bad), changed=False,
                               guests=[g.result or failed_result(g) for g in self.guests],
                               summary=self.summary(), preflight=self.preflight_report())
+
+    def check_clone_space(self):
+        """The full clones' copies of every guest together: each guest's plan checked its
+        own, and clones that fit one by one may not fit side by side. The guests whose copies
+        do not fit fail the plan (nothing is copied)."""
+        owners = []
+        for g in self.guests:
+            feature = g.manager.feature('clone') if hasattr(g.manager, 'feature') and not g.error \
+                else None
+            if feature is not None and getattr(feature, 'copies', None):
+                owners.append((g, feature.copies))
+        if len(owners) < 2:
+            return
+        try:
+            _space.check_copies([c for _g, copies in owners for c in copies], self.conn)
+        except (_space.SpaceError, OSError) as exc:
+            labels = set(getattr(exc, 'labels', ()))
+            names = [g.name for g, copies in owners if labels & set(c['label'] for c in copies)]
+            for g, copies in owners:
+                if not labels or labels & set(c['label'] for c in copies):
+                    g.error = ('%s (the clones %s together; each would fit alone: clone fewer in '
+                               'one task, or free space first)' % (exc, ', '.join(names)))
+                    g.result = failed_result(g)
 
     def _installs(self, g):
         """Whether the guest's install media are read in this run: a new domain, or one whose

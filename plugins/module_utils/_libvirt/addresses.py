@@ -259,19 +259,20 @@ def rejected_messages(entries):
 
 
 def domain_addresses_report(conn, dom, sources=('lease', 'agent', 'arp'), ranges_cache=None,
-                            agent_dom=None):
+                            agent_dom=None, domain_xml=None):
     """(entries, errors): the per-NIC entries of domain_addresses() and {source: why it was
     skipped} for each source that failed. conn is the domain's connection: the networks' and
     host interfaces' ranges that guest-reported addresses are checked against come from it
     (without it, no agent or ARP address is accepted). ranges_cache: see network_ranges().
     agent_dom: the same domain on another connection, to ask its agent through (a call the
     agent never answers stays in flight in libvirtd, and libvirtd serves few calls of one
-    connection at once: the inventory keeps those off its main connection)."""
+    connection at once: the inventory keeps those off its main connection). domain_xml: the
+    domain's XML (dom.XMLDesc(0), a string or parsed) when the caller read it already."""
     unknown = [s for s in sources if s not in SOURCES]
     if unknown:
         raise ValueError('unknown address source(s) %s; use %s'
                          % (', '.join(unknown), ', '.join(sorted(SOURCES))))
-    nics = _nics(dom.XMLDesc(0))
+    nics = _nics(dom.XMLDesc(0) if domain_xml is None else domain_xml)
     answers = []
     errors = {}
     if dom.isActive():
@@ -293,7 +294,8 @@ def domain_addresses_report(conn, dom, sources=('lease', 'agent', 'arp'), ranges
     return entries, errors
 
 
-def domain_addresses(conn, dom, sources=('lease', 'agent', 'arp'), ranges_cache=None, agent_dom=None):
+def domain_addresses(conn, dom, sources=('lease', 'agent', 'arp'), ranges_cache=None, agent_dom=None,
+                     domain_xml=None):
     """One entry per NIC of the domain, in XML order:
 
     {'mac', 'network' (libvirt network name or None), 'type', 'target' (host-side device),
@@ -302,7 +304,7 @@ def domain_addresses(conn, dom, sources=('lease', 'agent', 'arp'), ranges_cache=
      'addresses': [{'address', 'prefix', 'family': 'ipv4'|'ipv6', 'source'}],
      'rejected': [{'address', 'source', 'reason'}] (guest answers that were dropped)}
     """
-    return domain_addresses_report(conn, dom, sources, ranges_cache, agent_dom)[0]
+    return domain_addresses_report(conn, dom, sources, ranges_cache, agent_dom, domain_xml)[0]
 
 
 def _usable(addr):

@@ -44,19 +44,22 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import se
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import seed as _seed
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import seed_store as _store
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import builder as dxml
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import space as _space
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.device_defaults import (
     LIBOSINFO_NS)
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.features import Feature
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.manager import DomainError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import disk_targets
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import tags as _tags
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connection import libvirt
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.xml import etree
 
-TEMPLATE_NS = 'urn:kvmops:hypervisor:template:1'
-TEMPLATE_PREFIX = 'kvmopstpl'
-CLONE_NS = 'urn:kvmops:hypervisor:clone:1'
-CLONE_PREFIX = 'kvmopsclone'
+# The metadata namespaces, shared with the inventory plugin (_libvirt/tags.py).
+TEMPLATE_NS = _tags.TEMPLATE_NAMESPACE
+TEMPLATE_PREFIX = _tags.TEMPLATE_PREFIX
+CLONE_NS = _tags.CLONE_NAMESPACE
+CLONE_PREFIX = _tags.CLONE_PREFIX
 MODES = ('full', 'linked')
 TEMPLATE_MODE = 0o444
 DISK_FORMATS = ('raw', 'qcow2')
@@ -127,7 +130,7 @@ def template_record(dom):
 
 
 def clone_record(dom):
-    """{'source', 'source_uuid', 'mode'} of a domain made by clone_from, or None."""
+    """{'source', 'source_uuid', 'mode', 'seed'} of a domain made by clone_from, or None."""
     el = _metadata(dom, CLONE_NS)
     if el is None:
         return None
@@ -459,6 +462,9 @@ def link_file(m, source, fmt, dest):
 def _volume_xml(name, fmt, backing=None, backing_fmt=None, capacity=None):
     vol = etree.Element('volume')
     etree.SubElement(vol, 'name').text = name
+    # allocation 0: a sparse copy (without it libvirt allocates a raw clone's whole capacity:
+    # measured, a 64 MiB volume with 1 MiB of data became 64 MiB allocated; with it, 1 MiB)
+    etree.SubElement(vol, 'allocation').text = '0'
     if capacity is not None:
         etree.SubElement(vol, 'capacity', unit='bytes').text = str(capacity)
     target = etree.SubElement(vol, 'target')
@@ -481,6 +487,7 @@ class CloneFeature(Feature):
         self.source_xml = None
         self.source_uuid = None
         self.made = []             # ('file', path) / ('volume', pool, name) this run made
+        self.copies = []           # what the copies write, per copy (_guest/space.py)
         self.is_template = False
         self.template_images = None
         self.marked = False
@@ -532,6 +539,7 @@ class CloneFeature(Feature):
             raise DomainError('the NVRAM file %s exists already and no domain %s uses it: remove '
                               'it (a clone never overwrites it).' % (self.nvram[1], spec['name']))
         self.plan_seed(m, tree)
+        self.check_space(m)
         # The definition is built here too, so that check mode sees its errors.
         clone_definition(tree, spec, self.plans, self.nvram, clone['name'], self.source_uuid,
                          clone['mode'], self.seed, self.seed_dir)
@@ -596,6 +604,21 @@ class CloneFeature(Feature):
                               'cloud_init.instance_id (the default is iid-<name>) or give a '
                               'new one.')
         m.warn(msg + '. Remove cloud_init.instance_id or give a new one.')
+
+    def check_space(self, m):
+        """Free space for the copies (a full clone's images, the NVRAM) before any is made,
+        in check mode too (_guest/space.py)."""
+        try:
+            self.copies = copies = _space.clone_copies(self.plans, self.nvram, m.conn)
+            for msg in _space.check_copies(copies, m.conn):
+                m.warn(msg)
+        except _space.SpaceError as exc:
+            raise DomainError.rewrap(exc)
+        except (OSError, libvirt.libvirtError) as exc:
+            raise DomainError('Cannot read the size of the images of %s or the free space '
+                              'where the clone goes: %s. Restore or fix the image the '
+                              "source's definition names, or the directory or pool."
+                              % (m.spec['clone_from']['name'], exc))
 
     # ---------------------------------------------------------------- prepare
     def prepare(self, m):

@@ -89,3 +89,24 @@ def test_examples_are_tasks_of_this_module():
         assert set(args) <= set(spec), t['name']
         for g in args['guests'] if isinstance(args['guests'], list) else []:
             assert set(g) <= set(spec['guests']['options']), t['name']
+
+
+def test_the_clone_features_result_fields_are_documented():
+    """template and clone (CloneFeature.result) in both modules' RETURN docs (issue 30)."""
+    from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.features import clone
+
+    class M(object):
+        dom = None
+        spec = {'clone_from': {'name': 'tpl', 'mode': 'linked'}}
+    feature = clone.CloneFeature()
+    feature.plans, feature.source_uuid = [{'index': 0, 'action': 'share', 'source': 'x'}], 'u'
+    res = {}
+    feature.result(M(), res)
+    assert set(res) == {'template', 'clone'}
+    single_return = yaml.safe_load(single.RETURN)
+    many_return = yaml.safe_load(mod.RETURN)['guests']['contains']
+    for field in res:
+        assert field in single_return and field in many_return, field
+    assert single_return['template']['type'] == 'bool' and single_return['clone']['type'] == 'dict'
+    for key in res['clone']:
+        assert 'C(%s)' % key in ' '.join(single_return['clone']['description']), key

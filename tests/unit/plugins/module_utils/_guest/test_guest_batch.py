@@ -301,3 +301,39 @@ def test_media_of_existing_guests_and_cached_trees_are_not_checked(tmp_path):
     b = batch.Batch(NoDomains(), gs, check_mode=True)
     b.manager = lambda g, check: Cached(g, check, planned)
     assert b.run()['preflight']['media'] == []  # port 9 was never asked
+
+
+def test_clones_that_fit_one_by_one_but_not_together_fail_the_plan(tmp_path, monkeypatch):
+    """Issue 30: the copies of every clone of the run are summed per file system; the
+    clones whose copies do not fit fail (a guest without copies is left alone)."""
+    class Vfs(object):
+        f_bavail, f_frsize = 100, 1024 * 1024       # 100 MiB free
+
+    real = batch._space.check_copies
+    monkeypatch.setattr(batch._space, 'check_copies',
+                        lambda copies, conn: real(copies, conn, statvfs=lambda path: Vfs()))
+
+    class Manager(object):
+        def __init__(self, copies):
+            self.clone = type('Clone', (), {'copies': copies})()
+
+        def feature(self, name):
+            return self.clone if name == 'clone' else None
+
+    def copy(n, mib):
+        return {'label': str(tmp_path / n), 'kind': 'file', 'path': str(tmp_path / n),
+                'bytes': mib * 1024 * 1024, 'source_dev': None}
+
+    def guests(*sizes):
+        gs = [batch.Guest(i, {'name': 'c%d' % i}) for i in range(len(sizes))]
+        for g, mib in zip(gs, sizes):
+            g.manager = Manager([copy(g.name, mib)] if mib else [])
+        return gs
+    gs = guests(60, 60, 0)
+    batch.Batch(None, gs).check_clone_space()
+    assert gs[0].error and gs[1].error and gs[2].error is None
+    assert 'c0, c1 together' in gs[0].error and 'Nothing was copied' in gs[0].error
+    assert gs[0].result['failed'] and not gs[0].result['changed']
+    gs = guests(40, 40)                      # together they fit
+    batch.Batch(None, gs).check_clone_space()
+    assert gs[0].error is None and gs[1].error is None

@@ -168,3 +168,19 @@ def test_autoselected_uefi_firmware_has_its_nvram_at_the_default_path():
     assert '<nvram' not in out   # libvirt's default path for the clone: its own file
     plain = lxml_util.parse("<domain><name>t</name><os><type>hvm</type></os><devices/></domain>")
     assert clone.nvram_plan(plain, 't', 'c') is None
+
+
+def test_a_missing_source_image_is_named_before_anything_is_copied(tmp_path):
+    """check_space reads each copied image's size: a missing one fails the plan, naming
+    the source and the fix (issue 30, free space for clones)."""
+    feature = clone.CloneFeature()
+    feature.plans = [{'index': 0, 'action': 'copy', 'kind': 'file', 'format': 'raw',
+                      'source': str(tmp_path / 'gone.img'), 'path': str(tmp_path / 'c.img')}]
+
+    class M(object):
+        conn = None
+        spec = {'name': 'c', 'clone_from': {'name': 'tpl', 'mode': 'full'}}
+        warn = staticmethod(lambda msg: None)
+    with pytest.raises(clone.DomainError) as exc:
+        feature.check_space(M())
+    assert 'images of tpl' in str(exc.value) and 'gone.img' in str(exc.value)
