@@ -468,8 +468,16 @@ options:
         the image's header; raw and qcow2 disks of type file or volume can be cloned.
       - O(memory), O(vcpus), O(networks), O(graphics), O(serial), O(kernel), O(initrd) and
         O(cmdline) override the source's. A source that logs its serial console to a file
-        needs O(serial) (the clone's own log). Cannot go with O(disks), O(install) or
-        O(cloud_init).
+        needs O(serial) (the clone's own log). Cannot go with O(disks) or O(install).
+      - O(cloud_init) gives the clone its own NoCloud seed, built exactly as for a new
+        cloud-image guest (O(cloud_init.seed_dir)/NAME/cidata.iso, a read-only virtio disk);
+        it replaces the source's kvmops seed device (a read-only C(cidata.iso)), which the
+        clone never shares. Its instance-id (default C(iid-NAME)) must differ from the one the
+        source's seed gives, else cloud-init ignores the clone's seed (a warning; refused with
+        O(clone_from.seal)). O(port_forwards) replace the source's. O(state=absent) with
+        O(remove_storage) removes the clone's seed (its clone record names it), never the
+        source's. Without O(cloud_init) the clone shares the source's seed (the same
+        instance-id, so cloud-init runs nothing again).
       - Once the guest exists, O(clone_from) is not looked at again - the clone is a normal
         guest and the options apply to it as to any other (drift, O(update)).
       - Check mode copies and defines nothing.
@@ -490,6 +498,34 @@ options:
         type: str
         choices: [full, linked]
         default: full
+      seal:
+        description:
+          - V(true) makes the clone unique inside as well, at its first boot, through
+            cloud-init in the image (nothing is needed on the hypervisor; the image is not
+            opened on the host). The clone's seed carries a new instance-id, so cloud-init
+            runs as on a new instance - its instance state is new
+            (C(/var/lib/cloud/instances/<iid>)) and its SSH module deletes and makes new SSH
+            host keys (the seal sets C(ssh_deletekeys) to true). Added to the user-data as
+            C(bootcmd) entries run once per instance (C(cloud-init-per instance)) - a new
+            C(/etc/machine-id) (removed, then C(systemd-machine-id-setup), which in a KVM/QEMU
+            guest takes the clone's UUID; a regular C(/var/lib/dbus/machine-id) becomes a link to
+            it) and no C(/etc/udev/rules.d/70-persistent-net.rules).
+          - The machine-id changes during the first boot - that boot's PID 1 and journal keep
+            the template's id (its journal is filed under it) until the clone reboots.
+          - Needs cloud-init in the image. An image without cloud-init (or with it disabled)
+            is NOT sealed and nothing on the host can tell - a source without a kvmops seed
+            gives a warning. Not covered (other virt-sysprep operations) - log files and the
+            journal, shell history, DHCP leases, C(/var/lib/systemd/random-seed), user
+            accounts and their SSH keys, C(HWADDR=) in ifcfg files, cloud-init's per-once
+            semaphores (C(/var/lib/cloud/sem)).
+          - Without O(cloud_init) a minimal seed is made (hostname = the clone's name). User
+            data given as a script or multi-part, or setting C(ssh_deletekeys) to false, is refused.
+          - A Windows source (its libosinfo id) is refused - run sysprep C(/generalize) inside
+            the guest before making it a template.
+          - Only when the clone is made; keep it in later runs of the same task (it is part of
+            the seed's user-data).
+        type: bool
+        default: false
   template:
     description:
       - V(true) marks the guest as a template (in the kvmops metadata of its definition) -

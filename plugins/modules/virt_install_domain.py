@@ -446,15 +446,17 @@ clone:
   description:
     - For a guest made with O(clone_from) - C(source) (the source's name when the clone was
       made), C(source_uuid), C(mode) (V(full) or V(linked)), from the clone's record in its
-      metadata.
+      metadata, and C(seed) (the directory of the clone's own cloud-init seed, or null).
     - In the run that makes the clone (also in check mode) also C(disks) (per disk of the
       source - C(action) V(copy), V(link), V(volume-copy), V(volume-link) or V(share), C(source), and
       for a copy or an overlay C(kind) V(file) or V(volume), C(format), and C(path) or C(pool),
-      C(volume), C(new_volume)) and C(nvram) (the clone's NVRAM file, or null).
+      C(volume), C(new_volume)), C(nvram) (the clone's NVRAM file, or null), C(seed) (the
+      clone's seed ISO, or null) and C(seal) (with O(clone_from.seal) - C(method) and
+      C(operations), the list of what the first-boot seal covers; else null).
   returned: when the guest is a clone
   type: dict
   sample: {"source": "web-template", "source_uuid": "88bfee97-579e-4c1b-b714-c9151a062936",
-           "mode": "linked", "nvram": null,
+           "mode": "linked", "nvram": null, "seed": null, "seal": null,
            "disks": [{"action": "link", "kind": "file", "format": "qcow2",
                       "source": "/var/lib/libvirt/images/web-template.qcow2",
                       "path": "/var/lib/libvirt/images/web1.qcow2"}]}

@@ -291,8 +291,9 @@ guests:
       returned: when the guest was planned
     clone:
       description:
-        - For a guest made with O(guests[].clone_from) - C(source), C(source_uuid), C(mode), and in the run that
-          makes it C(disks) (what was copied, linked or shared) and C(nvram), as virt_install_domain returns it.
+        - For a guest made with O(guests[].clone_from) - C(source), C(source_uuid), C(mode), C(seed), and in the run
+          that makes it C(disks) (what was copied, linked or shared), C(nvram) and C(seal), as virt_install_domain
+          returns it.
       type: dict
       returned: when the guest is a clone
     warnings:

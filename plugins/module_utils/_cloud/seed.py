@@ -17,6 +17,7 @@ import re
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import password as _pw
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import seal as _seal
 
 try:
     from ansible.module_utils.common.yaml import yaml_load, HAS_YAML
@@ -118,14 +119,25 @@ def _user_data(ci):
                       "multi-part. Add the '#cloud-config' line, or give a dictionary.")
 
 
+def instance_id(ci, domain_name):
+    """The instance-id a seed carries: cloud_init.instance_id, else meta_data's, else
+    iid-<domain name>."""
+    return (ci.get('instance_id') or (ci.get('meta_data') or {}).get('instance-id')
+            or 'iid-%s' % domain_name)
+
+
 def build(ci, domain_name, existing=None, openssl=None):
     """The seed files {name: text} and warnings for a normalised cloud_init dict.
 
     existing: the seed files already on disk ({name: text}) or None; a password hash in them
     is reused when the password still matches, so a re-run builds the same bytes.
+    ci['seal'] (set by clone_from.seal, not a user option): the seal's additions
+    (_cloud/seal.py) go into the user-data.
     """
     warnings = []
     cfg, raw = _user_data(ci)
+    if ci.get('seal'):
+        cfg = _seal.user_data(cfg)
     hostname = ci.get('hostname') or domain_name
     if not _HOSTNAME_RE.match(hostname):
         raise KvmopsError("cloud_init.hostname=%r is not a valid host name (letters, digits and "
@@ -172,7 +184,7 @@ def build(ci, domain_name, existing=None, openssl=None):
             chpasswd.setdefault('expire', False)
             cfg['chpasswd'] = chpasswd
     meta = dict(ci.get('meta_data') or {})
-    meta['instance-id'] = ci.get('instance_id') or meta.get('instance-id') or 'iid-%s' % domain_name
+    meta['instance-id'] = instance_id(ci, domain_name)
     meta['local-hostname'] = hostname
     if cfg is None and keys:
         meta['public-keys'] = [k.strip() for k in keys]

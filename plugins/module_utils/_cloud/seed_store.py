@@ -172,6 +172,18 @@ def _run(cmd):
     return proc.returncode, out.decode('utf-8', 'replace'), err.decode('utf-8', 'replace')
 
 
+def is_seed_directory(directory, name):
+    """Whether directory is a guest's seed directory as write() makes it: a real directory
+    named after the guest holding nothing but seed files (what a clone's record may name for
+    removal; anything else is not kvmops' to delete)."""
+    if os.path.islink(directory) or not os.path.isdir(directory) \
+            or os.path.basename(os.path.normpath(directory)) != name:
+        return False
+    allowed = set(SOURCE_FILES) | {ISO_NAME}
+    return all(entry in allowed or entry.startswith('.seed.')
+               for entry in os.listdir(directory))
+
+
 def remove(directory):
     """Remove a guest's seed directory; True when something was removed."""
     if os.path.isdir(directory):

@@ -116,6 +116,7 @@ def clone_options():
         clone_from=dict(type='dict', options=dict(
             name=dict(type='str', required=True),
             mode=dict(type='str', default='full', choices=['full', 'linked']),
+            seal=dict(type='bool', default=False),
         )),
         template=dict(type='bool'),
     )

@@ -164,7 +164,7 @@ def normalize(params):
         _port(out['ssh_port'], 'ssh_port')
     if ci:
         ci = dict(ci)
-        if not disks and params.get('state') != 'absent':
+        if not disks and params.get('state') != 'absent' and not params.get('clone_from'):
             raise KvmopsError("cloud_init needs disks: the guest's root disk (usually a "
                               "clone of a cloud image: disks[0].base_image).")
         ci['seed_dir'] = ci.get('seed_dir') or _store.DEFAULT_SEED_DIR
@@ -177,6 +177,8 @@ def normalize(params):
 def prepare_params(params, cloud):
     """Params for the domain spec: base_image -> backing_store; the seed as the last disk."""
     params = dict(params)
+    if params.get('disks') is None and cloud.get('cloud_init') and params.get('clone_from'):
+        params['disks'] = []   # a clone's disks come from its source; its seed is its own
     if params.get('disks') is None:
         return params
     disks = []
@@ -237,7 +239,14 @@ def from_params(params):
     """GuestOptions of one guest's validated params; raises KvmopsError naming the option and
     the fix before anything is touched. The install code is imported only for a guest with an
     install source (a plain guest's run skips its import time)."""
+    clone = params.get('clone_from') or {}
+    if clone.get('seal') and not params.get('cloud_init') and params.get('state') != 'absent':
+        # A sealed clone needs a seed with a new instance-id (_cloud/seal.py): a minimal one
+        # (hostname = the clone's name) when the task gives none.
+        params = dict(params, cloud_init={'seed_dir': _store.DEFAULT_SEED_DIR})
     spec, cloud = spec_and_cloud(params)
+    if clone.get('seal') and cloud and cloud.get('cloud_init'):
+        cloud['cloud_init']['seal'] = True
     spec['clone_from'] = None
     spec['template'] = params.get('template')
     if params.get('clone_from') or params.get('template') is not None:

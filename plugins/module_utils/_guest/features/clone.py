@@ -19,6 +19,12 @@ the clone gets a new one at its first start). The image format of a source disk 
 its definition (<driver type>), never from the image's header. Once defined, a clone is a
 normal guest: idempotent by name, the drift rules apply.
 
+With cloud_init the clone gets its own NoCloud seed (the cloud feature builds it, as for any
+cloud-image guest); it replaces the source's kvmops seed device (seed_disks), the clone record
+names its directory (removed with remove_storage), and its instance-id must differ from the
+source's. clone_from.seal adds the first-boot seal to that seed's user-data (_cloud/seal.py
+says what it covers); a Windows source is refused.
+
 A template carries <kvmopstpl:template> in its metadata (with the modes its images had);
 the collection never starts it, its writable images are mode 0444, and it cannot be
 removed (or unmarked) while linked clones (<kvmopsclone:clone mode="linked"> naming its
@@ -28,14 +34,22 @@ UUID) use its images.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import json
 import os
 import stat
 import subprocess
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import devices as _devices
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import seal as _seal
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import seed as _seed
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import seed_store as _store
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import builder as dxml
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import space as _space
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.device_defaults import (
+    LIBOSINFO_NS)
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.features import Feature
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.manager import DomainError
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import disk_targets
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import tags as _tags
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connection import libvirt
@@ -84,10 +98,7 @@ def normalize(params, spec):
         if params.get(opt):
             raise DomainError("clone_from copies the disks and the install of %s: remove %s "
                               "(add disks to the clone in a later task)." % (name, opt))
-    if params.get('cloud_init'):
-        raise DomainError("cloud_init with clone_from is not supported yet: clone first, then "
-                          "give the clone its seed in a second task with disks.")
-    spec['clone_from'] = {'name': name, 'mode': mode}
+    spec['clone_from'] = {'name': name, 'mode': mode, 'seal': bool(clone.get('seal'))}
     return spec
 
 
@@ -119,12 +130,12 @@ def template_record(dom):
 
 
 def clone_record(dom):
-    """{'source', 'source_uuid', 'mode'} of a domain made by clone_from, or None."""
+    """{'source', 'source_uuid', 'mode', 'seed'} of a domain made by clone_from, or None."""
     el = _metadata(dom, CLONE_NS)
     if el is None:
         return None
     return {'source': el.get('source'), 'source_uuid': el.get('source_uuid'),
-            'mode': el.get('mode')}
+            'mode': el.get('mode'), 'seed': el.get('seed')}
 
 
 def linked_clones(conn, uuid):
@@ -158,6 +169,42 @@ def writable_images(tree, conn=None):
             except libvirt.libvirtError:
                 continue
     return paths
+
+
+def seed_disks(tree):
+    """The <disk> elements of a definition that are a kvmops cloud-init seed: read-only,
+    a file named cidata.iso (_cloud/seed_store.py). A seed attached under another name is not
+    recognised (it is shared like any read-only disk)."""
+    out = []
+    for disk in tree.iter('disk'):
+        src = disk.find('source')
+        if disk.find('readonly') is None or src is None or not src.get('file'):
+            continue
+        if os.path.basename(src.get('file')) == _store.ISO_NAME:
+            out.append(disk)
+    return out
+
+
+def source_instance_ids(seed_paths):
+    """The instance-ids in the meta-data beside the source's seed ISOs (what its image has
+    seen), read from the seed directories kvmops wrote."""
+    ids = set()
+    for path in seed_paths:
+        meta = _store.read_existing(os.path.dirname(path)).get('meta-data')
+        try:
+            ident = json.loads(meta or '').get('instance-id')
+        except (ValueError, AttributeError):
+            continue
+        if ident:
+            ids.add(ident)
+    return ids
+
+
+def os_id(tree):
+    """The libosinfo id in a definition's metadata, or None."""
+    for el in tree.iter('{%s}os' % LIBOSINFO_NS):
+        return el.get('id')
+    return None
 
 
 def clone_name_for(path, source, name):
@@ -233,11 +280,13 @@ def nvram_plan(tree, source, name):
     return None
 
 
-def clone_definition(tree, spec, plans, nvram, source_name, source_uuid, mode):
+def clone_definition(tree, spec, plans, nvram, source_name, source_uuid, mode, seed=None,
+                     seed_dir=None):
     """The clone's definition (an XML string) from the source's: new name, no UUID and no
     MACs (libvirt makes new ones), the copied disks, the NVRAM copy, the options that
     override the source's (memory, vcpus, networks, graphics, serial, kernel command line),
-    no template mark, a clone record. Pure."""
+    the clone's own cloud-init seed (seed: its spec disk; it replaces the source's seed
+    devices), no template mark, a clone record. Pure."""
     tree = etree.fromstring(etree.tostring(tree))
     tree.find('name').text = spec['name']
     for tag in ('uuid', 'title', 'description', 'genid'):
@@ -257,6 +306,8 @@ def clone_definition(tree, spec, plans, nvram, source_name, source_uuid, mode):
             disk.remove(bs)
         if p['action'] in ('link', 'volume-link'):
             disk.find('driver').set('type', 'qcow2')
+    if seed is not None:
+        _replace_seed(tree, seed)
     if nvram and nvram[2]:
         tree.find('os/nvram').text = nvram[1]
     devices = tree.find('devices')
@@ -324,7 +375,29 @@ def clone_definition(tree, spec, plans, nvram, source_name, source_uuid, mode):
     rec.set('source', source_name)
     rec.set('source_uuid', source_uuid)
     rec.set('mode', mode)
+    if seed_dir:
+        rec.set('seed', seed_dir)
     return lxml_util.to_string(tree)
+
+
+def _replace_seed(tree, seed):
+    """The source's seed devices out, the clone's seed (a read-only disk) in their place (or
+    after the last disk), on a free target of its bus."""
+    devices = tree.find('devices')
+    old = seed_disks(tree)
+    disks = devices.findall('disk')
+    if old:
+        index = list(devices).index(old[0])
+    elif disks:
+        index = list(devices).index(disks[-1]) + 1
+    else:
+        index = len(devices)
+    for el in old:
+        devices.remove(el)
+    disk = dict(seed)
+    disk.pop('target', None)
+    disk_targets.assign_targets([disk], disk_targets.used_targets(devices))
+    devices.insert(index, dxml.disk_element(disk))
 
 
 def _first_index(parent, tags):
@@ -418,6 +491,10 @@ class CloneFeature(Feature):
         self.is_template = False
         self.template_images = None
         self.marked = False
+        self.seed = None           # the clone's own seed disk (spec disk), when cloud_init
+        self.seed_dir = None
+        self.source_seeds = []     # the source's seed ISOs (not the clone's)
+        self.removing = None       # the clone record of a domain being removed
 
     # ---------------------------------------------------------------- plan
     def plan(self, m):
@@ -429,6 +506,7 @@ class CloneFeature(Feature):
                 raise DomainError('%s is a template: the collection never starts it. Clone it '
                                   '(clone_from) and start the clone, or set template: false to '
                                   'make it a normal guest again.' % spec['name'])
+            self.check_existing_seed(m)
             return
         clone = spec.get('clone_from')
         if not clone:
@@ -460,10 +538,72 @@ class CloneFeature(Feature):
         if self.nvram and os.path.lexists(self.nvram[1]):
             raise DomainError('the NVRAM file %s exists already and no domain %s uses it: remove '
                               'it (a clone never overwrites it).' % (self.nvram[1], spec['name']))
+        self.plan_seed(m, tree)
         self.check_space(m)
         # The definition is built here too, so that check mode sees its errors.
         clone_definition(tree, spec, self.plans, self.nvram, clone['name'], self.source_uuid,
-                         clone['mode'])
+                         clone['mode'], self.seed, self.seed_dir)
+
+    def check_existing_seed(self, m):
+        """An existing clone given cloud_init (or seal) in its clone_from task must carry that
+        seed: clone_from, its seed and its seal apply when the clone is made, and a seed built
+        now would be attached to nothing."""
+        cloud = m.feature('cloud')
+        if not m.spec.get('clone_from') or cloud is None or not cloud.cloud.get('cloud_init'):
+            return
+        tree = lxml_util.parse(m.dom.XMLDesc(_XML_INACTIVE))
+        if cloud.cloud['seed_iso'] in [d.find('source').get('file') for d in seed_disks(tree)]:
+            return
+        raise DomainError('%s exists without the cloud-init seed %s: clone_from with cloud_init '
+                          '(or seal) gives a clone its seed only when it is made. Remove '
+                          'cloud_init and clone_from.seal from the task, or remove %s '
+                          '(state: absent) and run it again.'
+                          % (m.spec['name'], cloud.cloud['seed_iso'], m.spec['name']))
+
+    def plan_seed(self, m, tree):
+        """The clone's own seed (cloud_init) and the seal's refusals and warnings."""
+        clone = m.spec['clone_from']
+        cloud = m.feature('cloud')
+        ci = cloud.cloud.get('cloud_init') if cloud is not None else None
+        self.source_seeds = [d.find('source').get('file') for d in seed_disks(tree)]
+        if clone.get('seal'):
+            ident = os_id(tree)
+            if _seal.is_windows(ident):
+                raise DomainError(_seal.windows_refusal(clone['name'], ident))
+            if not ci:
+                raise DomainError('clone_from.seal needs a cloud-init seed for the clone: give '
+                                  'cloud_init (an empty dictionary will do).')
+            if not self.source_seeds:
+                m.warn('clone_from.seal: %s carries no kvmops cloud-init seed, so nothing says '
+                       'its image has cloud-init. The seal runs through cloud-init at the '
+                       "clone's first boot: an image without cloud-init (or with it disabled) "
+                       'is NOT sealed (same machine-id and SSH host keys as %s).'
+                       % (clone['name'], clone['name']))
+        if ci:
+            self.seed_dir = cloud.cloud['seed_directory']
+            for d in m.spec.get('disks') or []:
+                if d.get('path') == cloud.cloud['seed_iso']:
+                    self.seed = d
+            if cloud.cloud['seed_iso'] in self.source_seeds:
+                raise DomainError('cloud_init.seed_dir gives %s the seed %s of its source %s: '
+                                  'a clone never shares its source\'s seed. Use the default '
+                                  'seed_dir (one directory per guest name).'
+                                  % (m.spec['name'], cloud.cloud['seed_iso'], clone['name']))
+            self.check_instance_id(m, _seed.instance_id(ci, m.spec['name']))
+
+    def check_instance_id(self, m, mine):
+        """A clone's seed must carry an instance-id its source's image has not seen: with the
+        same one cloud-init ignores the seed (and the seal)."""
+        if mine not in source_instance_ids(self.source_seeds):
+            return
+        msg = ("cloud_init of %s has the instance-id %s, the one %s's seed gives its image: "
+               "cloud-init sees no new instance and ignores the clone's seed"
+               % (m.spec['name'], mine, m.spec['clone_from']['name']))
+        if m.spec['clone_from'].get('seal'):
+            raise DomainError(msg + ', so the clone would not be sealed. Remove '
+                              'cloud_init.instance_id (the default is iid-<name>) or give a '
+                              'new one.')
+        m.warn(msg + '. Remove cloud_init.instance_id or give a new one.')
 
     def check_space(self, m):
         """Free space for the copies (a full clone's images, the NVRAM) before any is made,
@@ -553,8 +693,27 @@ class CloneFeature(Feature):
         if self.plans is None:
             return xml
         clone = m.spec['clone_from']
-        return clone_definition(lxml_util.parse(self.source_xml), m.spec, self.plans,
-                                self.nvram, clone['name'], self.source_uuid, clone['mode'])
+        xml = clone_definition(lxml_util.parse(self.source_xml), m.spec, self.plans,
+                               self.nvram, clone['name'], self.source_uuid, clone['mode'],
+                               self.seed, self.seed_dir)
+        cloud = m.feature('cloud')
+        if cloud is not None and cloud.cloud['port_forwards']:
+            # The clone's port forwards replace the source's (the cloud feature adds them).
+            tree = lxml_util.parse(xml)
+            devices = tree.find('devices')
+            for el in devices.findall('interface'):
+                if _devices.is_passt(el):
+                    devices.remove(el)
+            _devices.remove_qemu_user(tree)
+            xml = lxml_util.to_string(tree)
+        return xml
+
+    def compare_spec(self, m, spec):
+        if spec.get('clone_from') and spec.get('disks') is not None:
+            # An existing clone: its disks came from its source, spec['disks'] holds only its
+            # seed (clone_from takes no disks). Not compared, as for any clone.
+            spec = dict(spec, disks=None)
+        return spec
 
     # ---------------------------------------------------------------- an existing domain
     def updated(self, m):
@@ -623,11 +782,31 @@ class CloneFeature(Feature):
     def before_remove(self, m):
         if m.dom is None:
             return
+        self.removing = clone_record(m.dom)
         users = linked_clones(m.conn, m.dom.UUIDString())
         if users:
             raise DomainError('%s cannot be removed: the linked clones %s use its images (qcow2 '
                               'overlays on them). Remove the clones first.'
                               % (m.spec['name'], ', '.join(users)))
+
+    def removed(self, m, had):
+        """remove_storage: the clone's own seed directory (its record names it) goes too."""
+        seed_dir = (self.removing or {}).get('seed')
+        if not (had and seed_dir and m.spec.get('remove_storage')):
+            return
+        cloud = m.feature('cloud')
+        if cloud is not None and cloud.cloud.get('cloud_init') and \
+                os.path.normpath(cloud.cloud['seed_directory']) == os.path.normpath(seed_dir):
+            return  # the cloud feature removes it (cloud_init given with state: absent)
+        if not _store.is_seed_directory(seed_dir, m.spec['name']):
+            if os.path.lexists(seed_dir):
+                m.warn('remove_storage kept %s: it is not the seed directory kvmops made for %s '
+                       '(<seed_dir>/%s with only seed files). Remove it yourself.'
+                       % (seed_dir, m.spec['name'], m.spec['name']))
+            return
+        if not m.check_mode:
+            _store.remove(seed_dir)
+        m.act('%sremoved cloud-init seed %s' % ('would have ' if m.check_mode else '', seed_dir))
 
     # ---------------------------------------------------------------- result
     def result(self, m, res):
@@ -639,6 +818,9 @@ class CloneFeature(Feature):
                 'disks': [dict((k, v) for k, v in p.items() if k != 'index')
                           for p in self.plans],
                 'nvram': self.nvram[1] if self.nvram else None,
+                'seed': self.seed['path'] if self.seed else None,
+                'seal': ({'method': _seal.METHOD, 'operations': list(_seal.OPERATIONS)}
+                         if clone.get('seal') else None),
             }
         elif m.dom is not None:
             rec = clone_record(m.dom)

@@ -83,7 +83,7 @@ def test_normalize_refuses_what_cannot_go_together(params, message):
 def test_from_params_puts_clone_and_template_into_the_spec():
     o = options.from_params({'name': 'c1', 'state': 'stopped', 'template': True,
                              'clone_from': {'name': 't', 'mode': 'linked'}})
-    assert o.spec['clone_from'] == {'name': 't', 'mode': 'linked'}
+    assert o.spec['clone_from'] == {'name': 't', 'mode': 'linked', 'seal': False}
     assert o.spec['template'] is True
     plain = options.from_params({'name': 'c1'})
     assert plain.spec['clone_from'] is None and plain.spec['template'] is None
