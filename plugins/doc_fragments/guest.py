@@ -474,10 +474,13 @@ options:
         it replaces the source's kvmops seed device (a read-only C(cidata.iso)), which the
         clone never shares. Its instance-id (default C(iid-NAME)) must differ from the one the
         source's seed gives, else cloud-init ignores the clone's seed (a warning; refused with
-        O(clone_from.seal)). O(port_forwards) replace the source's. O(state=absent) with
-        O(remove_storage) removes the clone's seed (its clone record names it), never the
-        source's. Without O(cloud_init) the clone shares the source's seed (the same
-        instance-id, so cloud-init runs nothing again).
+        O(clone_from.seal)). O(state=absent) with O(remove_storage) removes the clone's seed
+        (its clone record names it), never the source's. Without O(cloud_init) the clone gets
+        a copy of the source's kvmops seed in its own seed directory (the same bytes and
+        instance-id, so cloud-init runs nothing again; removing the source later does not take
+        the clone's seed away); a seed kvmops did not write stays shared.
+      - Host port forwards are one guest's, like a MAC - the clone does not take the source's
+        (a warning names them); give it O(port_forwards) of its own.
       - Once the guest exists, O(clone_from) is not looked at again - the clone is a normal
         guest and the options apply to it as to any other (drift, O(update)).
       - Check mode copies and defines nothing.

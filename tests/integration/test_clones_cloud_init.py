@@ -140,12 +140,20 @@ def test_seal_alone_implies_a_minimal_seed_and_refuses_the_sources_instance_id(
 
 def test_a_clone_made_without_a_seed_is_not_given_one_later(conn, prefix, template):
     name = prefix + 'noseed'
+    mine = os.path.join(template['seeds'], name)
     args = dict(name=name, state='present', clone_from={'name': template['name'],
                                                         'mode': 'linked'})
+    res = run_module('virt_install_domain', args, check=True)
+    assert res['changed'] and any('would copy cloud-init seed' in a for a in res['actions']), res
+    assert not os.path.exists(mine)
     assert_ok(run_module('virt_install_domain', args))
     try:
-        # the template's seed is shared (a read-only disk): same instance-id, nothing reruns
-        assert seed_paths(conn, name) == [os.path.join(template['seed_dir'], 'cidata.iso')]
+        # a copy of the template's seed, in the clone's own directory: the same bytes (same
+        # instance-id, nothing reruns), never the template's file, which goes with the template
+        assert seed_paths(conn, name) == [os.path.join(mine, 'cidata.iso')]
+        assert dict((f, sha256(os.path.join(mine, f)))
+                    for f in sorted(os.listdir(mine))) == template['seed_sums']
+        assert run_module('virt_install_domain', args)['changed'] is False
         later = dict(args, clone_from=dict(args['clone_from'], seal=True))
         res = run_module('virt_install_domain', later)
         assert res.get('failed') and 'only when it is made' in res['msg'], res
@@ -153,5 +161,6 @@ def test_a_clone_made_without_a_seed_is_not_given_one_later(conn, prefix, templa
     finally:
         assert_ok(run_module('virt_install_domain', dict(name=name, state='absent',
                                                          remove_storage=True)))
-    # removing a clone that shares the template's seed keeps that seed
+    # removing the clone removes its copy and keeps the template's seed
+    assert not os.path.exists(mine)
     assert os.path.isfile(os.path.join(template['seed_dir'], 'cidata.iso'))

@@ -13,9 +13,10 @@ so cloud-init treats the first boot as a NEW instance. That alone gives:
   /var/lib/cloud/instance points there); every per-instance module runs again (users and
   keys, hostname, /etc/hosts, write_files, network config rendered for the new MAC);
 - new SSH host keys: cloud-init's ssh module deletes /etc/ssh/ssh_host_*key* and generates
-  new ones (ssh_deletekeys, default true; ssh_genkeytypes, default rsa ecdsa ed25519; Debian
-  12's /etc/cloud/cloud.cfg sets neither). The seal writes ssh_deletekeys: true into the
-  user-data so an image whose cloud.cfg turned it off is sealed too.
+  new ones (ssh_deletekeys, default true; ssh_genkeytypes: cloud-init 22.4's default made
+  rsa, ecdsa, ed25519 and dsa keys; Debian 12's /etc/cloud/cloud.cfg sets neither). The
+  seal writes ssh_deletekeys: true into the user-data so an image whose cloud.cfg turned it
+  off is sealed too.
 
 What cloud-init does not do, the seal adds as bootcmd entries run once per instance
 (`cloud-init-per instance`): a new machine-id (/etc/machine-id removed and made again by

@@ -25,6 +25,7 @@ __metaclass__ = type
 
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 
@@ -170,6 +171,42 @@ def _run(cmd):
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = proc.communicate()
     return proc.returncode, out.decode('utf-8', 'replace'), err.decode('utf-8', 'replace')
+
+
+def copy_seed(source_dir, directory):
+    """Copy a guest's seed directory (its source files and ISO, as write() left them) to
+    another guest's directory, atomically (a temporary directory beside it, renamed): a clone
+    keeps its source's seed bytes without sharing the file. Never overwrites."""
+    if os.path.lexists(directory):
+        raise KvmopsError('The seed directory %s exists already and no domain of that name '
+                          'uses it: remove or rename it (a clone never overwrites a seed).'
+                          % directory)
+    parent = os.path.dirname(directory)
+    work = tempfile.mkdtemp(prefix='.kvmops-seed.', dir=parent)
+    try:
+        st = os.stat(source_dir)
+        for name in list(SOURCE_FILES) + [ISO_NAME]:
+            src = os.path.join(source_dir, name)
+            if os.path.isfile(src) and not os.path.islink(src):
+                dst = os.path.join(work, name)
+                shutil.copyfile(src, dst)
+                shutil.copystat(src, dst)
+                fst = os.stat(src)
+                if os.geteuid() == 0:
+                    os.chown(dst, fst.st_uid, fst.st_gid)
+                with open(dst, 'rb') as f:
+                    os.fsync(f.fileno())
+        if os.geteuid() == 0:
+            os.chown(work, st.st_uid, st.st_gid)
+        os.chmod(work, stat.S_IMODE(st.st_mode))
+        os.rename(work, directory)
+        _selinux_label(os.path.join(directory, ISO_NAME))
+    except (IOError, OSError) as exc:
+        raise KvmopsError('Copying the cloud-init seed %s to %s failed: %s. Free space or fix '
+                          'the permissions there and run again.' % (source_dir, directory, exc))
+    finally:
+        if os.path.isdir(work):
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def is_seed_directory(directory, name):

@@ -281,12 +281,14 @@ def nvram_plan(tree, source, name):
 
 
 def clone_definition(tree, spec, plans, nvram, source_name, source_uuid, mode, seed=None,
-                     seed_dir=None):
+                     seed_dir=None, seed_copy=None, keep_forwards=False):
     """The clone's definition (an XML string) from the source's: new name, no UUID and no
     MACs (libvirt makes new ones), the copied disks, the NVRAM copy, the options that
     override the source's (memory, vcpus, networks, graphics, serial, kernel command line),
     the clone's own cloud-init seed (seed: its spec disk; it replaces the source's seed
-    devices), no template mark, a clone record. Pure."""
+    devices) or its copy of the source's (seed_copy: (source ISO, the clone's ISO)), no host
+    port forwards of the source's (keep_forwards: the clone's own replace them later), no
+    template mark, a clone record. Pure."""
     tree = etree.fromstring(etree.tostring(tree))
     tree.find('name').text = spec['name']
     for tag in ('uuid', 'title', 'description', 'genid'):
@@ -308,6 +310,12 @@ def clone_definition(tree, spec, plans, nvram, source_name, source_uuid, mode, s
             disk.find('driver').set('type', 'qcow2')
     if seed is not None:
         _replace_seed(tree, seed)
+    elif seed_copy is not None:
+        for disk in seed_disks(tree):
+            if disk.find('source').get('file') == seed_copy[0]:
+                disk.find('source').set('file', seed_copy[1])
+    if not keep_forwards:
+        drop_forwards(tree)
     if nvram and nvram[2]:
         tree.find('os/nvram').text = nvram[1]
     devices = tree.find('devices')
@@ -378,6 +386,20 @@ def clone_definition(tree, spec, plans, nvram, source_name, source_uuid, mode, s
     if seed_dir:
         rec.set('seed', seed_dir)
     return lxml_util.to_string(tree)
+
+
+def drop_forwards(tree):
+    """The source's host port forwards out of a clone's definition (a host port is one
+    guest's, like a MAC): the passt NIC stays without its <portForward> rules, the QEMU
+    user-mode forwarding NIC (it exists only for them) goes. [(proto, address, host port,
+    guest port)] dropped."""
+    dropped = _devices.passt_forwards(tree) + _devices.qemu_user_forwards(tree)
+    for el in tree.findall('./devices/interface'):
+        if _devices.is_passt(el):
+            for pf in el.findall('portForward'):
+                el.remove(pf)
+    _devices.remove_qemu_user(tree)
+    return sorted(dropped)
 
 
 def _replace_seed(tree, seed):
@@ -494,6 +516,7 @@ class CloneFeature(Feature):
         self.seed = None           # the clone's own seed disk (spec disk), when cloud_init
         self.seed_dir = None
         self.source_seeds = []     # the source's seed ISOs (not the clone's)
+        self.seed_copy = None      # (source seed dir, the clone's, source ISO, the clone's ISO)
         self.removing = None       # the clone record of a domain being removed
 
     # ---------------------------------------------------------------- plan
@@ -542,7 +565,17 @@ class CloneFeature(Feature):
         self.check_space(m)
         # The definition is built here too, so that check mode sees its errors.
         clone_definition(tree, spec, self.plans, self.nvram, clone['name'], self.source_uuid,
-                         clone['mode'], self.seed, self.seed_dir)
+                         clone['mode'], self.seed, self.seed_dir, self._seed_isos(),
+                         self._keep_forwards(m))
+
+    def _seed_isos(self):
+        return self.seed_copy[2:] if self.seed_copy else None
+
+    @staticmethod
+    def _keep_forwards(m):
+        """Whether the clone has port forwards of its own (they replace the source's)."""
+        cloud = m.feature('cloud')
+        return bool(cloud is not None and cloud.cloud.get('port_forwards'))
 
     def check_existing_seed(self, m):
         """An existing clone given cloud_init (or seal) in its clone_from task must carry that
@@ -579,6 +612,15 @@ class CloneFeature(Feature):
                        "clone's first boot: an image without cloud-init (or with it disabled) "
                        'is NOT sealed (same machine-id and SSH host keys as %s).'
                        % (clone['name'], clone['name']))
+        if not ci:
+            self.plan_seed_copy(m)
+        if not self._keep_forwards(m):
+            dropped = drop_forwards(etree.fromstring(etree.tostring(tree)))
+            if dropped:
+                m.warn('%s forwards host ports %s: a host port is one guest\'s, so the clone %s '
+                       'does not take them. Give the clone port_forwards of its own.'
+                       % (clone['name'], ', '.join('%s:%s->%s/%s' % (f[1], f[2], f[3], f[0])
+                                                   for f in dropped), m.spec['name']))
         if ci:
             self.seed_dir = cloud.cloud['seed_directory']
             for d in m.spec.get('disks') or []:
@@ -590,6 +632,25 @@ class CloneFeature(Feature):
                                   'seed_dir (one directory per guest name).'
                                   % (m.spec['name'], cloud.cloud['seed_iso'], clone['name']))
             self.check_instance_id(m, _seed.instance_id(ci, m.spec['name']))
+
+    def plan_seed_copy(self, m):
+        """A clone without cloud_init gets a copy of its source's kvmops seed (the same bytes,
+        so the same instance-id: cloud-init runs nothing again) in its own seed directory:
+        never the source's file, which goes when the source is removed with its storage. A
+        seed kvmops did not write (another file name, another directory) stays shared."""
+        source = m.spec['clone_from']['name']
+        for iso in self.source_seeds:
+            src_dir = os.path.dirname(iso)
+            if not _store.is_seed_directory(src_dir, source):
+                continue
+            dest_dir = os.path.join(os.path.dirname(src_dir), m.spec['name'])
+            if os.path.lexists(dest_dir):
+                raise DomainError('The seed directory %s exists already and no domain %s uses '
+                                  'it: remove or rename it (a clone never overwrites a seed).'
+                                  % (dest_dir, m.spec['name']))
+            self.seed_copy = (src_dir, dest_dir, iso, os.path.join(dest_dir, _store.ISO_NAME))
+            self.seed_dir = dest_dir
+            return
 
     def check_instance_id(self, m, mine):
         """A clone's seed must carry an instance-id its source's image has not seen: with the
@@ -644,6 +705,16 @@ class CloneFeature(Feature):
                 copy_file(m, self.nvram[0], self.nvram[1])
                 self.made.append(('file', self.nvram[1]))
                 m.act('copied NVRAM %s to %s' % self.nvram[:2])
+        if self.seed_copy:
+            if m.check_mode:
+                m.act('would copy cloud-init seed %s to %s' % self.seed_copy[:2])
+            else:
+                try:
+                    _store.copy_seed(self.seed_copy[0], self.seed_copy[1])
+                except KvmopsError as exc:
+                    raise DomainError.rewrap(exc)
+                self.made.append(('dir', self.seed_copy[1]))
+                m.act('copied cloud-init seed %s to %s' % self.seed_copy[:2])
         return False
 
     def _make(self, m, p):
@@ -674,6 +745,8 @@ class CloneFeature(Feature):
             try:
                 if item[0] == 'file':
                     os.unlink(item[1])
+                elif item[0] == 'dir':
+                    _store.remove(item[1])
                 else:
                     m.conn.storagePoolLookupByName(item[1]).storageVolLookupByName(
                         item[2]).delete(0)
@@ -687,7 +760,8 @@ class CloneFeature(Feature):
         """The clone's disk copies and overlays (not its NVRAM): recorded as made by kvmops."""
         nvram = self.nvram[1] if self.nvram else None
         return [item[1] if item[0] == 'file' else '%s/%s' % (item[1], item[2])
-                for item in self.made if not (item[0] == 'file' and item[1] == nvram)]
+                for item in self.made
+                if item[0] != 'dir' and not (item[0] == 'file' and item[1] == nvram)]
 
     def final_xml(self, m, xml):
         if self.plans is None:
@@ -695,7 +769,8 @@ class CloneFeature(Feature):
         clone = m.spec['clone_from']
         xml = clone_definition(lxml_util.parse(self.source_xml), m.spec, self.plans,
                                self.nvram, clone['name'], self.source_uuid, clone['mode'],
-                               self.seed, self.seed_dir)
+                               self.seed, self.seed_dir, self._seed_isos(),
+                               self._keep_forwards(m))
         cloud = m.feature('cloud')
         if cloud is not None and cloud.cloud['port_forwards']:
             # The clone's port forwards replace the source's (the cloud feature adds them).

@@ -184,3 +184,57 @@ def test_a_missing_source_image_is_named_before_anything_is_copied(tmp_path):
     with pytest.raises(clone.DomainError) as exc:
         feature.check_space(M())
     assert 'images of tpl' in str(exc.value) and 'gone.img' in str(exc.value)
+
+
+FORWARDS = """
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source file='/seeds/tmpl/cidata.iso'/>
+      <target dev='vdz' bus='virtio'/>
+      <readonly/>
+    </disk>
+    <interface type='user'>
+      <backend type='passt'/>
+      <model type='virtio'/>
+      <portForward proto='tcp' address='127.0.0.1'><range start='2222' to='22'/></portForward>
+    </interface>
+  </devices>"""
+
+
+def test_a_clone_takes_a_copy_of_the_source_seed_and_none_of_its_host_ports():
+    tree = lxml_util.parse(SOURCE.replace('\n  </devices>', FORWARDS))
+    out = clone.clone_definition(tree, spec(), [], None, 'tmpl', 'u', 'full',
+                                 seed_copy=('/seeds/tmpl/cidata.iso', '/seeds/c1/cidata.iso'))
+    t = lxml_util.parse(out)
+    files = [d.find('source').get('file') for d in t.findall('devices/disk')]
+    assert '/seeds/c1/cidata.iso' in files and '/seeds/tmpl/cidata.iso' not in files
+    passt = [i for i in t.findall('devices/interface') if i.get('type') == 'user']
+    assert len(passt) == 1 and passt[0].find('portForward') is None   # the NIC stays
+    # With port forwards of its own (the cloud feature adds them), nothing is dropped here.
+    kept = clone.clone_definition(tree, spec(), [], None, 'tmpl', 'u', 'full', keep_forwards=True)
+    assert "start='2222'" in kept or 'start="2222"' in kept
+
+
+def test_drop_forwards_names_what_it_dropped():
+    tree = lxml_util.parse(SOURCE.replace('\n  </devices>', FORWARDS))
+    assert clone.drop_forwards(tree) == [('tcp', '127.0.0.1', 2222, 22)]
+    assert clone.drop_forwards(tree) == []
+
+
+def test_copy_seed_copies_bytes_and_modes_and_never_overwrites(tmp_path):
+    from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import seed_store
+    from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
+    src = tmp_path / 'tmpl'
+    src.mkdir(mode=0o750)
+    (src / 'cidata.iso').write_bytes(b'ISO')
+    (src / 'meta-data').write_text('{"instance-id": "iid-tmpl"}')
+    (src / 'cidata.iso').chmod(0o640)
+    seed_store.copy_seed(str(src), str(tmp_path / 'c1'))
+    assert (tmp_path / 'c1' / 'cidata.iso').read_bytes() == b'ISO'
+    assert (tmp_path / 'c1' / 'meta-data').read_text() == '{"instance-id": "iid-tmpl"}'
+    assert oct((tmp_path / 'c1' / 'cidata.iso').stat().st_mode & 0o777) == '0o640'
+    assert seed_store.is_seed_directory(str(tmp_path / 'c1'), 'c1')
+    with pytest.raises(KvmopsError) as exc:
+        seed_store.copy_seed(str(src), str(tmp_path / 'c1'))
+    assert 'exists already' in str(exc.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['c1', 'tmpl']   # no temporary left
