@@ -203,11 +203,18 @@ def test_the_inventory_lists_the_template_and_names_each_clones_source(tmpl, tmp
 
 
 def test_removing_clones_leaves_the_template(conn, tmpl):
+    # The template's serial log (its record names it): a clone that kept the template's
+    # record would delete it with remove_storage.
+    tmpl_log = tmpl['args']['serial']
+    if not os.path.exists(tmpl_log):
+        with open(tmpl_log, 'w') as f:
+            f.write('the template console\n')
     for suffix in ('full', 'fullw', 'linked'):
         res = assert_ok(vid({'name': tmpl['prefix'] + suffix, 'state': 'absent',
                              'remove_storage': True}))
         assert res['changed']
         assert not os.path.exists(clone_image(tmpl, suffix))
+        assert os.path.exists(tmpl_log), res['actions']
     assert sha256(tmpl['disk']) == tmpl['sha']
     assert lookup_domain(conn, tmpl['name']) is not None
     # no linked clone left: the template can be made a normal guest, modes restored
@@ -215,6 +222,7 @@ def test_removing_clones_leaves_the_template(conn, tmpl):
     assert res['changed'] and stat.S_IMODE(os.stat(tmpl['disk']).st_mode) != 0o444
     res = assert_ok(vid({'name': tmpl['name'], 'state': 'absent', 'remove_storage': True}))
     assert res['changed'] and not os.path.exists(tmpl['disk'])
+    assert not os.path.exists(tmpl_log)               # the template's own log goes with it
 
 
 def test_uefi_guest_clone_has_its_own_nvram_copy(conn, prefix, image_dir, tiny):

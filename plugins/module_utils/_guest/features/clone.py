@@ -44,6 +44,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import se
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import seed as _seed
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import seed_store as _store
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import builder as dxml
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import record as _record
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import space as _space
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.device_defaults import (
     LIBOSINFO_NS)
@@ -377,7 +378,11 @@ def clone_definition(tree, spec, plans, nvram, source_name, source_uuid, mode, s
     if meta is None:
         meta = etree.SubElement(tree, 'metadata')
     for el in list(meta):
-        if el.tag in ('{%s}template' % TEMPLATE_NS, '{%s}clone' % CLONE_NS):
+        # The source's record of what kvmops made for it (its images, its serial logs) is not
+        # the clone's: remove_storage on the clone would delete the source's log files. The
+        # clone's own record is written when it is defined (_guest/record.py).
+        if el.tag in ('{%s}template' % TEMPLATE_NS, '{%s}clone' % CLONE_NS,
+                      '{%s}guest' % _record.NS):
             meta.remove(el)
     rec = etree.SubElement(meta, '{%s}clone' % CLONE_NS, nsmap={CLONE_PREFIX: CLONE_NS})
     rec.set('source', source_name)

@@ -238,3 +238,15 @@ def test_copy_seed_copies_bytes_and_modes_and_never_overwrites(tmp_path):
         seed_store.copy_seed(str(src), str(tmp_path / 'c1'))
     assert 'exists already' in str(exc.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ['c1', 'tmpl']   # no temporary left
+
+
+def test_the_sources_record_of_what_kvmops_made_is_not_the_clones():
+    """The source's record names its images and its serial log: a clone that kept it would
+    delete the source's log with remove_storage."""
+    rec = ("<kvmops:guest xmlns:kvmops='https://kvmops.hypervisor/xmlns/guest/1'>"
+           "<kvmops:disk path='/img/tmpl-root.img' format='raw' created='yes'/>"
+           "<kvmops:log path='/var/log/tmpl.log'/></kvmops:guest>\n  </metadata>")
+    tree = lxml_util.parse(SOURCE.replace('\n  </metadata>', rec, 1))
+    out = clone.clone_definition(tree, spec(), [], None, 'tmpl', 'u', 'full')
+    assert '/var/log/tmpl.log' not in out and 'kvmops.hypervisor/xmlns/guest' not in out
+    assert 'urn:kvmops:hypervisor:clone:1' in out
