@@ -43,6 +43,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import de
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import seal as _seal
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import seed as _seed
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import seed_store as _store
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import builder as dxml
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import record as _record
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import space as _space
