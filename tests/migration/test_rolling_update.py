@@ -16,6 +16,18 @@ pytestmark = [pytest.mark.migration]
 PLAYBOOK = os.path.join(paths.REPO, 'playbooks', 'rolling_update.yml')
 
 
+def failures(doc):
+    """The failed tasks' names and messages (for assertion messages)."""
+    out = []
+    for play in doc.get('plays', []):
+        for task in play['tasks']:
+            for host, res in task['hosts'].items():
+                if res.get('failed') or res.get('unreachable'):
+                    out.append('%s on %s: %s' % (task['task']['name'], host,
+                                                 res.get('msg') or json.dumps(res)[:2000]))
+    return '\n'.join(out) or doc.get('_stderr', '')[-3000:]
+
+
 def test_rolling_update_keeps_every_guest_running(tmp_path):
     with mf.fleet(3, shared=True) as names:
         inv = mf.inventory(str(tmp_path / 'inv.json'), names)
@@ -28,7 +40,7 @@ def test_rolling_update_keeps_every_guest_running(tmp_path):
         doc = run_playbook(PLAYBOOK, inventory=inv, timeout=3600, extra_vars={
             'hypervisor_maintenance_unsafe': True, 'rolling_update_refresh_cache': False,
             'rolling_update_reboot': 'always'})
-        assert doc['_rc'] == 0, doc['_stderr'][-3000:] + json.dumps(doc['stats'])
+        assert doc['_rc'] == 0, failures(doc) + json.dumps(doc['stats'])
         # serial: 1 -> one play per host in the json callback's document.
         assert len(doc['plays']) == 3
         skipped = [t for p in doc['plays'] for t in p['tasks'] if t['task']['name'] == 'Say that the reboot is skipped inside a container']
