@@ -1,7 +1,9 @@
 """playbooks/rolling_update.yml over three podman hypervisors with one counting guest each
-(make migration). The upgrade step runs apt-get dist-upgrade against the image's own package
-lists (rolling_update_refresh_cache: false: no mirror traffic, so a no-op here); the reboot is
-skipped because the hosts are containers (the play says so)."""
+(make migration). The upgrade step runs the apt module's `apt-get dist-upgrade` against the
+image's own package lists (rolling_update_refresh_cache: false: no mirror traffic). The
+hypervisor image keeps no package lists (/var/lib/apt/lists is empty), so apt finds nothing to
+upgrade: "0 upgraded", changed=false, and libvirtd is not restarted. The reboot (forced with
+rolling_update_reboot: always) is skipped because the hosts are containers (the play says so)."""
 import json
 import os
 
@@ -45,6 +47,17 @@ def test_rolling_update_keeps_every_guest_running(tmp_path):
         assert len(doc['plays']) == 3
         skipped = [t for p in doc['plays'] for t in p['tasks'] if t['task']['name'] == 'Say that the reboot is skipped inside a container']
         assert all(not list(t['hosts'].values())[0].get('skipped') for t in skipped), skipped
+        apt = [(h, r) for p in doc['plays'] for t in p['tasks']
+               if t['task']['name'] == 'Upgrade the packages (Debian/Ubuntu, apt dist-upgrade)'
+               for h, r in t['hosts'].items()]
+        assert sorted(h for h, _r in apt) == sorted(names), apt
+        for h, r in apt:
+            assert not r.get('skipped') and not r.get('changed'), (h, r)
+            assert '0 upgraded' in r.get('stdout', ''), (h, r.get('stdout'))
+        restarts = [r for p in doc['plays'] for t in p['tasks']
+                    if t['task']['name'] == 'Restart libvirtd when the upgrade touched it and there was no reboot'
+                    for r in t['hosts'].values()]
+        assert restarts and all(r.get('skipped') for r in restarts), restarts
         for h, g in guests.items():
             found = [(o, mf.state(o, g)) for o in names if mf.state(o, g) is not None]
             assert found == [(h, 'running')], (g, found)
