@@ -5,6 +5,7 @@ podman volume on /vm-images (storage: shared), one pair has its own /vm-images e
 copy). The tiny guest prints a counter with its boot id and uptime every 100 ms on its serial
 port: after a live move it must go on counting on the target from where it was.
 """
+import subprocess
 import threading
 import time
 
@@ -154,6 +155,61 @@ def test_target_daemon_killed_mid_migration_then_a_rerun_completes(shared):
     assert r['moved'] and not r.get('failed'), r
     assert_only_on(b, a, 'mig-kill')
     assert_kept_counting(a, b, 'mig-kill')
+
+
+def podman_pause(name, pause=True):
+    subprocess.run(['podman', 'pause' if pause else 'unpause', name], check=True, timeout=120,
+                   stdout=subprocess.DEVNULL)
+
+
+def test_target_paused_mid_migration_then_a_rerun_after_unpause_completes(shared):
+    """The target container frozen (podman pause) while the job runs: the source daemon's
+    keepalive gives up, the guest still runs on the source, the task names the target that does
+    not answer (and returns: the module's own call to it is bounded), a re-run after unpause
+    moves it."""
+    (a, b), inv = shared
+    mf.start_guest(a, 'mig-pause')
+    paused = {}
+
+    def pause_when_the_job_runs():
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            if 'Unbounded' in mf.sh(a, 'virsh', 'domjobinfo', 'mig-pause', check=False).stdout:
+                time.sleep(1)
+                podman_pause(b)
+                paused['at'] = time.monotonic()
+                return
+            time.sleep(0.2)
+
+    pauser = threading.Thread(target=pause_when_the_job_runs)
+    pauser.start()
+    r = {}
+    try:
+        # 8 MiB/s: the 128 MiB guest needs ~15 s, time enough to freeze the target.
+        r, _out = mf.migrate(inv, a, timeout=420, name='mig-pause', dest_uri=mf.uri(b), storage='shared',
+                             unsafe=True, bandwidth=8)
+        ended = time.monotonic()
+    finally:
+        pauser.join()
+        if paused:
+            try:
+                assert r.get('failed') and not r['moved'], r
+                assert 'does not answer' in r['msg'] and b in r['msg'], r['msg']
+                assert 'now running on %s' % a in r['msg'], r['msg']
+                assert mf.state(a, 'mig-pause') == 'running' and mf.qemu_processes(a, 'mig-pause') == 1
+            finally:
+                podman_pause(b, pause=False)
+    assert paused, 'the migration job was never seen'
+    print('paused target: the task failed %.0f s after the pause' % (ended - paused['at']))
+    # The incoming QEMU on the target is killed by its daemon once the migration is given up.
+    deadline = time.monotonic() + 120
+    while (mf.qemu_processes(b, 'mig-pause') or mf.state(b, 'mig-pause') is not None) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert mf.qemu_processes(b, 'mig-pause') == 0 and mf.state(b, 'mig-pause') is None
+    r, _out = mf.migrate(inv, a, name='mig-pause', dest_uri=mf.uri(b), storage='shared', unsafe=True)
+    assert r['moved'] and not r.get('failed'), r
+    assert_only_on(b, a, 'mig-pause')
+    assert_kept_counting(a, b, 'mig-pause')
 
 
 def write_pattern(host, path):

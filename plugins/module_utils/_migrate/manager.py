@@ -35,6 +35,10 @@ VIR_CONNECT_LIST_NODE_DEVICES_CAP_NET = 1 << 4
 VIR_CPU_COMPARE = {-1: 'error: libvirt could not compare', 0: 'incompatible', 1: 'identical', 2: 'superset'}
 STREAM_CHUNK = 1024 * 1024
 LOG_LINES = 6
+# Seconds the failure analysis waits for the target's daemon to answer one call. A paused or
+# unreachable target never answers (the module's own connection has no keepalive: no event
+# loop), so the probe runs in a thread and gives up.
+ANSWER_TIMEOUT = 15
 
 
 def _text(exc):
@@ -419,10 +423,13 @@ class MigrateManager(ManagerBase):
             self.changed = False   # libvirt refused before it started anything
             self._fail(plan.unsafe_hint(message), moved=False, dest=target['uri'])
         causes = []
-        dest_alive = _answers(dconn)
+        dest_alive = _answers(dconn, ANSWER_TIMEOUT)
         if not dest_alive:
-            causes.append('the libvirt daemon on %s went away during the move (stopped, killed or its host '
-                          'unreachable)' % target['name'])
+            # A call still blocked on it would block close() too: never touch it again.
+            self.targets[target['uri']] = None
+            causes.append('the libvirt daemon on %s went away during the move or does not answer within %ds '
+                          '(stopped, killed, paused, or its host unreachable): check it (virsh -c %s version)'
+                          % (target['name'], ANSWER_TIMEOUT, target['uri']))
         if applied == 'abort':
             causes.append('the migration did not finish within timeout (%ss) and was aborted; raise timeout, '
                           'set bandwidth higher, or use auto_converge / timeout_action: postcopy'
@@ -485,15 +492,25 @@ class MigrateManager(ManagerBase):
         return lines[-LOG_LINES:]
 
 
-def _answers(conn):
-    """Whether the daemon behind conn still answers (isAlive alone may not have noticed yet)."""
+def _answers(conn, timeout):
+    """Whether the daemon behind conn still answers within timeout seconds (isAlive alone may
+    not have noticed yet; a paused daemon never answers, so the call runs in a thread)."""
     if not connection_alive(conn):
         return False
-    try:
-        conn.getLibVersion()
-        return True
-    except Exception:  # pylint: disable=broad-except  # a dead connection raises
-        return False
+    answer = {}
+
+    def probe():
+        try:
+            conn.getLibVersion()
+            answer['ok'] = True
+        except Exception:  # pylint: disable=broad-except  # a dead connection raises
+            answer['ok'] = False
+
+    thread = threading.Thread(target=probe)
+    thread.daemon = True
+    thread.start()
+    thread.join(timeout)
+    return answer.get('ok', False)
 
 
 def _xml_escape(text):
