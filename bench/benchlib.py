@@ -444,6 +444,21 @@ def verify_guests(names, expect_active=True, size_gib=1):
     return problems
 
 
+def write_section(name, text, path=None):
+    """Put text (which starts and ends with the `<!-- section:NAME -->` markers) into
+    bench/results.md in place of the old section NAME, or append it (bench/report.py keeps
+    such sections when it rewrites the file)."""
+    path = path or os.path.join(BENCH, 'results.md')
+    begin, end = '<!-- section:%s -->' % name, '<!-- /section:%s -->' % name
+    old = open(path).read() if os.path.exists(path) else ''
+    if begin in old and end in old:
+        new = old[:old.index(begin)] + text + old[old.index(end) + len(end):]
+    else:
+        new = old.rstrip('\n') + '\n\n' + text + '\n'
+    with open(path, 'w') as f:
+        f.write(new)
+
+
 def save_raw(case, data):
     os.makedirs(RAW, exist_ok=True)
     name = case if isinstance(case, str) else 'case%s' % case

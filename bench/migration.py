@@ -27,7 +27,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 import benchlib as B  # noqa: E402
 from support import migration_fleet as mf  # noqa: E402
 
-RESULTS_MD = os.path.join(B.BENCH, 'results.md')
 BEGIN, END = '<!-- section:migration -->', '<!-- /section:migration -->'
 GUEST = 'bench-mig'
 
@@ -130,16 +129,6 @@ def section(data):
     return '\n'.join(lines)
 
 
-def write_section(text):
-    old = open(RESULTS_MD).read() if os.path.exists(RESULTS_MD) else ''
-    if BEGIN in old and END in old:
-        new = old[:old.index(BEGIN)] + text + old[old.index(END) + len(END):]
-    else:
-        new = old.rstrip('\n') + '\n\n' + text + '\n'
-    with open(RESULTS_MD, 'w') as f:
-        f.write(new)
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument('--reps', type=int, default=int(os.environ.get('BENCH_MIGRATION_REPS', '3')))
@@ -151,7 +140,7 @@ def main():
     os.makedirs(B.RAW, exist_ok=True)
     with open(os.path.join(B.RAW, 'migration.json'), 'w') as f:
         json.dump(data, f, indent=1)
-    write_section(section(data))
+    B.write_section('migration', section(data))
     B.log('migration: written to bench/results.md')
 
 

@@ -10,6 +10,9 @@
 #                  community.libvirt's inventory, bench/inventory.py (BENCH_INVENTORY_SIZES)
 #                  "migration": virt_migrate vs virsh migrate --live --p2p between two podman
 #                  hypervisors, bench/migration.py, BENCH_MIGRATION_REPS (default 3)
+#                  "drain": the hypervisor_maintenance role draining 3 guests off one of 3 podman
+#                  hypervisors vs the same 3 virsh migrate one after another, bench/drain.py,
+#                  BENCH_DRAIN_REPS (default 2), BENCH_DRAIN_PARALLEL (default: the role's)
 #                  case 10, cloud guests to SSH-ready, only when asked: BENCH_CASES=10;
 #                  BENCH_CLOUD_COUNTS guests at a time, default "1 3")
 #                  "backup": virt_backup vs virtnbdbackup (bench/backup.py, results-backups.md)
@@ -61,6 +64,11 @@ for c in $cases; do
     "$lock" shared "$py" bench/migration.py || failed="$failed $c"
     continue
   fi
+  if [ "$c" = drain ]; then
+    # Three podman hypervisors with their own libvirtd (bench/drain.py): a shared lock is enough.
+    "$lock" shared "$py" bench/drain.py || failed="$failed $c"
+    continue
+  fi
   if [ "$c" = fleet ]; then
     # Its hypervisors are containers with their own libvirtd: a shared lock is enough.
     "$lock" shared "$py" bench/fleet.py || failed="$failed $c"
@@ -84,8 +92,11 @@ cut -d' ' -f1-3 /proc/loadavg > bench/.work/raw/load-end.txt
 echo "$(( $(date +%s) - start ))" > bench/.work/raw/wall-seconds.txt
 echo "[bench] end $(date -u '+%F %T') UTC, load average $(cut -d' ' -f1-3 /proc/loadavg), $(( $(date +%s) - start )) s"
 
-# fleet.py writes its own section of results.md; the report needs the other cases' raw figures.
-{ [ "$cases" = fleet ] || [ "$cases" = inventory ] || [ "$cases" = backup ] || [ "$cases" = migration ] || [ "$cases" = clones ]; } && BENCH_REPORT=0
+# The named cases (fleet, inventory, backup, migration, drain, clones) write their own sections of
+# results.md; the report needs the numbered cases' raw figures: a run of named cases only skips it.
+own_sections=1
+for c in $cases; do case $c in [0-9]*) own_sections=0 ;; esac; done
+[ "$own_sections" = 1 ] && BENCH_REPORT=0
 if [ "${BENCH_REPORT:-1}" = 1 ]; then
   # A run of only the many-guests cases (7-9) keeps the last full run's sections of
   # results.md and replaces just its own (bench/report_many.py).

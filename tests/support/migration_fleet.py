@@ -37,13 +37,14 @@ def uri(name):
 
 
 @contextlib.contextmanager
-def fleet(count=2, shared=True, prefix='kvmops-t-mig-'):
-    """count hypervisor containers ready to migrate between each other; yields their names."""
+def fleet(count=2, shared=True, prefix='kvmops-t-mig-', volume_prefix='kvmops-t-migvol-'):
+    """count hypervisor containers ready to migrate between each other; yields their names.
+    Containers are named prefix + random, the shared volume volume_prefix + random."""
     image = containers.image('hypervisor')
     volume = None
     extra = []
     if shared:
-        volume = 'kvmops-t-migvol-%s' % uuid.uuid4().hex[:8]
+        volume = '%s%s' % (volume_prefix, uuid.uuid4().hex[:8])
         subprocess.run(['podman', 'volume', 'create', volume], check=True, stdout=subprocess.DEVNULL, timeout=60)
         extra = ['-v', '%s:/vm-images' % volume]
     try:
