@@ -25,6 +25,7 @@ LAYERS = {
     'module_utils._snapshot': 5,
     'module_utils._backup': 5,      # backups of existing domains: _common, _libvirt only
     'module_utils._migrate': 5,     # moving an existing domain: _common, _libvirt only
+    'module_utils._console': 5,     # browser console tokens: _common, _libvirt only
     'module_utils._module': 6,      # the module runner
     'modules': 7,
     'inventory': 7,
