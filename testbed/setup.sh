@@ -24,7 +24,13 @@ packages=(
   selinux-utils policycoreutils policycoreutils-python-utils selinux-policy-default
   openssh-client openssh-server sudo make osinfo-db python3-gi gir1.2-libosinfo-1.0 mmdebstrap
   virtnbdbackup
+  novnc websockify gvncviewer
 )
+# The browser console test (make console) also needs a browser: Debian's Chromium (~90 MB of
+# packages), only when asked for.
+if [ "${KVMOPS_TESTBED_BROWSER:-0}" = 1 ]; then
+  packages+=(chromium fonts-dejavu-core)
+fi
 missing=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' "${packages[@]}" 2>&1 | grep -v '^ii ' || true)
 if [ -n "$missing" ]; then
   log "installing Debian packages"
