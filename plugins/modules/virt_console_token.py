@@ -89,8 +89,8 @@ notes:
   - Must run on the hypervisor itself (O(uri) without a host part): the tokens are files of the host that runs websockify.
   - A token is a credential for its lifetime; whoever has the URL reaches the guest's console through websockify.
     Keep websockify on 127.0.0.1 and reach it through SSH, or on a public address only with TLS (kvm_host_console_tls).
-  - noVNC cannot present a client certificate, so a guest whose VNC on 127.0.0.1 requires TLS with x509 client
-    verification (vnc_tls in qemu.conf) is not reachable from the browser; the module warns about it.
+  - noVNC cannot present a client certificate, so on a host whose C(qemu.conf) turns VNC TLS on (C(vnc_tls), which
+    libvirt applies to UNIX-socket VNC too) no guest is reachable from the browser; the module warns about it.
 seealso:
   - module: kvmops.hypervisor.vnc_listen
   - name: websockify token plugins

@@ -223,6 +223,34 @@ def test_websockify_answers_only_a_valid_token(console):
     assert os.listdir(c['token_dir']) == []
 
 
+def test_console_playbook_prints_the_tunnel_and_a_working_url(console, tmp_path):
+    c = console
+    inventory = tmp_path / 'hosts.ini'
+    inventory.write_text('[hypervisors]\nlocalhost ansible_connection=local '
+                         'ansible_python_interpreter=%s kvm_host_console_port=%d\n'
+                         % (paths.TARGET_PYTHON, c['port']))
+    extra = {'console_guests': [c['name']], 'console_token_dir': c['token_dir'],
+             'console_local_port': c['port']}
+    doc = ansible_run.run_playbook(os.path.join(paths.REPO, 'playbooks', 'console.yml'),
+                                   inventory=str(inventory), extra_vars=extra)
+    assert doc['_rc'] == 0, doc['_stderr'][-3000:]
+    lines = [t['hosts']['localhost']['msg'] for p in doc['plays'] for t in p['tasks']
+             if t['task']['name'].startswith('Open the tunnel')][0]
+    assert len(lines) == 1, lines
+    host, domain, tunnel, url, until = lines[0].split(' | ')
+    assert (host, domain) == ('localhost', c['name'])
+    assert tunnel == ('ssh -f -N -o ExitOnForwardFailure=yes -L 127.0.0.1:%d:127.0.0.1:%d localhost'
+                      % (c['port'], c['port']))
+    assert url.startswith('http://127.0.0.1:%d/vnc.html?autoconnect=1&path=websockify%%3Ftoken%%3D' % c['port'])
+    token = url.rsplit('%3D', 1)[1]
+    status, first = websocket_upgrade(c['port'], '/websockify?token=' + token)
+    assert status.startswith('HTTP/1.1 101') and first == b'RFB 003.008\n'
+    extra['console_state'] = 'absent'
+    doc = ansible_run.run_playbook(os.path.join(paths.REPO, 'playbooks', 'console.yml'),
+                                   inventory=str(inventory), extra_vars=extra)
+    assert doc['_rc'] == 0 and os.listdir(c['token_dir']) == [], doc['_stderr'][-3000:]
+
+
 def _png_pixels(data):
     from PIL import Image
     img = Image.open(io.BytesIO(data)).convert('RGB')

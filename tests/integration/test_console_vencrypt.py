@@ -10,6 +10,10 @@ certificate of the libvirt_pki role's CA, and is refused without one.
   vnc_tls = 1, vnc_tls_x509_cert_dir and vnc_tls_x509_verify = 1, libvirtd restarts, the guest
   starts (QEMU keeps its VNC TLS for its lifetime), and qemu.conf is restored byte for byte
   and libvirtd restarted again; the test keeps the lock until its captures are done.
+- A second guest, with its VNC on a UNIX socket, started in the same window shows that
+  libvirt 9.0 puts TLS on a socket too (`-vnc vnc=unix:...,tls-creds=...`): with host-wide VNC
+  TLS no guest is reachable by noVNC, which cannot present a client certificate; that is why
+  kvm_host refuses the browser console together with VNC TLS.
 - gvnccapture reads ~/.pki of the user's passwd home (not $HOME): it runs in a private mount
   namespace with a temporary directory bound over /root, so nothing is written to root's home.
 Marker console (make console): it restarts the shared libvirtd twice.

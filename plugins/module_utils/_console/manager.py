@@ -254,23 +254,26 @@ class ConsoleTokenManager(ManagerBase):
         return self.result(consoles=consoles, removed=self.removed, token_dir=directory)
 
     def _warn_tls(self, consoles):
-        """noVNC cannot present a client certificate: say so when qemu.conf turns VNC TLS on."""
-        tcp = [c['domain'] for c in consoles if not c['target'].startswith(_tokens.UNIX_PREFIX)]
-        if not tcp:
+        """noVNC cannot present a client certificate: say so when qemu.conf turns VNC TLS on.
+        libvirt (9.0, observed) gives a guest's UNIX-socket VNC the same TLS credentials as a
+        TCP one, so a socket does not avoid it."""
+        names = [c['domain'] for c in consoles]
+        if not names:
             return
         try:
             with open(self.qemu_conf, 'r') as f:
                 values = _qemu_conf.values(f.read())
         except Exception:  # pylint: disable=broad-except  # unreadable or unparsable: no warning
             return
-        if _graphics.console_settings('vnc', values)['tls']:
-            self.warn('vnc_tls = 1 in %s: QEMU asks every VNC client on TCP for TLS%s, which noVNC '
-                      'in a browser cannot do, so the console of %s will fail to connect. Give '
-                      'these guests a UNIX socket for VNC, or use a VeNCrypt viewer (virt-viewer, '
-                      'gvncviewer) with a client certificate instead.'
-                      % (self.qemu_conf, ' with a client certificate'
-                         if _graphics.console_settings('vnc', values)['verify'] else '',
-                         ', '.join(tcp)))
+        settings = _graphics.console_settings('vnc', values)
+        if settings['tls']:
+            self.warn('vnc_tls = 1 in %s: QEMU asks every VNC client for TLS%s (on TCP and on '
+                      'UNIX sockets alike), which noVNC in a browser cannot do, so the console '
+                      'of %s will fail to connect. The browser console needs VNC without TLS on '
+                      'loopback; with VNC TLS use a VeNCrypt viewer (virt-viewer, gvncviewer) with '
+                      'a client certificate instead.'
+                      % (self.qemu_conf, ' with a client certificate' if settings['verify'] else '',
+                         ', '.join(names)))
 
     def _not_running(self, name):
         try:
