@@ -161,5 +161,7 @@ stress-daemon: setup collection-link
 # `make integration`.
 console: collection-link
 	@KVMOPS_TESTBED_BROWSER=1 testbed/setup.sh
+	@testbed/setup_podman.sh
 	$(PYTEST) tests/integration/test_console_browser.py tests/integration/test_console_vencrypt.py \
+		tests/integration/test_console_role.py \
 		-q -m console --durations=10 --junitxml=.build/reports/console.xml

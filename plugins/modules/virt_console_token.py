@@ -86,7 +86,7 @@ attributes:
     support: full
     details: Changes nothing while the tokens are valid for more than O(renew_before) seconds and nothing expired.
 notes:
-  - Must run on the hypervisor itself (O(uri) without a host part): the tokens are files of the host that runs websockify.
+  - Must run on the hypervisor itself (O(uri) without a host part), as the tokens are files of the host that runs websockify.
   - A token is a credential for its lifetime; whoever has the URL reaches the guest's console through websockify.
     Keep websockify on 127.0.0.1 and reach it through SSH, or on a public address only with TLS (kvm_host_console_tls).
   - noVNC cannot present a client certificate, so on a host whose C(qemu.conf) turns VNC TLS on (C(vnc_tls), which
@@ -94,7 +94,7 @@ notes:
 seealso:
   - module: kvmops.hypervisor.vnc_listen
   - name: websockify token plugins
-    description: The TokenFile syntax (C(TOKEN<colon> HOST<colon>PORT) lines) that the token files use.
+    description: The TokenFile syntax (one C(TOKEN, colon, HOST, colon, PORT) line per token) that the token files use.
     link: https://github.com/novnc/websockify/blob/master/docs/websockify.1
 '''
 

@@ -227,7 +227,6 @@ def test_vencrypt_x509_capture_with_and_without_a_client_certificate(tls_guests,
     forged = _gvnccapture(_home(g['base'], 'home-forged', bundle=other), port, str(refused))
     assert 'Unable to connect' in forged.stdout and not refused.exists(), forged.stdout[-3000:]
 
-
     # What libvirt 9.0 does with vnc_tls = 1 for a guest whose VNC is a UNIX socket (it decides
     # whether the browser console, websockify on the socket, works on a host with VNC TLS).
     cmd = g['window']['sock_cmdline']

@@ -207,9 +207,9 @@ class Clock(object):
 
 
 def _manager(conn, token_dir, clock=None, check=False, diff=True, **kw):
-    return _console_manager.ConsoleTokenManager(conn, _params(token_dir, **kw), check_mode=check, diff_mode=diff,
-                          clock=clock or Clock(), qemu_conf='/nonexistent',
-                          new_token=lambda: 'T%042d' % next(COUNTER))
+    return _console_manager.ConsoleTokenManager(
+        conn, _params(token_dir, **kw), check_mode=check, diff_mode=diff, clock=clock or Clock(),
+        qemu_conf='/nonexistent', new_token=lambda: 'T%042d' % next(COUNTER))
 
 
 def test_check_mode_then_real_then_idempotent_then_absent(conn, token_dir):
@@ -349,7 +349,7 @@ def test_warns_when_qemu_conf_turns_vnc_tls_on(conn, token_dir, tmp_path):
     conf.write_text('vnc_tls = 1\nvnc_tls_x509_verify = 1\n')
     warnings = []
     m = _console_manager.ConsoleTokenManager(conn, _params(token_dir), warn=warnings.append,
-                                     qemu_conf=str(conf))
+                                             qemu_conf=str(conf))
     m.run()
     assert len(warnings) == 1 and 'noVNC' in warnings[0] and 'u-vm1' in warnings[0]
 
@@ -358,6 +358,6 @@ def test_real_tokens_are_random_and_url_safe(conn, token_dir):
     conn.guest('u-vm1')
     conn.guest('u-vm2', port=5912)
     m = _console_manager.ConsoleTokenManager(conn, _params(token_dir, domains=['u-vm1', 'u-vm2']),
-                                     qemu_conf='/nonexistent')
+                                             qemu_conf='/nonexistent')
     toks = [c['token'] for c in m.run()['consoles']]
     assert len(set(toks)) == 2 and all(_tokens.TOKEN_RE.match(t) and len(t) == 43 for t in toks)
