@@ -68,7 +68,9 @@ def test_console_unit_in_a_systemd_hypervisor(tmp_path):
     image = containers.image('hypervisor')
     with containers.running(image, 'kvmops-t-console-role-') as name:
         inventory = containers.write_inventory(str(tmp_path / 'inv.json'), name)
-        play = _play(tmp_path, hosts='hypervisors', facts=True, kvm_host_console=True)
+        # the image's apt lists are as old as the image: ask apt for fresh ones
+        play = _play(tmp_path, hosts='hypervisors', facts=True, kvm_host_console=True,
+                     kvm_host_apt_cache_valid_time=1)
         doc = ansible_run.run_playbook(play, inventory=inventory, timeout=900)
         assert doc['_rc'] == 0, (_failure(doc), doc['_stderr'][-3000:])
 
@@ -92,6 +94,7 @@ def test_console_unit_in_a_systemd_hypervisor(tmp_path):
         assert "Token '%s' not found" % ('q' * 43) in sh('journalctl -u kvmops-console --no-pager'), \
             sh('journalctl -u kvmops-console --no-pager -n 30')
 
+        play = _play(tmp_path, hosts='hypervisors', facts=True, kvm_host_console=True)
         again = ansible_run.run_playbook(play, inventory=inventory, timeout=900)
         changed = [t['task']['name'] for p in again['plays'] for t in p['tasks']
                    for h in t['hosts'].values() if h.get('changed')]
