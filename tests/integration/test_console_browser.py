@@ -67,6 +67,8 @@ def role_command(**overrides):
     text = values['kvm_host_console_command']
     for dummy in range(3):     # nested variables
         text = env.from_string(text).render(**values)
+    # one line: the unit's ExecStart must not be cut by a newline of YAML's folding
+    assert '\n' not in text.strip(), repr(text)
     return text.split()
 
 
