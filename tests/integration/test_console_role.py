@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from support import ansible_run, containers, paths
+from support import ansible_run, containers
 
 PLAY = [{'hosts': '{hosts}', 'gather_facts': '{facts}', 'tasks': [{
     'name': 'console', 'ansible.builtin.include_role': {
@@ -86,8 +86,7 @@ def test_console_unit_in_a_systemd_hypervisor(tmp_path):
         probe = tmp_path / 'probe.py'
         probe.write_text(PROBE)
         assert containers.podman_exec(name, 'true').returncode == 0
-        copy = subprocess.run(['podman', 'cp', str(probe), name + ':/tmp/probe.py'],
-                                         check=False)
+        copy = subprocess.run(['podman', 'cp', str(probe), name + ':/tmp/probe.py'], check=False)
         assert copy.returncode == 0
         out = sh('python3 /tmp/probe.py 6080')
         assert 'vnc.html 200 True' in out and "unknown token answer b''" in out, out
