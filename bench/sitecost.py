@@ -210,9 +210,8 @@ def section(data):
             row = reruns[0]['tasks'][i]
             if set(row['status']) == {'skipped'} or not row['status']:
                 continue
-            lines.append('| %s | %s | %.2f |' % (row['task'].replace('|', '/'), row['action'],
-                                                  statistics.median(r['tasks'][i]['cpu']
-                                                                    for r in reruns)))
+            cpu = statistics.median(r['tasks'][i]['cpu'] for r in reruns)
+            lines.append('| %s | %s | %.2f |' % (row['task'].replace('|', '/'), row['action'], cpu))
         lines.append('')
     lines.append('<!-- /section:sitecost -->')
     return '\n'.join(lines)
