@@ -139,7 +139,7 @@ def _failure_text(doc):
 
 
 def run_playbook(playbook, extra_vars=None, check=False, inventory=None, env=None,
-                 timeout=900, allow_fail=False):
+                 timeout=900, allow_fail=False, diff=False):
     """Run ansible-playbook; return (wall seconds, counts dict, json document)."""
     cmd = [os.path.join(VENV, 'bin', 'ansible-playbook')]
     if inventory:
@@ -151,6 +151,8 @@ def run_playbook(playbook, extra_vars=None, check=False, inventory=None, env=Non
         cmd += ['-e', '@' + extra_vars]
     if check:
         cmd.append('--check')
+    if diff:
+        cmd.append('--diff')
     t0, c0 = time.perf_counter(), _children_cpu()
     proc = subprocess.run(cmd, env=ansible_env(env), stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, universal_newlines=True, timeout=timeout,

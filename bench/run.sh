@@ -6,6 +6,8 @@
 #   BENCH_CASES    which cases to run (default "1 3 4 5 6 7 8 9"; case 2 is measured inside
 #                  case 1; 7-9 are the many-guests cases of bench/many.py)
 #                  "fleet": site.yml on 1 vs 3 podman hypervisors, bench/fleet.py, BENCH_FLEET_REPS
+#                  "sitecost": site.yml re-run, --check --diff and a ping play per task (CPU
+#                  seconds), 1 and 10 guests, bench/sitecost.py (BENCH_SITE_GUESTS, BENCH_SITE_REPS)
 #                  "inventory": libvirt_guests over 10/50/200 test-driver hypervisors vs
 #                  community.libvirt's inventory, bench/inventory.py (BENCH_INVENTORY_SIZES)
 #                  "migration": virt_migrate vs virsh migrate --live --p2p between two podman
@@ -72,6 +74,12 @@ for c in $cases; do
   if [ "$c" = fleet ]; then
     # Its hypervisors are containers with their own libvirtd: a shared lock is enough.
     "$lock" shared "$py" bench/fleet.py || failed="$failed $c"
+    continue
+  fi
+  if [ "$c" = sitecost ]; then
+    # site.yml re-run / --check --diff per task (issue 33); qemu.conf edits go to a copy, no
+    # libvirtd restart: a shared lock is enough. Writes its own section of results.md.
+    "$lock" shared "$py" bench/sitecost.py || failed="$failed $c"
     continue
   fi
   if [ "$c" = inventory ]; then

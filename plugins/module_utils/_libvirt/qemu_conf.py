@@ -41,6 +41,7 @@ _ALPHA = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'
 _NAME_CHARS = _ALPHA + _DIGITS + '_'
 _BLANKS = ' \t'
 _EOL = '\r\n'
+_EOL_RE = re.compile('[\r\n]')
 UINT_MAX = 4294967295
 
 
@@ -103,8 +104,10 @@ class _Parser(object):
             self.i += 1
 
     def skip_to_eol(self):
-        while self.i < self.n and self.text[self.i] not in _EOL:
-            self.i += 1
+        # one C-level search instead of a Python step per character (qemu.conf is mostly
+        # comment lines: this loop was most of kvm_capability_facts' own parse time)
+        m = _EOL_RE.search(self.text, self.i)
+        self.i = m.start() if m else self.n
 
     def parse_string(self):
         t = self.text
