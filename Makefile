@@ -67,7 +67,8 @@ molecule: setup collection-link
 	$(MAKE) --no-print-directory molecule-fleet
 
 # Three hypervisors in podman containers, each with its own libvirtd: this machine's libvirtd
-# is not touched, so no test-bed lock. The first run builds the image (~2-3 min, then cached).
+# is not touched, so no test-bed lock. The first run builds the images, Debian 12 and 13 side
+# by side (~3-6 min, then cached).
 molecule-fleet: setup collection-link
 	@testbed/setup_podman.sh
 	molecule test -s fleet

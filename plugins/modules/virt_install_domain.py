@@ -467,7 +467,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._module.runner import run_manager
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import argspec as dargspec
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import features as _features
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.features import base as _features
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.manager import GuestManager
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import options as _options
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import console_hint

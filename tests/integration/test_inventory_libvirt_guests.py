@@ -4,11 +4,13 @@ the plugin lists it with that address, its state and tag groups, a stopped guest
 shutoff group, a hypervisor that cannot be reached gives a warning while the others are listed,
 and the cache answers until it is flushed. (The fleet scenario lists three remote
 hypervisors' guests over qemu+ssh, with the ProxyJump.)"""
+import contextlib
 import json
 import os
 import re
 import subprocess
 
+import libvirt
 import pytest
 import yaml
 
@@ -31,9 +33,13 @@ def plain(value):
     return value
 
 
+def _env():
+    return dict(os.environ, ANSIBLE_COLLECTIONS_PATH=paths.COLLECTIONS_DIR, ANSIBLE_NOCOLOR='1',
+                ANSIBLE_INVENTORY_UNPARSED_FAILED='1')
+
+
 def ansible_inventory(config, *extra):
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=paths.COLLECTIONS_DIR, ANSIBLE_NOCOLOR='1',
-               ANSIBLE_INVENTORY_UNPARSED_FAILED='1')
+    env = _env()
     proc = subprocess.run([os.path.join(paths.VENV, 'bin', 'ansible-inventory'), '-i', config, '--list']
                           + list(extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, env=env, timeout=180, check=False)
@@ -41,18 +47,51 @@ def ansible_inventory(config, *extra):
     return plain(json.loads(proc.stdout)), proc.stderr
 
 
+def flushed_inventory(config, tmp_path):
+    """The listing after a cache flush. ansible-inventory has --flush-cache from ansible-core
+    2.19 on; on 2.17 and 2.18 only ansible-playbook has it (it parses the inventory with the
+    cache off and writes the cache anew), so a play that does nothing flushes, and
+    ansible-inventory then lists from the new cache."""
+    inventory = os.path.join(paths.VENV, 'bin', 'ansible-inventory')
+    helps = subprocess.run([inventory, '--help'], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                           universal_newlines=True, env=_env(), timeout=120, check=True).stdout
+    if '--flush-cache' in helps:
+        return ansible_inventory(config, '--flush-cache')[0]
+    play = str(tmp_path / 'noop.yml')
+    with open(play, 'w') as f:
+        yaml.safe_dump([{'hosts': 'localhost', 'gather_facts': False, 'tasks': []}], f)
+    proc = subprocess.run([os.path.join(paths.VENV, 'bin', 'ansible-playbook'), '-i', config, '--flush-cache',
+                           play], stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                          env=_env(), timeout=180, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return ansible_inventory(config)[0]
+
+
 @pytest.fixture
 def lease_network(conn, prefix):
-    """An isolated network with DHCP, on a /24 no other network of this machine uses."""
-    used = set(re.findall(r"address='(\d+\.\d+\.\d+)\.", ''.join(n.XMLDesc(0) for n in conn.listAllNetworks())))
-    third = [i for i in range(30, 250) if '10.218.%d' % i not in used][0]
-    net = '10.218.%d' % third
+    """An isolated network with DHCP, on a /24 and a bridge no other network of this machine
+    uses. Another test (another run of this file, too) may pick the same free /24 at the same
+    moment: libvirt refuses the second definition, and the next free one is tried."""
     name = prefix + 'net'
-    conn.networkDefineXML(
-        "<network><name>{name}</name><bridge name='kv17i{t}'/>"
-        "<ip address='{net}.1' netmask='255.255.255.0'><dhcp><range start='{net}.10' end='{net}.50'/></dhcp></ip>"
-        "</network>".format(name=name, t=third, net=net)).create()
-    return name
+    for third in range(30, 250):
+        xmls = ''.join(n.XMLDesc(0) for n in conn.listAllNetworks())
+        net = '10.218.%d' % third
+        bridge = 'kv17i%d' % third
+        if "address='%s." % net in xmls or "'%s'" % bridge in xmls or os.path.exists('/sys/class/net/' + bridge):
+            continue
+        try:
+            conn.networkDefineXML(
+                "<network><name>{name}</name><bridge name='{bridge}'/>"
+                "<ip address='{net}.1' netmask='255.255.255.0'><dhcp><range start='{net}.10' end='{net}.50'/></dhcp></ip>"
+                "</network>".format(name=name, bridge=bridge, net=net)).create()
+        except libvirt.libvirtError as exc:
+            if 'in use' not in str(exc) and 'overlap' not in str(exc):
+                raise
+            with contextlib.suppress(libvirt.libvirtError):
+                conn.networkLookupByName(name).undefine()
+            continue
+        return name
+    raise AssertionError('no free 10.218.x.0/24 network for the test')
 
 
 def test_lists_guests_with_lease_addresses_state_and_tags(conn, prefix, tiny, image_dir, lease_network, tmp_path):
@@ -106,7 +145,7 @@ def test_lists_guests_with_lease_addresses_state_and_tags(conn, prefix, tiny, im
     web.destroy()
     cached = ansible_inventory(config, '--export')[0]
     assert cached['_meta']['hostvars'][prefix + 'web']['libvirt_state'] == 'running'
-    fresh = ansible_inventory(config, '--flush-cache')[0]
+    fresh = flushed_inventory(config, tmp_path)
     assert fresh['_meta']['hostvars'][prefix + 'web']['libvirt_state'] == 'shutoff'
 
     # Another selection is another listing: the cache of the old name_pattern is not served

@@ -16,6 +16,8 @@ import time
 
 import pytest
 
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import media
+
 from support import paths
 from support.sshd import free_port
 from support.ansible_run import run_playbook
@@ -43,18 +45,29 @@ def serve(directory):
         proc.wait(10)
 
 
-def host_snapshot(conn):
-    """What site.yml could change on this host, read without the collection."""
+# The networks site.yml's kvm_host manages with the demo inventory (kvm_host_default_network_name;
+# the host-bridge network only exists with a bridge configured, which the demo does not).
+SITE_NETWORKS = ('default',)
+
+
+def host_snapshot(conn, prefix, location):
+    """What site.yml could change on this host, read without the collection: only what this
+    test's play names or would make (the shared libvirtd and SELinux store see other tests'
+    networks and rules come and go meanwhile; those are not this play's doing)."""
+    mine = prefix.rstrip('-')
     with open('/etc/libvirt/qemu.conf', 'rb') as f:
         qemu_conf = f.read()
-    nets = {n.name(): (n.isActive(), n.autostart()) for n in conn.listAllNetworks()}
+    nets = {n.name(): (n.isActive(), n.autostart()) for n in conn.listAllNetworks()
+            if n.name() in SITE_NETWORKS or n.name().startswith(mine)}
     rules = subprocess.run(['semanage', 'fcontext', '-l', '-C'], stdout=subprocess.PIPE,
                            stderr=subprocess.DEVNULL, universal_newlines=True, check=False).stdout
-    cache = '/var/lib/libvirt/boot/kvmops'
-    cached = sorted(os.listdir(cache)) if os.path.isdir(cache) else []
+    rules = [line for line in rules.splitlines() if mine in line]
+    # the install cache entry of this test's install tree (its URL names a port of its own)
+    entry = media.cache_path(None, *media.classify_location(location), arch='x86_64')
     kvm = os.stat('/dev/kvm') if os.path.exists('/dev/kvm') else None
     return {'qemu.conf': qemu_conf, 'networks': nets, 'selinux rules': rules,
-            'install cache': cached, 'dev kvm': (kvm.st_mode, kvm.st_gid) if kvm else None}
+            'install cache entry': os.path.exists(entry),
+            'dev kvm': (kvm.st_mode, kvm.st_gid) if kvm else None}
 
 
 def stats(doc):
@@ -73,10 +86,11 @@ def test_site_check_mode_on_a_clean_host_fails_nothing_and_changes_nothing(conn,
     demo_guest = prefix + 'demo'                 # its disk goes there: cannot be checked yet
     other_guest = prefix + 'other'               # its disk goes to an existing directory
     pool = prefix + 'pool'
-    before = host_snapshot(conn)
     with serve(tiny['tree_rhel']) as port:
+        location = 'http://127.0.0.1:%d/' % port
+        before = host_snapshot(conn, prefix, location)
         guest = {'memory': 256, 'os_variant': 'linux', 'graphics': {'type': 'vnc'},
-                 'install': {'location': 'http://127.0.0.1:%d/' % port,
+                 'install': {'location': location,
                              'extra_args': 'console=ttyS0 kvmops.dhcp=1'}}
         doc = run_playbook(SITE, inventory=DEMO_INVENTORY, check=True, extra_vars={
             'image_storage_dir': new_dir, 'image_storage_pool_name': pool,
@@ -106,7 +120,8 @@ def test_site_check_mode_on_a_clean_host_fails_nothing_and_changes_nothing(conn,
     names = [d.name() for d in conn.listAllDomains()]
     assert demo_guest not in names and other_guest not in names
     assert pool not in [p.name() for p in conn.listAllStoragePools()]
-    after = host_snapshot(conn)
+    after = host_snapshot(conn, prefix, location)
+    assert before['install cache entry'] is False
     for key in before:
         assert after[key] == before[key], key
 

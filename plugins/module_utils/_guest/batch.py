@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import argspec as dargspec
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import features as _features
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.features import base as _features
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import manager as dman
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import options as _options
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import preflight as _preflight

@@ -49,7 +49,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import re
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import space as _space
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.device_defaults import (
     LIBOSINFO_NS)
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.features import Feature
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.features.base import Feature
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.manager import DomainError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import disk_targets
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util

@@ -32,7 +32,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import re
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import seed as _seed
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._cloud import seed_store as _store
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors import KvmopsError
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.features import Feature
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.features.base import Feature
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.manager import DomainError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import addresses as _addr
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util

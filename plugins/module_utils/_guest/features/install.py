@@ -34,7 +34,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._install import 
     durations as _durations)
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import masking as _masking
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import qemu_access as _access
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.features import Feature
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.features.base import Feature
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.manager import DomainError
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connection import libvirt  # None without libvirt-python
 

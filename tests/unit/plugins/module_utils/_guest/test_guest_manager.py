@@ -13,7 +13,7 @@ libvirt = pytest.importorskip('libvirt')
 
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import manager as M  # noqa: E402
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import host as H  # noqa: E402
-from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.features import Feature  # noqa: E402
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest.features.base import Feature  # noqa: E402
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._guest import argspec as A  # noqa: E402
 
 GIB = 1024 ** 3
