@@ -12,6 +12,8 @@ from this machine as controller (`make remote-access`, minutes; not in `make tes
 - expiry: certificates issued for 1 day show in the report (libvirt_pki_certificates) with
   about a day left; the next run with the usual lifetime renews them, TLS works again with
   the new certificate served, and libvirtd was not restarted (virt-admin server-update-tls);
+- the firewall: libvirt's TLS port 16514/tcp opened with iptables (comment "kvmops libvirt
+  TLS"; the containers run no firewalld), not in check mode;
 - a re-run changes nothing.
 Traffic goes only to the containers' podman addresses.
 """
@@ -87,7 +89,10 @@ class Fleet(object):
         self.runs += 1
         play = [{'hosts': 'hypervisors', 'gather_facts': False,
                  'vars': dict({'libvirt_pki_controller_dir': self.controller_dir,
-                               'libvirt_pki_organization': ORG}, **extra),
+                               'libvirt_pki_organization': ORG,
+                               # no iptables-persistent in the image; kvm_host's
+                               # firewall_persist.yml has its own tests
+                               'libvirt_pki_firewall_persist': False}, **extra),
                  'roles': ['kvmops.hypervisor.libvirt_pki']}]
         playbook = os.path.join(self.tmp, 'play%d.yml' % self.runs)
         with open(playbook, 'w') as f:
@@ -149,6 +154,7 @@ def test_check_mode_on_fresh_hosts_creates_nothing(fleet):
             assert fleet.exec(name, 'test', '-e', path).returncode != 0, (name, path)
         assert 'tls_allowed_dn_list =' not in fleet.exec(name, 'cat',
                                                          '/etc/libvirt/libvirtd.conf').stdout
+        assert 'kvmops libvirt TLS' not in fleet.exec(name, 'iptables', '-S', 'INPUT').stdout
 
 
 def test_one_day_certificates_are_reported(fleet):
@@ -161,6 +167,9 @@ def test_one_day_certificates_are_reported(fleet):
                               '/etc/pki/libvirt-vnc/server-cert.pem'}, certs
         assert 0.9 < certs['/etc/pki/libvirt/servercert.pem']['days_left'] <= 1.05, certs
         assert certs['/etc/pki/CA/cacert.pem']['days_left'] > 3000
+        rules = fleet.exec(name, 'iptables', '-S', 'INPUT').stdout
+        assert any('--dport 16514' in r and 'kvmops libvirt TLS' in r and '-j ACCEPT' in r
+                   for r in rules.splitlines()), rules
     assert _virsh(fleet.uri(fleet.names[0], fleet.client_dir), 'list').returncode == 0
 
 
