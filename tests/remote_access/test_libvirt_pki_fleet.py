@@ -236,8 +236,13 @@ def test_virt_pki_validate_passes_on_each_host(fleet):
 
 def test_renewal_restarts_nothing_and_tls_works_again(fleet):
     name = fleet.names[0]
+    # Debian's libvirtd exits after 120 s without clients (--timeout 120) and a converge takes
+    # minutes here: hold a client connection so that MainPID changes only if the role restarts it.
+    subprocess.run(['podman', 'exec', '-d', name, 'virsh', 'event', '--all', '--loop'], check=True,
+                   stdout=subprocess.DEVNULL, timeout=60)
     pid_before = fleet.exec(name, 'systemctl', 'show', '-p', 'MainPID', '--value',
                             'libvirtd').stdout.strip()
+    assert pid_before not in ('', '0'), 'libvirtd does not run'
     doc = fleet.run()
     assert doc['_rc'] == 0, failed(doc)
     for host in fleet.names:
