@@ -120,8 +120,17 @@ options:
     default: false
   tls:
     description:
-      - Encrypt the migration stream with TLS (VIR_MIGRATE_TLS). Both hosts need libvirt's migration
-        certificates (C(/etc/pki/qemu)); this module only asks for it.
+      - Encrypt the migration stream (memory and copied disks) with TLS (VIR_MIGRATE_TLS), QEMU to
+        QEMU, each side checking the other's certificate against the CA. Both hosts need QEMU's
+        certificates in C(/etc/pki/qemu) (or qemu.conf's C(migrate_tls_x509_cert_dir)) - the source
+        C(ca-cert.pem), C(client-cert.pem), C(client-key.pem), the target C(ca-cert.pem),
+        C(server-cert.pem), C(server-key.pem); the role C(kvmops.hypervisor.libvirt_pki) makes them all.
+      - Before anything moves (check mode too) the module refuses when the source lacks its files,
+        naming them. The target's files cannot be seen through libvirt; if they are missing, libvirt
+        fails the move before the guest leaves the source, and the message names the fix.
+      - Independent of the transport of O(dest_uri) - C(qemu+tls://hv2/system) (libvirt's own TLS,
+        port 16514) and C(qemu+ssh://) both work.
+      - Applies to a live move; an offline move sends only the definition.
     type: bool
     default: false
   memory_reserve:
@@ -167,6 +176,13 @@ EXAMPLES = r'''
     bandwidth: 200
     timeout: 300
     timeout_action: postcopy
+
+- name: Move vm4 live over libvirt's TLS, the memory stream encrypted too (certificates from libvirt_pki)
+  kvmops.hypervisor.virt_migrate:
+    name: vm4
+    dest_uri: qemu+tls://hv2.example.org/system
+    storage: shared
+    tls: true
 
 - name: Pick the best of two targets, without moving (check mode prints the checks)
   kvmops.hypervisor.virt_migrate:
@@ -259,6 +275,11 @@ refused:
   description: True when no target passed the checks (nothing was tried; RV(checks) says why).
   returned: when the guest cannot move
   type: bool
+missing_tls_files:
+  description: With O(tls=true), QEMU's TLS files the source lacks (the move was refused before anything moved).
+  returned: when tls is refused for missing files
+  type: list
+  elements: str
 cause:
   description: The cause of a failed move, in a few words.
   returned: on a failed move

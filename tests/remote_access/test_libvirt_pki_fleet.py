@@ -12,12 +12,15 @@ from this machine as controller (`make remote-access`, minutes; not in `make tes
 - expiry: certificates issued for 1 day show in the report (libvirt_pki_certificates) with
   about a day left; the next run with the usual lifetime renews them, TLS works again with
   the new certificate served, and libvirtd was not restarted (virt-admin server-update-tls);
+- the firewall: libvirt's TLS port 16514/tcp opened with iptables (comment "kvmops libvirt
+  TLS"; the containers run no firewalld), not in check mode;
 - a re-run changes nothing.
 Traffic goes only to the containers' podman addresses.
 """
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 
@@ -87,7 +90,10 @@ class Fleet(object):
         self.runs += 1
         play = [{'hosts': 'hypervisors', 'gather_facts': False,
                  'vars': dict({'libvirt_pki_controller_dir': self.controller_dir,
-                               'libvirt_pki_organization': ORG}, **extra),
+                               'libvirt_pki_organization': ORG,
+                               # no iptables-persistent in the image; kvm_host's
+                               # firewall_persist.yml has its own tests
+                               'libvirt_pki_firewall_persist': False}, **extra),
                  'roles': ['kvmops.hypervisor.libvirt_pki']}]
         playbook = os.path.join(self.tmp, 'play%d.yml' % self.runs)
         with open(playbook, 'w') as f:
@@ -147,8 +153,10 @@ def test_check_mode_on_fresh_hosts_creates_nothing(fleet):
         for path in ('/etc/pki/CA/cacert.pem', '/etc/pki/libvirt/private/serverkey.pem',
                      '/etc/pki/qemu/server-key.pem'):
             assert fleet.exec(name, 'test', '-e', path).returncode != 0, (name, path)
-        assert 'tls_allowed_dn_list =' not in fleet.exec(name, 'cat',
-                                                         '/etc/libvirt/libvirtd.conf').stdout
+        conf = fleet.exec(name, 'cat', '/etc/libvirt/libvirtd.conf').stdout
+        # (libvirt's commented example "#tls_allowed_dn_list = [...]" stays)
+        assert not re.search(r'^\s*tls_allowed_dn_list\s*=', conf, re.M), conf
+        assert 'kvmops libvirt TLS' not in fleet.exec(name, 'iptables', '-S', 'INPUT').stdout
 
 
 def test_one_day_certificates_are_reported(fleet):
@@ -161,6 +169,9 @@ def test_one_day_certificates_are_reported(fleet):
                               '/etc/pki/libvirt-vnc/server-cert.pem'}, certs
         assert 0.9 < certs['/etc/pki/libvirt/servercert.pem']['days_left'] <= 1.05, certs
         assert certs['/etc/pki/CA/cacert.pem']['days_left'] > 3000
+        rules = fleet.exec(name, 'iptables', '-S', 'INPUT').stdout
+        assert any('--dport 16514' in r and 'kvmops libvirt TLS' in r and '-j ACCEPT' in r
+                   for r in rules.splitlines()), rules
     assert _virsh(fleet.uri(fleet.names[0], fleet.client_dir), 'list').returncode == 0
 
 
@@ -225,8 +236,13 @@ def test_virt_pki_validate_passes_on_each_host(fleet):
 
 def test_renewal_restarts_nothing_and_tls_works_again(fleet):
     name = fleet.names[0]
+    # Debian's libvirtd exits after 120 s without clients (--timeout 120) and a converge takes
+    # minutes here: hold a client connection so that MainPID changes only if the role restarts it.
+    subprocess.run(['podman', 'exec', '-d', name, 'virsh', 'event', '--all', '--loop'], check=True,
+                   stdout=subprocess.DEVNULL, timeout=60)
     pid_before = fleet.exec(name, 'systemctl', 'show', '-p', 'MainPID', '--value',
                             'libvirtd').stdout.strip()
+    assert pid_before not in ('', '0'), 'libvirtd does not run'
     doc = fleet.run()
     assert doc['_rc'] == 0, failed(doc)
     for host in fleet.names:

@@ -37,10 +37,13 @@ def uri(name):
 
 
 @contextlib.contextmanager
-def fleet(count=2, shared=True, prefix='kvmops-t-mig-', volume_prefix='kvmops-t-migvol-'):
+def fleet(count=2, shared=True, prefix='kvmops-t-mig-', volume_prefix='kvmops-t-migvol-',
+          recipe='hypervisor'):
     """count hypervisor containers ready to migrate between each other; yields their names.
-    Containers are named prefix + random, the shared volume volume_prefix + random."""
-    image = containers.image('hypervisor')
+    Containers are named prefix + random, the shared volume volume_prefix + random.
+    recipe: the image (testbed/images/<recipe>.packages); 'pkihost' adds what the libvirt_pki
+    role needs on a host (migration over TLS)."""
+    image = containers.image(recipe)
     volume = None
     extra = []
     if shared:

@@ -24,6 +24,7 @@ from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.errors i
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._common.manager import ManagerBase
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import constants as C
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import domain_devices
+from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import qemu_conf
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt import xml as lxml_util
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.connection import libvirt  # None without libvirt-python
 from ansible_collections.kvmops.hypervisor.plugins.module_utils._libvirt.failure import connection_alive
@@ -39,6 +40,7 @@ LOG_LINES = 6
 # unreachable target never answers (the module's own connection has no keepalive: no event
 # loop), so the probe runs in a thread and gives up.
 ANSWER_TIMEOUT = 15
+QEMU_CONF = '/etc/libvirt/qemu.conf'
 
 
 def _text(exc):
@@ -233,6 +235,8 @@ class MigrateManager(ManagerBase):
                     src.undefine()
                 return self.result(name=name, dest=uri, dest_host=plan.host_of(uri), moved=False, mode='none',
                                    uuid=guest['uuid'], source=self.source_name)
+        if self.spec['tls'] and live:
+            self._check_tls_files()
         source = self.host_facts(self.conn, self.spec['uri'], guest)
         candidates = []
         verdicts = {}
@@ -296,6 +300,26 @@ class MigrateManager(ManagerBase):
                       'you checked the guest on %s' % (self.source_name, name, bool(left.isActive()), target['name']))
         return self.result(moved=True, job=job, state=state, timeout_action_applied=applied,
                            created_volumes=list(self.created_volumes), **base)
+
+    def _check_tls_files(self):
+        """tls: true - the source's QEMU needs its TLS client files: refuse before anything moves
+        (check mode too) when they are missing. The target's files cannot be seen through libvirt;
+        a move that fails on them gets the same fix in its message (_failed_move)."""
+        if not connection_is_local(self.conn):
+            self.warn('tls: true - the source (%s) is not the host this task runs on: its QEMU TLS files '
+                      'are not checked before the move' % self.spec['uri'])
+            return
+        conf = {}
+        try:
+            with open(QEMU_CONF) as f:
+                conf = qemu_conf.values(f.read())
+        except (IOError, OSError, KvmopsError):
+            pass   # unreadable or invalid: libvirt's defaults (the daemon would not run otherwise)
+        directory = plan.tls_dir(conf)
+        missing = [p for p in plan.tls_paths(directory, plan.TLS_CLIENT_FILES) if not os.path.exists(p)]
+        if missing:
+            self._fail(plan.tls_refusal(self.spec['name'], self.source_name, directory, missing),
+                       moved=False, refused=True, missing_tls_files=missing)
 
     # -- storage: copy -----------------------------------------------------------------------
     def _create_target_images(self, src, dconn, guest, target, copy_data):
@@ -430,6 +454,10 @@ class MigrateManager(ManagerBase):
             causes.append('the libvirt daemon on %s went away during the move or does not answer within %ds '
                           '(stopped, killed, paused, or its host unreachable): check it (virsh -c %s version)'
                           % (target['name'], ANSWER_TIMEOUT, target['uri']))
+        if self.spec['tls']:
+            hint = plan.tls_failure_hint(message, target['name'])
+            if hint:
+                causes.append(hint)
         if applied == 'abort':
             causes.append('the migration did not finish within timeout (%ss) and was aborted; raise timeout, '
                           'set bandwidth higher, or use auto_converge / timeout_action: postcopy'

@@ -48,6 +48,16 @@ FLAG_NAMES = [(VIR_MIGRATE_LIVE, 'live'), (VIR_MIGRATE_PEER2PEER, 'peer2peer'),
 PIN_PREFIX = 'pin:'
 ANTI_AFFINITY_PREFIX = 'anti_affinity:'
 
+# QEMU's TLS files for migration (tls: true): libvirt hands QEMU the directory of qemu.conf's
+# migrate_tls_x509_cert_dir, else default_tls_x509_cert_dir, else /etc/pki/qemu. The source's
+# QEMU connects (client files), the target's listens (server files); both check the peer
+# against ca-cert.pem. The libvirt_pki role makes all five on every hypervisor.
+QEMU_TLS_DIR = '/etc/pki/qemu'
+TLS_CLIENT_FILES = ('ca-cert.pem', 'client-cert.pem', 'client-key.pem')
+TLS_SERVER_FILES = ('ca-cert.pem', 'server-cert.pem', 'server-key.pem')
+# What QEMU says when a TLS file is not there (object tls-creds-x509).
+TLS_CREDENTIALS_ERROR = 'Unable to access credentials'
+
 # libvirt's words for "I will not migrate this, the storage is not shared as far as I know".
 VIR_ERR_MIGRATE_UNSAFE = 81
 EOF_MESSAGE = 'End of file while reading data'
@@ -326,6 +336,40 @@ def is_unsafe_refusal(code, message):
     """libvirt refused because it does not know the storage to be shared (peer-to-peer
     migration may hand the error over with another code: the words decide then)."""
     return code == VIR_ERR_MIGRATE_UNSAFE or 'unsafe migration' in (message or '').lower()
+
+
+def tls_dir(conf):
+    """The directory migration TLS reads, from qemu.conf's values (a dict)."""
+    for key in ('migrate_tls_x509_cert_dir', 'default_tls_x509_cert_dir'):
+        value = conf.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return QEMU_TLS_DIR
+
+
+def tls_paths(directory, names):
+    return [os.path.join(directory, n) for n in names]
+
+
+def tls_refusal(guest_name, host, directory, missing):
+    """The message of a tls: true move whose source lacks QEMU's TLS files."""
+    return ('Guest %s cannot move with tls: true, nothing was changed: %s has no %s. With tls: true '
+            "the source's QEMU connects to the target's with TLS and needs %s; the target's needs %s. "
+            'Make them on every hypervisor with the role kvmops.hypervisor.libvirt_pki (or kvm_host with '
+            'kvm_host_pki: true), or move without tls.'
+            % (guest_name, host, ', '.join(missing), ', '.join(tls_paths(directory, TLS_CLIENT_FILES)),
+               ', '.join(tls_paths(directory, TLS_SERVER_FILES))))
+
+
+def tls_failure_hint(message, target_name):
+    """The fix when a tls: true move failed because QEMU could not read a TLS file (on the
+    target: the module cannot look at the target's files before the move), or None."""
+    if TLS_CREDENTIALS_ERROR.lower() not in (message or '').lower():
+        return None
+    return ("QEMU could not read a TLS file for the migration (on %s, the target, unless the source's "
+            "files changed since the check): make the certificates in %s on every hypervisor with the role "
+            'kvmops.hypervisor.libvirt_pki (or kvm_host with kvm_host_pki: true), or move without tls'
+            % (target_name, QEMU_TLS_DIR))
 
 
 def is_eof(message):

@@ -178,3 +178,34 @@ def test_the_package_imports_only_downwards():
             with open(os.path.join(here, name)) as f:
                 for package in re.findall(r'plugins\.module_utils\.(_\w+)', f.read()):
                     assert package in ('_common', '_libvirt', '_host', '_migrate'), (name, package)
+
+
+# -- tls: true -----------------------------------------------------------------------------------
+def test_tls_dir_follows_qemu_conf():
+    assert plan.tls_dir({}) == '/etc/pki/qemu'
+    assert plan.tls_dir({'default_tls_x509_cert_dir': '/srv/pki'}) == '/srv/pki'
+    assert plan.tls_dir({'default_tls_x509_cert_dir': '/srv/pki',
+                         'migrate_tls_x509_cert_dir': '/srv/mig'}) == '/srv/mig'
+    assert plan.tls_dir({'migrate_tls_x509_cert_dir': '  '}) == '/etc/pki/qemu'
+
+
+def test_tls_refusal_names_the_missing_files_and_the_fix():
+    missing = plan.tls_paths('/etc/pki/qemu', ('client-cert.pem', 'client-key.pem'))
+    msg = plan.tls_refusal('vm1', 'hv1', '/etc/pki/qemu', missing)
+    assert 'hv1 has no /etc/pki/qemu/client-cert.pem, /etc/pki/qemu/client-key.pem' in msg
+    assert '/etc/pki/qemu/server-key.pem' in msg and 'libvirt_pki' in msg
+    assert 'kvm_host_pki' in msg and 'nothing was changed' in msg
+
+
+def test_tls_failure_hint_only_for_qemu_credentials_errors():
+    hint = plan.tls_failure_hint('internal error: unable to execute QEMU command \'object-add\': '
+                                 'Unable to access credentials /etc/pki/qemu/server-cert.pem: '
+                                 'No such file or directory', 'hv2')
+    assert 'hv2' in hint and 'libvirt_pki' in hint
+    assert plan.tls_failure_hint('End of file while reading data', 'hv2') is None
+
+
+def test_tls_flag_only_on_a_live_move():
+    s = spec(tls=True)
+    assert 'tls' in plan.flag_names(plan.flags(s, live=True))
+    assert 'tls' not in plan.flag_names(plan.flags(s, live=False))
