@@ -14,9 +14,9 @@ import pytest
 
 from support import containers
 from support.ansible_run import run_playbook
+from support.firewalld import ZONE, ok, services
 
 pytestmark = pytest.mark.remote_access
-ZONE = 'work'          # not firewalld's default zone (public): the zone option is honoured
 
 
 def play(tmp_path, inventory, check=False):
@@ -28,16 +28,6 @@ def play(tmp_path, inventory, check=False):
     return run_playbook(str(path), inventory=inventory, check=check, timeout=600)
 
 
-def ok(doc, name):
-    assert doc['_rc'] == 0 and doc['stats'][name]['failures'] == 0, json.dumps(
-        [(t['task']['name'], h.get('msg')) for p in doc['plays'] for t in p['tasks']
-         for h in t['hosts'].values() if h.get('failed')])[:3000] + doc['_stderr'][-2000:]
-    return doc['stats'][name]
-
-
-def services(name, permanent=False):
-    argv = ['firewall-cmd', '--zone', ZONE, '--list-services'] + (['--permanent'] if permanent else [])
-    return containers.podman_exec(name, *argv).stdout.split()
 
 
 def test_libvirt_tls_port_opened_with_firewalld(tmp_path):
