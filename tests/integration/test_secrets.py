@@ -48,6 +48,8 @@ URL_NAME = re.compile(r'(^|_)(url|uri|location)$')
 NOT_SECRET = {
     'keymap': 'a keyboard layout name',
     'ssh_authorized_keys': 'public SSH keys',
+    'token_dir': 'the directory websockify reads the tokens from (the tokens in it are files '
+                 'of mode 0640, never options)',
 }
 # URL options of the guest core that this file does not exercise yet, and why (issue 26: the
 # guest core's own URL handling, masked by another branch).
@@ -517,6 +519,9 @@ def _url_play(prefix, image_dir, url, uri):
                                      'repository': os.path.join(image_dir, 'repo')}),
         task('virt_migrate', {'uri': uri, 'name': prefix + 'dom', 'storage': 'shared',
                               'dest_uri': uri}),
+        # url: where the browser reaches noVNC; it ends in every token's address in the result
+        task('virt_console_token', {'uri': uri, 'domains': [prefix + 'dom'], 'url': url,
+                                    'token_dir': os.path.join(image_dir, 'tokens')}),
         task('virt_install_domain', {'name': prefix + 'loc', 'memory': 128, 'virt_type': 'qemu',
                                      'os_variant': 'linux', 'networks': [],
                                      'disks': [{'path': disk, 'size': 1}],
