@@ -28,8 +28,6 @@ def play(tmp_path, inventory, check=False):
     return run_playbook(str(path), inventory=inventory, check=check, timeout=600)
 
 
-
-
 def test_libvirt_tls_port_opened_with_firewalld(tmp_path):
     if not shutil.which('podman'):
         pytest.skip('podman is not installed (testbed/setup_podman.sh installs it)')

@@ -31,8 +31,6 @@ def play(tmp_path, inventory, listen, check=False):
     return run_playbook(str(path), inventory=inventory, check=check, diff=True, timeout=600)
 
 
-
-
 def nft_has_range(name):
     """The kernel's ruleset (through python3-nftables, which firewalld uses; no nft CLI)."""
     script = ('import nftables; n = nftables.Nftables(); rc, out, err = n.cmd("list ruleset"); '
