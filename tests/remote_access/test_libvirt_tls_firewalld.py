@@ -8,13 +8,12 @@ container's netfilter tables are its own: this machine's firewall is never touch
 The iptables branch is checked by test_libvirt_pki_fleet.py (make remote-access).
 """
 import json
-import shutil
 
 import pytest
 
 from support import containers
 from support.ansible_run import run_playbook
-from support.firewalld import ZONE, ok, services
+from support.firewalld import ZONE, firewalld_host, ok, services
 
 pytestmark = pytest.mark.remote_access
 
@@ -29,16 +28,7 @@ def play(tmp_path, inventory, check=False):
 
 
 def test_libvirt_tls_port_opened_with_firewalld(tmp_path):
-    if not shutil.which('podman'):
-        pytest.skip('podman is not installed (testbed/setup_podman.sh installs it)')
-    image = containers.image('trixiehost')
-    with containers.running(image, 'kvmops-t-pkitls-fwd-', boot_timeout=300) as name:
-        assert containers.podman_exec(name, 'systemctl', 'start', 'firewalld').returncode == 0
-        assert containers.podman_exec(name, 'firewall-cmd', '--state').stdout.strip() == 'running'
-        for extra in ([], ['--permanent']):
-            assert containers.podman_exec(name, 'firewall-cmd', '--zone', ZONE, '--change-interface',
-                                          'eth0', *extra).returncode == 0
-        inventory = containers.write_inventory(str(tmp_path / 'inventory.json'), name)
+    with firewalld_host(tmp_path, 'kvmops-t-pkitls-fwd-') as (name, inventory):
 
         stats = ok(play(tmp_path, inventory, check=True), name)
         assert stats['changed'] > 0

@@ -8,13 +8,12 @@ it again; check mode changes nothing on the way. The container's netfilter table
 own: this machine's firewall is never touched. make trixie.
 """
 import json
-import shutil
 
 import pytest
 
 from support import containers
 from support.ansible_run import run_playbook
-from support.firewalld import ZONE, ok, services
+from support.firewalld import ZONE, firewalld_host, ok, services
 
 pytestmark = pytest.mark.trixie
 
@@ -41,19 +40,7 @@ def nft_has_range(name):
 
 
 def test_vnc_range_opened_in_the_zone_and_closed_again(tmp_path):
-    if not shutil.which('podman'):
-        pytest.skip('podman is not installed (testbed/setup_podman.sh installs it)')
-    image = containers.image('trixiehost')
-    with containers.running(image, 'kvmops-t-firewalld-', boot_timeout=300) as name:
-        assert containers.podman_exec(name, 'systemctl', 'start', 'firewalld').returncode == 0
-        assert containers.podman_exec(name, 'firewall-cmd', '--state').stdout.strip() == 'running'
-        # the zone is active (firewalld writes kernel rules for active zones only): eth0 in
-        # it, permanently as an admin would (the role's first definition of kvmops-vnc reloads
-        # firewalld, which drops runtime-only changes)
-        for extra in ([], ['--permanent']):
-            assert containers.podman_exec(name, 'firewall-cmd', '--zone', ZONE, '--change-interface',
-                                          'eth0', *extra).returncode == 0
-        inventory = containers.write_inventory(str(tmp_path / 'inventory.json'), name)
+    with firewalld_host(tmp_path, 'kvmops-t-firewalld-') as (name, inventory):
 
         # check mode: predicts, changes nothing
         stats = ok(play(tmp_path, inventory, '0.0.0.0', check=True), name)
